@@ -1,0 +1,56 @@
+# One entry point for a newcomer: `make demo` and `make test` do all the set-up they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup demo down status test test-unit lint format typecheck bench lock clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python 3.11+ is required: install it and run make again")'
+	@command -v java >/dev/null || { echo "error: java not found: install a Java 17 JDK (Debian: apt-get install openjdk-17-jdk-headless)"; exit 2; }
+	@command -v mvn >/dev/null || { echo "error: mvn not found: install Maven 3.8+ (Debian: apt-get install maven)"; exit 2; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip==26.3"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)  ## Python venv + pinned packages + JVM jars (idempotent)
+	$(BIN)/lakehouse setup
+
+demo: setup  ## The whole path on the local stack; leaves the stack up
+	$(BIN)/lakehouse demo
+
+down:  ## Stop the local stack
+	@test -x $(BIN)/lakehouse && $(BIN)/lakehouse stack down || true
+
+status:
+	$(BIN)/lakehouse stack status
+
+test: setup  ## Lint, types, then the whole suite (starts its own stack on separate ports)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+test-unit: setup
+	$(BIN)/pytest tests/unit tests/dags
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+bench: setup  ## Benchmarks; results go to docs/benchmarks.md
+	$(BIN)/python -m lakehouse.scripts.bench
+
+lock:  ## Re-resolve the pins in a clean venv and rewrite constraints.txt
+	rm -rf /tmp/lakehouse-lock && $(PYTHON) -m venv /tmp/lakehouse-lock
+	/tmp/lakehouse-lock/bin/pip install --quiet ".[dev]"
+	/tmp/lakehouse-lock/bin/pip freeze --exclude lakehouse > constraints.txt
+
+clean: down
+	rm -rf .lakehouse $(VENV)

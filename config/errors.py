@@ -1,0 +1,16 @@
+"""The error every lakehouse failure derives from, and configuration errors."""
+
+from __future__ import annotations
+
+
+class LakehouseError(Exception):
+    """A failure the user can act on; its message names the file, key, topic or table and the fix."""
+
+
+class ConfigError(LakehouseError):
+    """Configuration is missing or invalid. Lists every problem found, each with its file and key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        joined = "\n  - ".join(problems)
+        super().__init__(f"invalid configuration ({len(problems)} problem(s)):\n  - {joined}")

@@ -1,0 +1,206 @@
+"""Environment settings: where data lives, which Kafka, Spark and PostgreSQL to use.
+
+One YAML file per environment under ``config/environments/`` (``local``, ``cluster``, ``databricks``), chosen by
+``LAKEHOUSE_ENV``. Values may reference the process environment as ``${VAR}`` or ``${VAR:-default}``; that is
+the only way secrets enter, so nothing secret is ever stored in the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lakehouse.config.errors import ConfigError
+
+CONFIG_DIR_ENV = "LAKEHOUSE_CONFIG_DIR"
+ENVIRONMENT_ENV = "LAKEHOUSE_ENV"
+HOME_ENV = "LAKEHOUSE_HOME"
+_PLACEHOLDER = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SECRET_KEY = re.compile(r"password|secret|token|jaas|credential", re.IGNORECASE)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageSettings(_Model):
+    """Roots of the Delta lake and of the streaming checkpoints (local paths, s3a://, abfss://, dbfs:/)."""
+
+    lake_root: str
+    checkpoint_root: str
+
+    def table_path(self, layer: str, name: str) -> str:
+        """Location of a Delta table, e.g. ``table_path("silver", "orders")``."""
+        return f"{self.lake_root.rstrip('/')}/{layer}/{name}"
+
+    def checkpoint_path(self, query_name: str) -> str:
+        """Checkpoint location of a streaming query."""
+        return f"{self.checkpoint_root.rstrip('/')}/{query_name}"
+
+
+class KafkaSettings(_Model):
+    """Broker addresses, topic defaults and extra client properties (security, SASL) shared by every client."""
+
+    bootstrap_servers: str
+    topic_partitions: int = Field(ge=1)
+    topic_replication: int = Field(ge=1)
+    client: dict[str, str] = Field(default_factory=dict)
+
+
+class SparkSettings(_Model):
+    """Spark master and configuration; ``provided_jars`` means the platform already has Delta and Kafka."""
+
+    master: str
+    conf: dict[str, str] = Field(default_factory=dict)
+    provided_jars: bool = False
+
+
+class PostgresSettings(_Model):
+    """The serving database. An empty ``dsn`` means: the local stack's embedded server."""
+
+    dsn: str = ""
+    embedded_port: int
+    database: str
+
+
+class AirflowSettings(_Model):
+    """Airflow api-server port and metadata database name (on the same PostgreSQL server)."""
+
+    port: int
+    metadata_database: str
+    databricks_conn_id: str = "databricks_default"
+
+
+class LocalStackSettings(_Model):
+    """Ports only the embedded local stack needs."""
+
+    kafka_controller_port: int = 9093
+
+
+class Settings(_Model):
+    """Everything that differs between environments. Code never hard-codes any of it."""
+
+    name: str
+    home: Path
+    storage: StorageSettings
+    kafka: KafkaSettings
+    spark: SparkSettings
+    postgres: PostgresSettings
+    airflow: AirflowSettings
+    local_stack: LocalStackSettings = Field(default_factory=LocalStackSettings)
+
+    @property
+    def kafka_port(self) -> int:
+        """Port of the first bootstrap server."""
+        return int(self.kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+
+    @property
+    def uses_embedded_postgres(self) -> bool:
+        """True when no DSN was given, so the local stack runs its own server."""
+        return not self.postgres.dsn
+
+    def postgres_dsn(self, database: str | None = None) -> str:
+        """libpq URI of the serving database (or of ``database`` on the same server)."""
+        db = database or self.postgres.database
+        if self.postgres.dsn:
+            return _replace_database(self.postgres.dsn, db) if database else self.postgres.dsn
+        return f"postgresql://postgres@127.0.0.1:{self.postgres.embedded_port}/{db}"
+
+
+def _replace_database(dsn: str, database: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(dsn)
+    return url.set(database=database).render_as_string(hide_password=False)
+
+
+def project_root() -> Path | None:
+    """The repository checkout this package runs from, or None when installed as a wheel."""
+    candidate = Path(__file__).resolve().parents[1]
+    return candidate if (candidate / "pyproject.toml").is_file() else None
+
+
+def config_dir() -> Path:
+    """Folder holding environments/, event_types/, contracts/ and marts/ (``LAKEHOUSE_CONFIG_DIR`` overrides)."""
+    override = os.environ.get(CONFIG_DIR_ENV)
+    return Path(override) if override else Path(__file__).resolve().parent
+
+
+def lakehouse_home() -> Path:
+    """Local state folder: jars cache pointers, broker data, embedded Postgres, Airflow home, local lake."""
+    override = os.environ.get(HOME_ENV)
+    if override:
+        return Path(override).resolve()
+    root = project_root()
+    return (root / ".lakehouse") if root else Path.home() / ".lakehouse"
+
+
+def interpolate(value: Any, environ: dict[str, str], where: str, problems: list[str]) -> Any:
+    """Replace ``${VAR}``/``${VAR:-default}`` in every string of a parsed YAML document."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, environ, f"{where}.{k}", problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, environ, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        if name in environ and environ[name] != "":
+            return environ[name]
+        if default is not None:
+            return default
+        problems.append(f"{where}: environment variable {name} is not set (export it, or use ${{{name}:-default}})")
+        return ""
+
+    return _PLACEHOLDER.sub(substitute, value)
+
+
+def load_settings(environment: str | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read, interpolate and validate one environment file; every problem is reported at once."""
+    env = dict(os.environ if environ is None else environ)
+    name = environment or env.get(ENVIRONMENT_ENV, "local")
+    home = Path(env[HOME_ENV]).resolve() if env.get(HOME_ENV) else lakehouse_home()
+    env.setdefault(HOME_ENV, str(home))
+    path = config_dir() / "environments" / f"{name}.yaml"
+    if not path.is_file():
+        available = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ConfigError([f"{path}: no such environment {name!r} (set {ENVIRONMENT_ENV} to one of {available})"])
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from exc
+    problems: list[str] = []
+    resolved = interpolate(raw, env, str(path), problems)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return Settings(home=home, **resolved)
+    except ValidationError as exc:
+        raise ConfigError(
+            [f"{path}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        ) from exc
+
+
+@cache
+def settings() -> Settings:
+    """The settings of the current process's environment (read once)."""
+    return load_settings()
+
+
+def mask(value: str) -> str:
+    """A DSN or URL with its password replaced by ``***``, safe to log."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", value)
+
+
+def masked_mapping(values: dict[str, str]) -> dict[str, str]:
+    """A copy of client properties with every secret-looking value replaced by ``***``."""
+    return {k: ("***" if _SECRET_KEY.search(k) else v) for k, v in values.items()}

@@ -1,0 +1,243 @@
+"""Event-type specs: one YAML file per event type under ``config/event_types/``, one JSON Schema per version.
+
+``load_event_types()`` reads every file, validates it against the models below and the contracts against the
+JSON Schema meta-schema, and reports every problem at once with its file and key. Adding an event type is a
+YAML file and a JSON Schema: no code.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lakehouse.config.errors import ConfigError
+from lakehouse.config.settings import config_dir
+
+ENVELOPE = ("event_id", "event_type", "schema_version", "tenant_id", "event_timestamp")
+_JSON_TO_SPARK = {"string": "string", "integer": "bigint", "number": "double", "boolean": "boolean"}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RangeRule(_Model):
+    """``min <= column <= max`` (either bound optional)."""
+
+    type: Literal["range"]
+    name: str
+    column: str
+    min: float | None = None
+    max: float | None = None
+
+
+class NotNullRule(_Model):
+    """The column is not null."""
+
+    type: Literal["not_null"]
+    name: str
+    column: str
+
+
+class AllowedValuesRule(_Model):
+    """The column is one of ``values``."""
+
+    type: Literal["allowed_values"]
+    name: str
+    column: str
+    values: list[str | int | float]
+
+
+class RegexRule(_Model):
+    """The column matches ``pattern`` (Java regex, as Spark's ``rlike``)."""
+
+    type: Literal["regex"]
+    name: str
+    column: str
+    pattern: str
+
+
+class ExpressionRule(_Model):
+    """A Spark SQL boolean expression over the typed row (cross-field checks)."""
+
+    type: Literal["expression"]
+    name: str
+    expression: str
+
+
+QualityRule = Annotated[
+    RangeRule | NotNullRule | AllowedValuesRule | RegexRule | ExpressionRule, Field(discriminator="type")
+]
+
+
+class Enrichment(_Model):
+    """Left join of reference data: ``on`` columns of the event to the reference table's keys."""
+
+    reference: str
+    on: str
+    columns: list[str]
+
+
+class Tables(_Model):
+    """Delta table names in each layer."""
+
+    bronze: str
+    silver: str
+
+
+class ContractField(_Model):
+    """A top-level field of an event type, merged over all contract versions."""
+
+    name: str
+    spark_type: str
+    required_in: frozenset[int]
+    present_in: frozenset[int]
+    enum: tuple[Any, ...] | None = None
+    pattern: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    min_length: int | None = None
+    is_timestamp: bool = False
+
+
+class EventTypeSpec(_Model):
+    """Everything the pipeline needs to know about one event type."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    topic: str
+    kafka_key: str
+    event_types: list[str] = Field(min_length=1)
+    contracts: dict[int, str] = Field(min_length=1)
+    dedup_key: str = "event_id"
+    partition_by: list[str] = Field(default_factory=lambda: ["tenant_id", "event_date"])
+    quality_rules: list[QualityRule] = Field(default_factory=list)
+    enrich: list[Enrichment] = Field(default_factory=list)
+    tables: Tables
+    max_message_bytes: int = 1_000_000
+    source_file: Path = Path()
+    config_root: Path = Path()
+
+    @model_validator(mode="after")
+    def _rule_names_unique(self) -> EventTypeSpec:
+        names = [rule.name for rule in self.quality_rules]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"quality rule names must be unique, repeated: {duplicates}")
+        return self
+
+    def contract(self, version: int) -> dict[str, Any]:
+        """The parsed JSON Schema of one version."""
+        return self._contracts[version]
+
+    @cached_property
+    def _contracts(self) -> dict[int, dict[str, Any]]:
+        return {v: json.loads((self.config_root / p).read_text()) for v, p in self.contracts.items()}
+
+    @cached_property
+    def fields(self) -> list[ContractField]:
+        """Union of the top-level fields of every version, in first-seen order."""
+        merged: dict[str, dict[str, Any]] = {}
+        for version in sorted(self.contracts):
+            schema = self.contract(version)
+            required = set(schema.get("required", []))
+            for name, prop in schema.get("properties", {}).items():
+                entry = merged.setdefault(name, {"name": name, "required_in": set(), "present_in": set()})
+                entry["present_in"].add(version)
+                if name in required:
+                    entry["required_in"].add(version)
+                json_type = prop.get("type", "string")
+                if isinstance(json_type, list):
+                    json_type = next((t for t in json_type if t != "null"), "string")
+                is_timestamp = prop.get("format") == "date-time"
+                entry["spark_type"] = prop.get("x-spark-type") or (
+                    "timestamp" if is_timestamp else _JSON_TO_SPARK.get(json_type, "string")
+                )
+                entry["is_timestamp"] = is_timestamp
+                if name != "schema_version":
+                    entry["enum"] = tuple(prop["enum"]) if "enum" in prop else entry.get("enum")
+                entry["pattern"] = prop.get("pattern", entry.get("pattern"))
+                entry["minimum"] = prop.get("minimum", entry.get("minimum"))
+                entry["maximum"] = prop.get("maximum", entry.get("maximum"))
+                entry["min_length"] = prop.get("minLength", entry.get("min_length"))
+        return [
+            ContractField(**{**e, "required_in": frozenset(e["required_in"]), "present_in": frozenset(e["present_in"])})
+            for e in merged.values()
+        ]
+
+    @property
+    def versions(self) -> list[int]:
+        """Known schema versions, ascending."""
+        return sorted(self.contracts)
+
+
+def _check_contracts(spec: EventTypeSpec, where: str, problems: list[str]) -> None:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    for version, rel in spec.contracts.items():
+        path = spec.config_root / rel
+        key = f"{where}: contracts.{version}"
+        if not path.is_file():
+            problems.append(f"{key}: contract file {path} does not exist")
+            continue
+        try:
+            schema = json.loads(path.read_text())
+            Draft202012Validator.check_schema(schema)
+        except (json.JSONDecodeError, SchemaError) as exc:
+            problems.append(f"{key}: {path} is not a valid JSON Schema: {str(exc).splitlines()[0]}")
+            continue
+        properties = schema.get("properties", {})
+        missing = [name for name in ENVELOPE if name not in properties]
+        if missing:
+            problems.append(f"{key}: {path} lacks envelope field(s) {missing}")
+        for column in {spec.kafka_key, spec.dedup_key} - set(properties):
+            problems.append(f"{key}: {path} has no property {column!r} named by kafka_key/dedup_key")
+
+
+def load_event_types(root: Path | None = None) -> dict[str, EventTypeSpec]:
+    """All event types of a config folder, validated; raises ConfigError listing every problem."""
+    base = root or config_dir()
+    problems: list[str] = []
+    specs: dict[str, EventTypeSpec] = {}
+    topics: dict[str, str] = {}
+    files = sorted((base / "event_types").glob("*.yaml"))
+    if not files:
+        raise ConfigError([f"{base / 'event_types'}: no event type files (*.yaml) found"])
+    for path in files:
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            problems.append(f"{path}: not valid YAML: {exc}")
+            continue
+        try:
+            spec = EventTypeSpec(**raw, source_file=path, config_root=base)
+        except ValidationError as exc:
+            problems.extend(f"{path}: {'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors())
+            continue
+        except TypeError as exc:
+            problems.append(f"{path}: expected a mapping of keys, got {type(raw).__name__} ({exc})")
+            continue
+        _check_contracts(spec, str(path), problems)
+        if spec.name in specs:
+            problems.append(f"{path}: name: event type {spec.name!r} is defined twice")
+        if spec.topic in topics:
+            problems.append(f"{path}: topic: {spec.topic!r} is already used by event type {topics[spec.topic]!r}")
+        specs[spec.name] = spec
+        topics[spec.topic] = spec.name
+    if problems:
+        raise ConfigError(problems)
+    return specs
+
+
+def event_type(name: str, root: Path | None = None) -> EventTypeSpec:
+    """One event type by name; ConfigError naming the known ones if it does not exist."""
+    specs = load_event_types(root)
+    if name not in specs:
+        raise ConfigError([f"{(root or config_dir()) / 'event_types'}: unknown event type {name!r}; "
+                           f"known: {sorted(specs)}"])
+    return specs[name]

@@ -1,0 +1,181 @@
+"""The ``lakehouse`` command: local stack, producing events, streaming jobs, Gold marts and loads."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lakehouse.config.errors import LakehouseError
+from lakehouse.config.settings import settings
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
+stack_app = typer.Typer(help="Start, stop and inspect the local stack (Kafka, PostgreSQL, Airflow).",
+                        no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+console = Console()
+
+
+@app.command()
+def setup() -> None:
+    """Resolve the pinned JVM jars (Delta, Spark Kafka connector, Kafka broker) into the local cache."""
+    from lakehouse.scripts import jars
+
+    for jar_set, folder in jars.resolve_all().items():
+        console.print(f"{jar_set:6} jars: {folder}")
+
+
+@stack_app.command("up")
+def stack_up(
+    components: Annotated[list[str] | None, typer.Argument(help="kafka, postgres, airflow (default: all)")] = None,
+) -> None:
+    """Start the local stack (idempotent: running components are left alone)."""
+    from lakehouse.scripts.stack import COMPONENTS, LocalStack
+
+    stack = LocalStack(settings())
+    stack.up(tuple(components) if components else COMPONENTS)
+    _print_status(stack)
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop every component of the local stack; data stays under $LAKEHOUSE_HOME."""
+    from lakehouse.scripts.stack import LocalStack
+
+    LocalStack(settings()).down()
+    console.print("local stack stopped")
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Each component, up or down, with its address. Exit code 1 if anything is down."""
+    from lakehouse.scripts.stack import LocalStack
+
+    if not _print_status(LocalStack(settings())):
+        raise typer.Exit(1)
+
+
+@stack_app.command("env")
+def stack_env() -> None:
+    """Shell exports for using the stack: eval "$(lakehouse stack env)"."""
+    from lakehouse.scripts.stack import LocalStack
+
+    typer.echo(LocalStack(settings()).env_exports())
+
+
+def _print_status(stack: object) -> bool:
+    table = Table("component", "state", "address")
+    rows = stack.status()  # type: ignore[attr-defined]
+    for row in rows:
+        table.add_row(row.name, "[green]up[/]" if row.up else "[red]down[/]", row.address)
+    console.print(table)
+    return all(row.up for row in rows)
+
+
+@app.command()
+def topics() -> None:
+    """Create every event type's topic (partitions and replication from the environment config)."""
+    from lakehouse.kafka.admin import ensure_topics
+
+    for topic, created in ensure_topics(settings()).items():
+        console.print(f"{topic}: {'created' if created else 'exists'}")
+
+
+@app.command()
+def produce(
+    event_type: Annotated[str | None, typer.Option(help="Generate synthetic events of this type.")] = None,
+    count: Annotated[int, typer.Option(help="How many events to generate.")] = 1000,
+    rate: Annotated[float, typer.Option(help="Events per second (0 = as fast as possible).")] = 0,
+    tenants: Annotated[int, typer.Option(help="Number of tenants.")] = 5,
+    seed: Annotated[int | None, typer.Option(help="Random seed, for reproducible data.")] = None,
+    topic: Annotated[str | None, typer.Option(help="With --file: the topic to send to.")] = None,
+    file: Annotated[Path | None, typer.Option(help="Send each line of this file as one message, byte for byte.")] = None,
+) -> None:
+    """Publish events to Kafka: synthetic ones (--event-type) or the lines of a file (--topic --file)."""
+    from lakehouse.kafka.producer import EventProducer
+
+    with EventProducer(settings()) as producer:
+        if file is not None:
+            if not topic:
+                raise typer.BadParameter("--file needs --topic")
+            sent = producer.send_file(topic, file)
+        else:
+            from lakehouse.kafka.generator import GeneratorOptions, generate
+
+            if not event_type:
+                raise typer.BadParameter("give --event-type (synthetic events) or --topic with --file")
+            options = GeneratorOptions(tenants=tenants, seed=seed)
+            sent = producer.send_events(event_type, generate(event_type, count, options), rate=rate, total=count)
+    console.print(f"sent {sent} message(s)")
+
+
+@app.command()
+def stream(
+    layer: Annotated[str, typer.Argument(help="bronze or silver")],
+    event_type: Annotated[list[str] | None, typer.Option(help="Event types (default: all).")] = None,
+    available_now: Annotated[bool, typer.Option(help="Process what is there, then exit.")] = False,
+) -> None:
+    """Run the Bronze or Silver streaming job through spark-submit."""
+    from lakehouse.spark.submit import spark_submit
+
+    args = [f"--event-type={name}" for name in event_type or []]
+    if available_now:
+        args.append("--available-now")
+    raise typer.Exit(spark_submit(settings(), f"lakehouse.spark.jobs.{layer}", args))
+
+
+@app.command()
+def gold(
+    mart: Annotated[str, typer.Argument(help="Mart name, e.g. fct_orders_daily")],
+    start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD), inclusive.")],
+    end: Annotated[str, typer.Option(help="Last day (YYYY-MM-DD), exclusive.")],
+    load: Annotated[bool, typer.Option(help="Also load the result into PostgreSQL.")] = True,
+) -> None:
+    """Build one Gold mart for a date range with spark-submit, then load it into PostgreSQL."""
+    from lakehouse.spark.submit import spark_submit
+
+    code = spark_submit(settings(), "lakehouse.spark.jobs.gold", [mart, f"--start={start}", f"--end={end}"])
+    if code == 0 and load:
+        from lakehouse.postgres.loader import load_mart
+
+        result = load_mart(settings(), mart, date.fromisoformat(start), date.fromisoformat(end))
+        console.print(result.summary())
+    raise typer.Exit(code)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the versioned serving DDL in postgres/ddl to the serving database."""
+    from lakehouse.postgres.migrate import migrate as apply
+
+    applied = apply(settings().postgres_dsn())
+    console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+
+
+@app.command()
+def demo() -> None:
+    """Set up, start the stack, produce demo events, stream them, run the Gold DAG in Airflow, query Postgres."""
+    from lakehouse.scripts.demo import run_demo
+
+    run_demo(settings(), console)
+
+
+def main() -> None:
+    """Console-script entry point: a LakehouseError becomes one red line and exit code 2."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    try:
+        app()
+    except LakehouseError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""A single-node Apache Kafka broker in KRaft mode (broker + controller in one JVM), started with ``java``."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import uuid
+from pathlib import Path
+
+from lakehouse.config.settings import Settings
+from lakehouse.scripts import jars
+from lakehouse.scripts.errors import StackError
+from lakehouse.scripts.process import Service, port_open, require_command, require_free_port, wait_until
+
+log = logging.getLogger(__name__)
+
+_LOG4J2 = """\
+Configuration:
+  name: lakehouse-kafka
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: WARN
+      AppenderRef:
+        ref: STDOUT
+    Logger:
+      - name: kafka.server.KafkaRaftServer
+        level: INFO
+      - name: kafka.server.BrokerServer
+        level: INFO
+"""
+
+
+class KafkaBroker:
+    """The local stack's broker: data under ``$LAKEHOUSE_HOME/kafka``, plaintext on localhost."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state_dir = settings.home / "kafka"
+        self.service = Service("kafka", settings.home / "run")
+        self.port = settings.kafka_port
+        self.controller_port = settings.local_stack.kafka_controller_port
+
+    @property
+    def address(self) -> str:
+        """Bootstrap servers of the broker."""
+        return f"localhost:{self.port}"
+
+    def _properties(self) -> Path:
+        props = self.state_dir / "server.properties"
+        props.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@localhost:{self.controller_port}",
+                    f"listeners=PLAINTEXT://localhost:{self.port},CONTROLLER://localhost:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://localhost:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"log.dirs={self.state_dir / 'data'}",
+                    f"num.partitions={self.settings.kafka.topic_partitions}",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=3",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "auto.create.topics.enable=false",
+                    "message.max.bytes=2097152",
+                    "log.retention.hours=168",
+                    "",
+                ]
+            )
+        )
+        (self.state_dir / "log4j2.yaml").write_text(_LOG4J2)
+        return props
+
+    def _java(self, main_class: str, *args: str) -> list[str]:
+        java = require_command("java", "install a Java 17 JDK (Debian: `apt-get install openjdk-17-jdk-headless`)")
+        return [
+            java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.state_dir / 'log4j2.yaml'}",
+            "-cp", jars.kafka_classpath(), main_class, *args,
+        ]
+
+    def _format_storage(self, props: Path) -> None:
+        if (self.state_dir / "data" / "meta.properties").exists():
+            return
+        import subprocess
+
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        result = subprocess.run(
+            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
+            capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            raise StackError(f"formatting Kafka storage in {self.state_dir} failed: {result.stdout}{result.stderr}")
+
+    def running(self) -> bool:
+        """True when our broker process is alive and its port answers."""
+        return self.service.pid() is not None and port_open(self.port)
+
+    def start(self) -> None:
+        """Start the broker unless it runs already; wait until it accepts clients."""
+        if self.running():
+            return
+        require_free_port(self.port, "the Kafka broker", "LAKEHOUSE_KAFKA_PORT")
+        require_free_port(self.controller_port, "the Kafka controller", "LAKEHOUSE_KAFKA_CONTROLLER_PORT")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        props = self._properties()
+        self._format_storage(props)
+        self.service.start(self._java("kafka.Kafka", str(props)))
+        wait_until(self._ready, 90, f"Kafka broker on {self.address}", self.service.log_file)
+        log.info("Kafka broker up on %s", self.address)
+
+    def _ready(self) -> bool:
+        if self.service.pid() is None:
+            raise StackError(f"the Kafka broker exited during start-up; see {self.service.log_file}")
+        if not port_open(self.port):
+            return False
+        from confluent_kafka.admin import AdminClient
+
+        try:
+            metadata = AdminClient({"bootstrap.servers": self.address}).list_topics(timeout=2)
+        except Exception:  # noqa: BLE001 - any client error here just means "not ready yet"
+            return False
+        return bool(metadata.brokers)
+
+    def stop(self) -> None:
+        """Stop the broker (controlled shutdown)."""
+        self.service.stop(timeout=45)

