@@ -241,3 +241,74 @@ def event_type(name: str, root: Path | None = None) -> EventTypeSpec:
         raise ConfigError([f"{(root or config_dir()) / 'event_types'}: unknown event type {name!r}; "
                            f"known: {sorted(specs)}"])
     return specs[name]
+
+
+class Reconciliation(_Model):
+    """A Gold aggregate that must equal an aggregate over the Silver rows of the same interval."""
+
+    gold: str
+    silver_source: str
+    silver: str
+    tolerance: float = 0.0
+
+
+class MartChecks(_Model):
+    """The DQ gate in front of a mart's load."""
+
+    expect_rows: bool = True
+    unique_keys: bool = True
+    reconcile: Reconciliation | None = None
+
+
+class MartSpec(_Model):
+    """A Gold mart: what it reads, its grain (= primary key), its date partition column and serving table."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str
+    sources: list[str] = Field(min_length=1)
+    grain: list[str] = Field(min_length=1)
+    date_column: str
+    serving_table: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    checks: MartChecks = Field(default_factory=MartChecks)
+    source_file: Path = Path()
+
+    @model_validator(mode="after")
+    def _date_in_grain(self) -> MartSpec:
+        if self.date_column not in self.grain:
+            raise ValueError(f"date_column {self.date_column!r} must be part of the grain {self.grain}")
+        return self
+
+
+def load_marts(root: Path | None = None) -> dict[str, MartSpec]:
+    """All mart specs of a config folder, validated (every problem at once, with file and key)."""
+    base = root or config_dir()
+    known_sources = set(load_event_types(base))
+    problems: list[str] = []
+    marts: dict[str, MartSpec] = {}
+    for path in sorted((base / "marts").glob("*.yaml")):
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+            mart = MartSpec(**raw, source_file=path)
+        except yaml.YAMLError as exc:
+            problems.append(f"{path}: not valid YAML: {exc}")
+            continue
+        except ValidationError as exc:
+            problems.extend(f"{path}: {'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors())
+            continue
+        for source in mart.sources:
+            if source not in known_sources:
+                problems.append(f"{path}: sources: unknown event type {source!r}; known: {sorted(known_sources)}")
+        if mart.name in marts:
+            problems.append(f"{path}: name: mart {mart.name!r} is defined twice")
+        marts[mart.name] = mart
+    if problems:
+        raise ConfigError(problems)
+    return marts
+
+
+def mart(name: str, root: Path | None = None) -> MartSpec:
+    """One mart by name; ConfigError naming the known marts if it does not exist."""
+    marts = load_marts(root)
+    if name not in marts:
+        raise ConfigError([f"{(root or config_dir()) / 'marts'}: unknown mart {name!r}; known: {sorted(marts)}"])
+    return marts[name]

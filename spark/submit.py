@@ -1,0 +1,53 @@
+"""Run a job module with ``spark-submit`` against the environment's master: ``local[*]`` on a laptop,
+``spark://``/``yarn``/``k8s://`` on a cluster. The command line comes from config only."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from lakehouse.config.settings import Settings
+from lakehouse.spark.errors import SparkJobError
+from lakehouse.spark.session import session_conf
+
+log = logging.getLogger(__name__)
+
+
+def spark_home() -> Path:
+    """SPARK_HOME, or the pyspark package (which ships bin/spark-submit)."""
+    if os.environ.get("SPARK_HOME"):
+        return Path(os.environ["SPARK_HOME"])
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
+def submit_command(settings: Settings, module: str, args: list[str]) -> list[str]:
+    """The spark-submit argv for running ``module`` (a lakehouse.spark.jobs module) with ``args``."""
+    if settings.spark.master == "databricks":
+        raise SparkJobError("spark-submit does not run on Databricks: use the Databricks operator "
+                            "(environment 'databricks' in dags/) or a Databricks job with the lakehouse wheel")
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise SparkJobError(f"no job module {module!r}: expected one of lakehouse.spark.jobs.*")
+    conf = session_conf(settings)
+    jars = conf.pop("spark.jars", "")
+    argv = [str(spark_home() / "bin" / "spark-submit"), "--master", settings.spark.master, "--name", module]
+    if jars:
+        argv += ["--jars", jars]
+    for key, value in conf.items():
+        argv += ["--conf", f"{key}={value}"]
+    return [*argv, spec.origin, *args]
+
+
+def spark_submit(settings: Settings, module: str, args: list[str]) -> int:
+    """Run the job and return its exit code (output goes to this process's stdout/stderr)."""
+    argv = submit_command(settings, module, args)
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
+           "LAKEHOUSE_HOME": str(settings.home), "LAKEHOUSE_ENV": settings.name}
+    log.info("spark-submit %s %s (master %s)", module, " ".join(args), settings.spark.master)
+    return subprocess.run(argv, env=env, check=False).returncode
