@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from lakehouse.config.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 CONFIG_DIR_ENV = "LAKEHOUSE_CONFIG_DIR"
 ENVIRONMENT_ENV = "LAKEHOUSE_ENV"

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
 from lakehouse.config.errors import ConfigError
 from lakehouse.config.settings import config_dir
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ENVELOPE = ("event_id", "event_type", "schema_version", "tenant_id", "event_timestamp")
 _JSON_TO_SPARK = {"string": "string", "integer": "bigint", "number": "double", "boolean": "boolean"}
@@ -76,11 +75,12 @@ QualityRule = Annotated[
 
 
 class Enrichment(_Model):
-    """Left join of reference data: ``on`` columns of the event to the reference table's keys."""
+    """Left join of the current rows of a reference table on ``key``; adds ``columns`` as ``prefix + column``."""
 
     reference: str
-    on: str
-    columns: list[str]
+    key: str
+    columns: list[str] = Field(min_length=1)
+    prefix: str = ""
 
 
 class Tables(_Model):
@@ -217,7 +217,9 @@ def load_event_types(root: Path | None = None) -> dict[str, EventTypeSpec]:
         try:
             spec = EventTypeSpec(**raw, source_file=path, config_root=base)
         except ValidationError as exc:
-            problems.extend(f"{path}: {'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors())
+            problems.extend(
+                f"{path}: {'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
+            )
             continue
         except TypeError as exc:
             problems.append(f"{path}: expected a mapping of keys, got {type(raw).__name__} ({exc})")
@@ -238,8 +240,9 @@ def event_type(name: str, root: Path | None = None) -> EventTypeSpec:
     """One event type by name; ConfigError naming the known ones if it does not exist."""
     specs = load_event_types(root)
     if name not in specs:
-        raise ConfigError([f"{(root or config_dir()) / 'event_types'}: unknown event type {name!r}; "
-                           f"known: {sorted(specs)}"])
+        raise ConfigError(
+            [f"{(root or config_dir()) / 'event_types'}: unknown event type {name!r}; known: {sorted(specs)}"]
+        )
     return specs[name]
 
 
@@ -293,7 +296,9 @@ def load_marts(root: Path | None = None) -> dict[str, MartSpec]:
             problems.append(f"{path}: not valid YAML: {exc}")
             continue
         except ValidationError as exc:
-            problems.extend(f"{path}: {'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors())
+            problems.extend(
+                f"{path}: {'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
+            )
             continue
         for source in mart.sources:
             if source not in known_sources:

@@ -90,8 +90,9 @@ class AirflowStack:
 
     def migrate(self) -> None:
         """Create or upgrade the metadata schema (idempotent)."""
-        result = subprocess.run(_airflow_argv("db", "migrate"), env=self.env(), capture_output=True, text=True,
-                                check=False)
+        result = subprocess.run(
+            _airflow_argv("db", "migrate"), env=self.env(), capture_output=True, text=True, check=False
+        )
         if result.returncode != 0:
             raise StackError(f"`airflow db migrate` failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
 

@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from lakehouse.config.errors import LakehouseError
+from lakehouse.config.settings import settings
 from rich.console import Console
 from rich.table import Table
 
-from lakehouse.config.errors import LakehouseError
-from lakehouse.config.settings import settings
-
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
-stack_app = typer.Typer(help="Start, stop and inspect the local stack (Kafka, PostgreSQL, Airflow).",
-                        no_args_is_help=True)
+stack_app = typer.Typer(
+    help="Start, stop and inspect the local stack (Kafka, PostgreSQL, Airflow).", no_args_is_help=True
+)
 app.add_typer(stack_app, name="stack")
 console = Console()
 
@@ -95,7 +95,9 @@ def produce(
     tenants: Annotated[int, typer.Option(help="Number of tenants.")] = 5,
     seed: Annotated[int | None, typer.Option(help="Random seed, for reproducible data.")] = None,
     topic: Annotated[str | None, typer.Option(help="With --file: the topic to send to.")] = None,
-    file: Annotated[Path | None, typer.Option(help="Send each line of this file as one message, byte for byte.")] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="Send each line of this file as one message, byte for byte.")
+    ] = None,
 ) -> None:
     """Publish events to Kafka: synthetic ones (--event-type) or the lines of a file (--topic --file)."""
     from lakehouse.kafka.producer import EventProducer

@@ -57,9 +57,19 @@ def resolve(jar_set: str) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{jar_set}-", dir=target.parent))
     log.info("resolving %s jars from %s into %s", jar_set, pom_path(jar_set), target)
     result = subprocess.run(
-        [mvn, "-B", "-q", "-f", str(pom_path(jar_set)), "dependency:copy-dependencies",
-         "-DincludeScope=runtime", f"-DoutputDirectory={staging}"],
-        capture_output=True, text=True, check=False,
+        [
+            mvn,
+            "-B",
+            "-q",
+            "-f",
+            str(pom_path(jar_set)),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)

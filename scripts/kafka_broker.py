@@ -85,9 +85,16 @@ class KafkaBroker:
     def _java(self, main_class: str, *args: str) -> list[str]:
         java = require_command("java", "install a Java 17 JDK (Debian: `apt-get install openjdk-17-jdk-headless`)")
         return [
-            java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            java,
+            "-Xms256m",
+            "-Xmx1g",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.state_dir / 'log4j2.yaml'}",
-            "-cp", jars.kafka_classpath(), main_class, *args,
+            "-cp",
+            jars.kafka_classpath(),
+            main_class,
+            *args,
         ]
 
     def _format_storage(self, props: Path) -> None:
@@ -98,7 +105,9 @@ class KafkaBroker:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
             self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             raise StackError(f"formatting Kafka storage in {self.state_dir} failed: {result.stdout}{result.stderr}")

@@ -89,9 +89,20 @@ class EmbeddedPostgres:
         user = self._run_as()
         if not (self.data_dir / "PG_VERSION").exists():
             result = subprocess.run(
-                [_bin("initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
-                 "--locale=C.UTF-8" if Path("/usr/lib/locale/C.utf8").exists() else "--no-locale"],
-                capture_output=True, text=True, user=user, check=False,
+                [
+                    _bin("initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8" if Path("/usr/lib/locale/C.utf8").exists() else "--no-locale",
+                ],
+                capture_output=True,
+                text=True,
+                user=user,
+                check=False,
             )
             if result.returncode != 0:
                 raise StackError(f"initdb in {self.data_dir} failed: {result.stderr.strip()}")
@@ -101,11 +112,16 @@ class EmbeddedPostgres:
         if user:
             entry = pwd.getpwnam(user)
             os.chown(log_file, entry.pw_uid, entry.pw_gid)
-        options = (f"-p {self.port} -h 127.0.0.1 -k {self.socket_dir} -c max_connections=200 "
-                   "-c shared_buffers=256MB -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        options = (
+            f"-p {self.port} -h 127.0.0.1 -k {self.socket_dir} -c max_connections=200 "
+            "-c shared_buffers=256MB -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
         result = subprocess.run(
             [_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(log_file), "-o", options, "-w", "-t", "60", "start"],
-            capture_output=True, text=True, user=user, check=False,
+            capture_output=True,
+            text=True,
+            user=user,
+            check=False,
         )
         if result.returncode != 0:
             raise StackError(f"PostgreSQL failed to start: {result.stderr.strip()} (log: {log_file})")
@@ -120,7 +136,10 @@ class EmbeddedPostgres:
             return
         subprocess.run(
             [_bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
-            capture_output=True, text=True, user=self._run_as(), check=False,
+            capture_output=True,
+            text=True,
+            user=self._run_as(),
+            check=False,
         )
 
 

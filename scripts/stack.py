@@ -55,8 +55,11 @@ class LocalStack:
     def status(self) -> list[ComponentStatus]:
         """Each component with whether it is up and its address."""
         pg_address = mask(self.settings.postgres_dsn())
-        pg_up = (self.postgres.running() if self.settings.uses_embedded_postgres
-                 else _dsn_reachable(self.settings.postgres_dsn()))
+        pg_up = (
+            self.postgres.running()
+            if self.settings.uses_embedded_postgres
+            else _dsn_reachable(self.settings.postgres_dsn())
+        )
         airflow_up = all(self.airflow.running().values()) and port_open(self.settings.airflow.port)
         return [
             ComponentStatus("kafka", self.kafka.running(), self.kafka.address),
@@ -71,8 +74,11 @@ class LocalStack:
             "LAKEHOUSE_ENV": self.settings.name,
             "KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka.bootstrap_servers,
             "LAKEHOUSE_PG_DSN": self.settings.postgres_dsn() if self.settings.uses_embedded_postgres else None,
-            **{k: v for k, v in airflow_env(self.settings).items() if not k.startswith("AIRFLOW_CONN_")
-               and "SECRET" not in k and "SQL_ALCHEMY_CONN" not in k},
+            **{
+                k: v
+                for k, v in airflow_env(self.settings).items()
+                if not k.startswith("AIRFLOW_CONN_") and "SECRET" not in k and "SQL_ALCHEMY_CONN" not in k
+            },
         }
         return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in values.items() if v is not None)
 

@@ -8,9 +8,9 @@ import os
 import sys
 from collections.abc import Mapping
 
+from lakehouse.config.settings import Settings
+from lakehouse.config.settings import settings as current_settings
 from pyspark.sql import SparkSession
-
-from lakehouse.config.settings import Settings, settings as current_settings
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ DEFAULT_CONF = {
     "spark.databricks.delta.schema.autoMerge.enabled": "false",
     "spark.sql.sources.partitionOverwriteMode": "static",
     "spark.sql.streaming.stopGracefullyOnShutdown": "true",
+    "spark.ui.showConsoleProgress": "false",
 }
 
 
@@ -37,8 +38,9 @@ def session_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> 
     return conf
 
 
-def get_spark(app_name: str, extra_conf: Mapping[str, str] | None = None,
-              settings: Settings | None = None) -> SparkSession:
+def get_spark(
+    app_name: str, extra_conf: Mapping[str, str] | None = None, settings: Settings | None = None
+) -> SparkSession:
     """The active SparkSession, or a new one configured for this environment."""
     active = SparkSession.getActiveSession()
     if active is not None:

@@ -29,8 +29,10 @@ def spark_home() -> Path:
 def submit_command(settings: Settings, module: str, args: list[str]) -> list[str]:
     """The spark-submit argv for running ``module`` (a lakehouse.spark.jobs module) with ``args``."""
     if settings.spark.master == "databricks":
-        raise SparkJobError("spark-submit does not run on Databricks: use the Databricks operator "
-                            "(environment 'databricks' in dags/) or a Databricks job with the lakehouse wheel")
+        raise SparkJobError(
+            "spark-submit does not run on Databricks: use the Databricks operator "
+            "(environment 'databricks' in dags/) or a Databricks job with the lakehouse wheel"
+        )
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
         raise SparkJobError(f"no job module {module!r}: expected one of lakehouse.spark.jobs.*")
@@ -47,7 +49,12 @@ def submit_command(settings: Settings, module: str, args: list[str]) -> list[str
 def spark_submit(settings: Settings, module: str, args: list[str]) -> int:
     """Run the job and return its exit code (output goes to this process's stdout/stderr)."""
     argv = submit_command(settings, module, args)
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
-           "LAKEHOUSE_HOME": str(settings.home), "LAKEHOUSE_ENV": settings.name}
+    env = {
+        **os.environ,
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "LAKEHOUSE_HOME": str(settings.home),
+        "LAKEHOUSE_ENV": settings.name,
+    }
     log.info("spark-submit %s %s (master %s)", module, " ".join(args), settings.spark.master)
     return subprocess.run(argv, env=env, check=False).returncode

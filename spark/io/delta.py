@@ -1,0 +1,68 @@
+"""Delta Lake reads and writes. Every write is idempotent: appends carry a transaction id tied to the
+streaming checkpoint (``txnAppId``/``txnVersion``), batch rewrites replace exactly their partitions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from pyspark.sql import DataFrame, SparkSession
+
+
+def table_exists(spark: SparkSession, path: str) -> bool:
+    """True when ``path`` holds a Delta table."""
+    from delta.tables import DeltaTable
+
+    return bool(DeltaTable.isDeltaTable(spark, path))
+
+
+def append_once(df: DataFrame, path: str, app_id: str, version: int, partition_by: Sequence[str] = ()) -> None:
+    """Append ``df`` unless this (app_id, version) was already committed to the table (a replayed batch)."""
+    writer = (
+        df.write.format("delta")
+        .mode("append")
+        .option("txnAppId", app_id)
+        .option("txnVersion", str(version))
+        .option("mergeSchema", "false")
+    )
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    writer.save(path)
+
+
+def replace_range(
+    df: DataFrame, path: str, column: str, start: str, end: str, partition_by: Sequence[str] = ()
+) -> None:
+    """Replace the rows with ``start <= column < end`` by ``df`` in one atomic commit (replaceWhere)."""
+    writer = (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", f"{column} >= '{start}' AND {column} < '{end}'")
+    )
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    writer.save(path)
+
+
+def _path_exists(spark: SparkSession, location: str) -> bool:
+    jvm = spark.sparkContext._jvm  # noqa: SLF001 - Hadoop FileSystem is only reachable through the JVM gateway
+    if jvm is None:
+        return False
+    path = jvm.org.apache.hadoop.fs.Path(location)
+    return bool(path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(path))  # noqa: SLF001
+
+
+def checkpoint_app_id(spark: SparkSession, checkpoint: str) -> str:
+    """A stable id for one streaming checkpoint, stored inside it (works on any Hadoop file system).
+
+    Delta transaction ids must change when a checkpoint is replaced, because a new checkpoint restarts batch
+    ids at 0; keying idempotent writes on this id makes a fresh checkpoint a fresh writer.
+    """
+    location = f"{checkpoint.rstrip('/')}/_lakehouse_app_id"
+    if _path_exists(spark, location):
+        rows = spark.read.text(location).collect()
+        if rows:
+            return str(rows[0][0]).strip()
+    app_id = str(uuid.uuid4())
+    spark.createDataFrame([(app_id,)], "value string").coalesce(1).write.mode("error").text(location)
+    return app_id

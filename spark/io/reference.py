@@ -1,0 +1,58 @@
+"""Reference data (customers, products): versioned CSV files under ``config/reference/<table>/<YYYY-MM-DD>.csv``,
+loaded as Delta tables with every version kept (``_valid_from``) and the newest flagged ``_is_current``."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from pathlib import Path
+
+from lakehouse.config.settings import Settings, config_dir
+from lakehouse.spark.errors import SparkJobError
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+log = logging.getLogger(__name__)
+
+
+def reference_folder(root: Path | None = None) -> Path:
+    """Folder of the reference tables in the config directory."""
+    return (root or config_dir()) / "reference"
+
+
+def read_versions(spark: SparkSession, table: str, root: Path | None = None) -> DataFrame:
+    """Every version of one reference table, with ``_valid_from`` (the file's date) and ``_is_current``."""
+    folder = reference_folder(root) / table
+    files = sorted(folder.glob("*.csv"))
+    if not files:
+        raise SparkJobError(f"no reference files for {table!r}: expected {folder}/<YYYY-MM-DD>.csv")
+    frames = []
+    for path in files:
+        try:
+            valid_from = date.fromisoformat(path.stem)
+        except ValueError as exc:
+            raise SparkJobError(
+                f"{path}: reference files must be named by their effective date, e.g. 2026-01-01.csv"
+            ) from exc
+        # small config files are shipped with the package, so they are read on the driver
+        lines = spark.sparkContext.parallelize(path.read_text().splitlines(), 1)
+        frames.append(spark.read.csv(lines, header=True, inferSchema=True).withColumn("_valid_from", F.lit(valid_from)))
+    versions = frames[0]
+    for frame in frames[1:]:
+        versions = versions.unionByName(frame)
+    latest = F.max("_valid_from").over(Window.partitionBy(F.lit(1)))
+    return versions.withColumn("_is_current", F.col("_valid_from") == latest)
+
+
+def refresh(spark: SparkSession, settings: Settings, tables: list[str], root: Path | None = None) -> None:
+    """Rewrite the Delta copies of the reference tables from the config folder (idempotent)."""
+    for table in sorted(set(tables)):
+        read_versions(spark, table, root).write.format("delta").mode("overwrite").option(
+            "overwriteSchema", "true"
+        ).save(settings.storage.table_path("reference", table))
+        log.info("reference table %s refreshed", table)
+
+
+def current(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
+    """The current rows of one reference table."""
+    return spark.read.format("delta").load(settings.storage.table_path("reference", table)).where("_is_current")

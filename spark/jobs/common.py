@@ -1,0 +1,149 @@
+"""What every streaming job shares: command line, query start-up, waiting, and the audit table."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from lakehouse.config.errors import LakehouseError
+from lakehouse.config.settings import Settings
+from lakehouse.config.specs import EventTypeSpec, load_event_types
+from lakehouse.spark.errors import SparkJobError
+from lakehouse.spark.io.delta import append_once
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
+log = logging.getLogger(__name__)
+AUDIT_SCHEMA = (
+    "query string, layer string, source string, app_id string, batch_id long, status string, "
+    "offset_ranges string, input_rows long, output_rows long, dead_letter_rows long, quarantined_rows long, "
+    "deduplicated_rows long, min_event_time timestamp, max_event_time timestamp, started_at timestamp, "
+    "finished_at timestamp, processing_ms long, source_lag_ms long"
+)
+
+
+@dataclass
+class BatchAudit:
+    """One row of the audit table: what one micro-batch of one query did."""
+
+    query: str
+    layer: str
+    source: str
+    app_id: str
+    batch_id: int
+    status: str = "ok"
+    offset_ranges: str = "{}"
+    input_rows: int = 0
+    output_rows: int = 0
+    dead_letter_rows: int = 0
+    quarantined_rows: int = 0
+    deduplicated_rows: int = 0
+    min_event_time: datetime | None = None
+    max_event_time: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    processing_ms: int = 0
+    source_lag_ms: int | None = None
+
+    def finish(self, spark: SparkSession, settings: Settings) -> None:
+        """Stamp the end time and append the row (idempotent per app id and batch)."""
+        self.finished_at = datetime.now(UTC).replace(tzinfo=None)
+        if self.started_at:
+            self.processing_ms = int((self.finished_at - self.started_at).total_seconds() * 1000)
+        if self.max_event_time:
+            self.source_lag_ms = int((self.finished_at - self.max_event_time).total_seconds() * 1000)
+        row = spark.createDataFrame([tuple(asdict(self).values())], AUDIT_SCHEMA)
+        append_once(
+            row,
+            settings.storage.table_path("_audit", "stream_batches"),
+            f"{self.app_id}:audit:{self.query}",
+            self.batch_id,
+        )
+
+
+def now_utc() -> datetime:
+    """Naive UTC now (Spark session time zone is UTC)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def streaming_arguments(prog: str, description: str) -> argparse.ArgumentParser:
+    """The command line every streaming job takes."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        "--event-type",
+        action="append",
+        default=[],
+        help="event type to process (repeatable; default: every type in config/event_types)",
+    )
+    parser.add_argument(
+        "--available-now",
+        action="store_true",
+        help="process everything available, then exit (batch-style); default: run continuously",
+    )
+    parser.add_argument(
+        "--trigger-seconds", type=float, default=2.0, help="micro-batch interval when running continuously (default 2)"
+    )
+    parser.add_argument(
+        "--max-records-per-batch",
+        type=int,
+        default=200_000,
+        help="upper bound of records per micro-batch and event type (default 200000)",
+    )
+    return parser
+
+
+def selected_specs(names: Sequence[str]) -> list[EventTypeSpec]:
+    """The event types named on the command line, or all of them."""
+    specs = load_event_types()
+    unknown = sorted(set(names) - set(specs))
+    if unknown:
+        raise SparkJobError(f"unknown event type(s) {unknown}; known: {sorted(specs)}")
+    return [specs[n] for n in (names or sorted(specs))]
+
+
+def start_query(
+    stream: DataFrame,
+    name: str,
+    checkpoint: str,
+    handler: Callable[[DataFrame, int], None],
+    available_now: bool,
+    trigger_seconds: float,
+) -> StreamingQuery:
+    """Start one foreachBatch query with its checkpoint and trigger."""
+    writer = stream.writeStream.queryName(name).option("checkpointLocation", checkpoint).foreachBatch(handler)
+    writer = (
+        writer.trigger(availableNow=True)
+        if available_now
+        else writer.trigger(processingTime=f"{trigger_seconds} seconds")
+    )
+    return writer.start()
+
+
+def await_queries(spark: SparkSession, queries: list[StreamingQuery], available_now: bool) -> None:
+    """Wait for the queries: all of them to finish (available-now) or any one to fail (continuous)."""
+    if available_now:
+        for query in queries:
+            query.awaitTermination()
+        return
+    spark.streams.awaitAnyTermination()
+
+
+def run_job(main: Callable[[list[str]], None], argv: list[str] | None = None) -> None:
+    """Run a job's main with logging set up; a failure is logged with its cause and exits non-zero."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    started = time.monotonic()
+    try:
+        main(sys.argv[1:] if argv is None else argv)
+    except LakehouseError as exc:
+        log.error("%s", exc)
+        sys.exit(2)
+    except Exception:
+        log.exception("job failed after %.1fs", time.monotonic() - started)
+        sys.exit(1)
+    log.info("job finished in %.1fs", time.monotonic() - started)

@@ -1,0 +1,122 @@
+"""Bronze transforms: keep every Kafka message raw with its coordinates, and classify the ones that cannot
+become events (they also go to the dead-letter table). Pure ``DataFrame -> DataFrame`` functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+BRONZE_COLUMNS = (
+    "key",
+    "value",
+    "topic",
+    "partition",
+    "offset",
+    "kafka_timestamp",
+    "ingested_at",
+    "ingest_date",
+    "value_bytes",
+    "event_type",
+    "schema_version",
+    "tenant_id",
+    "error_class",
+    "error_message",
+)
+DEAD_LETTER_COLUMNS = (
+    "topic",
+    "partition",
+    "offset",
+    "key",
+    "value",
+    "value_bytes",
+    "error_class",
+    "error_message",
+    "kafka_timestamp",
+    "ingested_at",
+    "ingest_date",
+)
+
+
+def from_kafka(df: DataFrame, ingested_at: Column | None = None) -> DataFrame:
+    """Kafka source rows -> raw Bronze rows: bytes untouched, coordinates kept, ingest time stamped."""
+    stamp = ingested_at if ingested_at is not None else F.current_timestamp()
+    return df.select(
+        F.col("key").cast("string").alias("key"),
+        F.col("value"),
+        F.col("topic"),
+        F.col("partition"),
+        F.col("offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        stamp.alias("ingested_at"),
+    ).withColumn("ingest_date", F.to_date("ingested_at"))
+
+
+def classify(df: DataFrame, event_types: Sequence[str], versions: Sequence[int], max_message_bytes: int) -> DataFrame:
+    """Add envelope hints and, for a message that cannot be an event, ``error_class`` and ``error_message``.
+
+    Classes, first match wins: EMPTY_VALUE, OVERSIZED, INVALID_UTF8, NOT_A_JSON_OBJECT (malformed JSON or any
+    other JSON value), UNKNOWN_EVENT_TYPE, UNKNOWN_SCHEMA_VERSION. A null ``error_class`` means: goes to Silver.
+    """
+    text = F.col("value").cast("string")
+    valid_utf8 = F.expr("is_valid_utf8(value)")
+    is_object = F.expr("json_object_keys(CAST(value AS STRING))").isNotNull()
+    event_type = F.get_json_object(text, "$.event_type")
+    version = F.get_json_object(text, "$.schema_version")
+    size = F.coalesce(F.length("value"), F.lit(0))
+    known_types = F.lit(list(event_types)) if event_types else F.array().cast("array<string>")
+    known_versions = [str(v) for v in versions]
+    error = (
+        F.when(F.col("value").isNull(), F.struct(F.lit("EMPTY_VALUE"), F.lit("message has no value (tombstone)")))
+        .when(
+            size > max_message_bytes,
+            F.struct(
+                F.lit("OVERSIZED"),
+                F.format_string(
+                    "message is %d bytes; the limit for this event type is %d", size, F.lit(max_message_bytes)
+                ),
+            ),
+        )
+        .when(~valid_utf8, F.struct(F.lit("INVALID_UTF8"), F.lit("message value is not valid UTF-8")))
+        .when(~is_object, F.struct(F.lit("NOT_A_JSON_OBJECT"), F.lit("message value is not a JSON object")))
+        .when(
+            event_type.isNull() | ~F.array_contains(known_types, event_type),
+            F.struct(
+                F.lit("UNKNOWN_EVENT_TYPE"),
+                F.format_string(
+                    "event_type %s is not one of %s",
+                    F.coalesce(event_type, F.lit("<missing>")),
+                    F.lit(", ".join(event_types)),
+                ),
+            ),
+        )
+        .when(
+            version.isNull() | ~version.isin(known_versions),
+            F.struct(
+                F.lit("UNKNOWN_SCHEMA_VERSION"),
+                F.format_string(
+                    "schema_version %s is not one of %s",
+                    F.coalesce(version, F.lit("<missing>")),
+                    F.lit(", ".join(known_versions)),
+                ),
+            ),
+        )
+    )
+    ok_text = F.when(valid_utf8 & (size <= max_message_bytes), text)
+    return (
+        df.withColumn("_error", error)
+        .withColumn("value_bytes", size)
+        .withColumn("event_type", F.get_json_object(ok_text, "$.event_type"))
+        .withColumn("schema_version", F.get_json_object(ok_text, "$.schema_version"))
+        .withColumn("tenant_id", F.get_json_object(ok_text, "$.tenant_id"))
+        .withColumn("error_class", F.col("_error").getField("col1"))
+        .withColumn("error_message", F.col("_error").getField("col2"))
+        .drop("_error")
+        .select(*BRONZE_COLUMNS)
+    )
+
+
+def dead_letters(bronze: DataFrame) -> DataFrame:
+    """The classified Bronze rows that cannot become events, with raw bytes, reason and coordinates."""
+    return bronze.where(F.col("error_class").isNotNull()).select(*DEAD_LETTER_COLUMNS)

@@ -1,0 +1,192 @@
+"""Silver transforms: Bronze rows -> typed events validated against the contract of their version, checked
+against the event type's data-quality rules, deduplicated and enriched. Pure ``DataFrame -> DataFrame``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from lakehouse.config.specs import (
+    AllowedValuesRule,
+    ContractField,
+    EventTypeSpec,
+    ExpressionRule,
+    NotNullRule,
+    QualityRule,
+    RangeRule,
+    RegexRule,
+)
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+LINEAGE_COLUMNS = ("_kafka_topic", "_kafka_partition", "_kafka_offset", "_ingested_at")
+QUARANTINE_COLUMNS = (
+    "source",
+    "event_id",
+    "tenant_id",
+    "event_type",
+    "schema_version",
+    "violations",
+    "value",
+    "_kafka_topic",
+    "_kafka_partition",
+    "_kafka_offset",
+    "_ingested_at",
+    "ingest_date",
+)
+_ALLOWED_VARIANT_TYPES = {
+    "string": r"^STRING$",
+    "timestamp": r"^STRING$",
+    "bigint": r"^(BIGINT|INT|SMALLINT|TINYINT|DECIMAL\(\d+,0\))$",
+    "int": r"^(BIGINT|INT|SMALLINT|TINYINT|DECIMAL\(\d+,0\))$",
+    "boolean": r"^BOOLEAN$",
+}
+_NUMBER = r"^(BIGINT|INT|SMALLINT|TINYINT|DECIMAL\(\d+,\d+\)|DOUBLE|FLOAT)$"
+
+
+def _violation(condition: Column, label: str) -> Column:
+    return F.when(condition, F.lit(label))
+
+
+def _field_checks(field: ContractField, node: Column, typed: Column, version: Column) -> list[Column]:
+    present = node.isNotNull() & (F.schema_of_variant(node) != "VOID")
+    in_version = version.isin(sorted(field.present_in))
+    pattern = _ALLOWED_VARIANT_TYPES.get(field.spark_type, _NUMBER)
+    checks = [
+        _violation(version.isin(sorted(field.required_in)) & ~present, f"contract.required:{field.name}")
+        if field.required_in
+        else None,
+        _violation(
+            in_version & present & (~F.schema_of_variant(node).rlike(pattern) | typed.isNull()),
+            f"contract.type:{field.name}",
+        ),
+        _violation(typed.isNotNull() & ~typed.isin(list(field.enum)), f"contract.enum:{field.name}")
+        if field.enum
+        else None,
+        _violation(typed.isNotNull() & ~typed.rlike(field.pattern), f"contract.pattern:{field.name}")
+        if field.pattern
+        else None,
+        _violation(typed < F.lit(field.minimum), f"contract.minimum:{field.name}")
+        if field.minimum is not None
+        else None,
+        _violation(typed > F.lit(field.maximum), f"contract.maximum:{field.name}")
+        if field.maximum is not None
+        else None,
+        _violation(F.length(typed) < field.min_length, f"contract.minLength:{field.name}")
+        if field.min_length
+        else None,
+    ]
+    return [c for c in checks if c is not None]
+
+
+def parse_events(bronze: DataFrame, spec: EventTypeSpec) -> DataFrame:
+    """Accepted Bronze rows -> one typed column per contract field (null where the event's version lacks it),
+    lineage columns, ``event_date`` and ``_violations`` (every contract rule the row breaks)."""
+    variant = F.try_parse_json(F.col("value").cast("string"))
+    version = F.col("schema_version").cast("int")
+    base = bronze.where(F.col("error_class").isNull()).select(
+        F.col("value"),
+        variant.alias("_v"),
+        version.alias("_version"),
+        F.col("topic").alias("_kafka_topic"),
+        F.col("partition").alias("_kafka_partition"),
+        F.col("offset").alias("_kafka_offset"),
+        F.col("ingested_at").alias("_ingested_at"),
+        F.col("ingest_date"),
+    )
+    typed_columns: list[Column] = []
+    checks: list[Column] = []
+    for field in spec.fields:
+        node = F.expr(f"variant_get(_v, '$.{field.name}', 'variant')")
+        typed = F.when(
+            F.col("_version").isin(sorted(field.present_in)),
+            F.expr(f"try_variant_get(_v, '$.{field.name}', '{field.spark_type}')"),
+        ).cast(field.spark_type)
+        typed_columns.append(typed.alias(field.name))
+        checks.extend(_field_checks(field, node, typed, F.col("_version")))
+    violations = F.filter(F.array(*checks), lambda c: c.isNotNull()) if checks else F.array().cast("array<string>")
+    return base.select(
+        *typed_columns,
+        F.col("value"),
+        *LINEAGE_COLUMNS,
+        F.col("ingest_date"),
+        violations.alias("_violations"),
+    ).withColumn("event_date", F.to_date("event_timestamp"))
+
+
+def _rule_failure(rule: QualityRule) -> Column:
+    if isinstance(rule, RangeRule):
+        col = F.col(rule.column)
+        low = col < F.lit(rule.min) if rule.min is not None else F.lit(False)
+        high = col > F.lit(rule.max) if rule.max is not None else F.lit(False)
+        return F.coalesce(low | high, F.lit(False))
+    if isinstance(rule, NotNullRule):
+        return F.col(rule.column).isNull()
+    if isinstance(rule, AllowedValuesRule):
+        return F.coalesce(~F.col(rule.column).isin(rule.values), F.lit(False))
+    if isinstance(rule, RegexRule):
+        return F.coalesce(~F.col(rule.column).rlike(rule.pattern), F.lit(False))
+    if isinstance(rule, ExpressionRule):
+        # a rule that cannot be evaluated (null inputs) counts as failed
+        return ~F.coalesce(F.expr(rule.expression), F.lit(False))
+    raise TypeError(f"unknown rule type {type(rule).__name__}")
+
+
+def apply_quality_rules(events: DataFrame, spec: EventTypeSpec) -> DataFrame:
+    """Append the name of every failed data-quality rule to ``_violations`` (rows with contract violations
+    are not checked further: their typed values are not trustworthy)."""
+    if not spec.quality_rules:
+        return events
+    failures = [F.when(_rule_failure(rule), F.lit(f"dq:{rule.name}")) for rule in spec.quality_rules]
+    dq = F.filter(F.array(*failures), lambda c: c.isNotNull())
+    return events.withColumn("_violations", F.when(F.size("_violations") > 0, F.col("_violations")).otherwise(dq))
+
+
+def quarantined(events: DataFrame, source: str) -> DataFrame:
+    """Rows with at least one violation, in the shared quarantine table's layout (raw value kept for replay)."""
+    return events.where(F.size("_violations") > 0).select(
+        F.lit(source).alias("source"),
+        F.col("event_id"),
+        F.col("tenant_id"),
+        F.col("event_type"),
+        F.col("schema_version"),
+        F.col("_violations").alias("violations"),
+        F.col("value").cast("string").alias("value"),
+        *LINEAGE_COLUMNS,
+        F.col("ingest_date"),
+    )
+
+
+def accepted(events: DataFrame) -> DataFrame:
+    """Rows without violations, without the raw value and the violations column."""
+    return events.where(F.size("_violations") == 0).drop("_violations", "value", "ingest_date")
+
+
+def first_per_key(events: DataFrame, key: str) -> DataFrame:
+    """One row per ``key``: the earliest in Kafka order (partition, offset), deterministic on replay."""
+    order = Window.partitionBy(key).orderBy("_kafka_partition", "_kafka_offset")
+    return events.withColumn("_rank", F.row_number().over(order)).where("_rank = 1").drop("_rank")
+
+
+def not_already_in(events: DataFrame, existing: DataFrame, key: str) -> DataFrame:
+    """Rows whose ``key`` is absent from ``existing`` (cross-batch deduplication)."""
+    return events.join(existing.select(key).distinct(), on=key, how="left_anti")
+
+
+def enrich(events: DataFrame, spec: EventTypeSpec, references: Mapping[str, DataFrame]) -> DataFrame:
+    """Left-join the current reference rows; a missing reference row leaves the added columns null and
+    ``_enriched`` false (Gold joins its dimensions again at build time, so late reference data is picked up)."""
+    enriched = events
+    matched: list[Column] = []
+    for join in spec.enrich:
+        ref = references[join.reference]
+        flag = f"_has_{join.reference}"
+        columns = [F.col(c).alias(f"{join.prefix}{c}") for c in join.columns]
+        ref_side = ref.select(F.col(join.key), *columns, F.lit(True).alias(flag))
+        enriched = enriched.join(F.broadcast(ref_side), on=join.key, how="left")
+        matched.append(F.coalesce(F.col(flag), F.lit(False)))
+    if not matched:
+        return enriched.withColumn("_enriched", F.lit(True))
+    all_matched = matched[0]
+    for flag_col in matched[1:]:
+        all_matched = all_matched & flag_col
+    return enriched.withColumn("_enriched", all_matched).drop(*[f"_has_{j.reference}" for j in spec.enrich])
