@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 CONFIG_DIR_ENV = "LAKEHOUSE_CONFIG_DIR"
 ENVIRONMENT_ENV = "LAKEHOUSE_ENV"
 HOME_ENV = "LAKEHOUSE_HOME"
-_PLACEHOLDER = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}$]*))?\}")  # innermost first
+_LITERAL_DOLLAR = "\x00dollar\x00"
 _SECRET_KEY = re.compile(r"password|secret|token|jaas|credential", re.IGNORECASE)
 
 
@@ -141,7 +142,8 @@ def lakehouse_home() -> Path:
 
 
 def interpolate(value: Any, environ: dict[str, str], where: str, problems: list[str]) -> Any:
-    """Replace ``${VAR}``/``${VAR:-default}`` in every string of a parsed YAML document."""
+    """Replace ``${VAR}``/``${VAR:-default}`` (defaults may nest) in every string of a parsed YAML document;
+    ``$$`` stands for a literal ``$``."""
     if isinstance(value, dict):
         return {k: interpolate(v, environ, f"{where}.{k}", problems) for k, v in value.items()}
     if isinstance(value, list):
@@ -150,17 +152,20 @@ def interpolate(value: Any, environ: dict[str, str], where: str, problems: list[
         return value
 
     def substitute(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
         name, default = match.group(1), match.group(2)
-        if name in environ and environ[name] != "":
+        if environ.get(name):
             return environ[name]
         if default is not None:
             return default
         problems.append(f"{where}: environment variable {name} is not set (export it, or use ${{{name}:-default}})")
         return ""
 
-    return _PLACEHOLDER.sub(substitute, value)
+    text = value.replace("$$", _LITERAL_DOLLAR)
+    while True:
+        replaced = _PLACEHOLDER.sub(substitute, text)
+        if replaced == text:
+            return replaced.replace(_LITERAL_DOLLAR, "$")
+        text = replaced
 
 
 def load_settings(environment: str | None = None, environ: dict[str, str] | None = None) -> Settings:

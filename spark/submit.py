@@ -58,3 +58,38 @@ def spark_submit(settings: Settings, module: str, args: list[str]) -> int:
     }
     log.info("spark-submit %s %s (master %s)", module, " ".join(args), settings.spark.master)
     return subprocess.run(argv, env=env, check=False).returncode
+
+
+class SparkSubmitError(SparkJobError):
+    """A spark-submit run exited non-zero; ``user_error`` is True for exit code 2 (bad input, config or data:
+    retrying will not help)."""
+
+    def __init__(self, module: str, args: list[str], exit_code: int, tail: list[str]) -> None:
+        self.exit_code = exit_code
+        self.user_error = exit_code == 2
+        self.tail = tail
+        reason = next((line for line in reversed(tail) if " ERROR " in line or "error" in line.lower()), "")
+        super().__init__(f"{module} {' '.join(args)} exited with code {exit_code}: {reason.strip()}")
+
+
+def run_spark_job(settings: Settings, module: str, args: list[str]) -> None:
+    """spark-submit a job, streaming its output to this process's stdout; raise SparkSubmitError on failure."""
+    from collections import deque
+
+    argv = submit_command(settings, module, args)
+    env = {
+        **os.environ,
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "LAKEHOUSE_HOME": str(settings.home),
+        "LAKEHOUSE_ENV": settings.name,
+    }
+    log.info("spark-submit %s %s (master %s)", module, " ".join(args), settings.spark.master)
+    tail: deque[str] = deque(maxlen=60)
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            tail.append(line.rstrip("\n"))
+    if proc.returncode != 0:
+        raise SparkSubmitError(module, args, proc.returncode, list(tail))

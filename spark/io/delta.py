@@ -45,11 +45,11 @@ def replace_range(
 
 
 def _path_exists(spark: SparkSession, location: str) -> bool:
-    jvm = spark.sparkContext._jvm  # noqa: SLF001 - Hadoop FileSystem is only reachable through the JVM gateway
+    jvm = spark.sparkContext._jvm
     if jvm is None:
         return False
     path = jvm.org.apache.hadoop.fs.Path(location)
-    return bool(path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(path))  # noqa: SLF001
+    return bool(path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(path))
 
 
 def checkpoint_app_id(spark: SparkSession, checkpoint: str) -> str:

@@ -61,7 +61,9 @@ def classify(df: DataFrame, event_types: Sequence[str], versions: Sequence[int],
     """
     text = F.col("value").cast("string")
     valid_utf8 = F.expr("is_valid_utf8(value)")
-    is_object = F.expr("json_object_keys(CAST(value AS STRING))").isNotNull()
+    # strict JSON (no single quotes, no duplicate keys) whose top level is an object
+    parsed = F.try_parse_json(text)
+    is_object = parsed.isNotNull() & F.schema_of_variant(parsed).startswith("OBJECT")
     event_type = F.get_json_object(text, "$.event_type")
     version = F.get_json_object(text, "$.schema_version")
     size = F.coalesce(F.length("value"), F.lit(0))

@@ -1,0 +1,115 @@
+"""Topic administration: every event type's topic, created with the environment's partitions and replication."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
+from lakehouse.config.settings import Settings, masked_mapping
+from lakehouse.config.specs import EventTypeSpec, load_event_types
+from lakehouse.kafka.errors import KafkaClientError
+
+log = logging.getLogger(__name__)
+
+METADATA_TIMEOUT_S = 10.0
+CREATE_TIMEOUT_S = 30.0
+
+
+def client_config(settings: Settings) -> dict[str, str]:
+    """librdkafka properties every client of this environment needs: bootstrap servers plus security/SASL."""
+    return {"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.client}
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    """An AdminClient of this environment whose librdkafka logs go to Python logging, not stderr."""
+    config: dict[str, str | int | float | bool] = {**client_config(settings)}
+    return AdminClient(config, logger=log)
+
+
+def unreachable(settings: Settings, detail: str) -> KafkaClientError:
+    """The one-line error for a broker that does not answer."""
+    return KafkaClientError(
+        f"Kafka at {settings.kafka.bootstrap_servers} did not answer ({detail}); start the local broker with "
+        f"`lakehouse stack up kafka`, or fix kafka.bootstrap_servers/kafka.client of environment {settings.name!r}"
+    )
+
+
+def cluster_metadata(settings: Settings, admin: AdminClient | None = None) -> ClusterMetadata:
+    """Brokers and topics of the cluster; KafkaClientError naming the fix when it is unreachable."""
+    client = admin or admin_client(settings)
+    try:
+        metadata = client.list_topics(timeout=METADATA_TIMEOUT_S)
+    except KafkaException as exc:
+        raise unreachable(settings, describe(exc)) from exc
+    if not metadata.brokers:
+        raise unreachable(settings, "no brokers in metadata")
+    return metadata
+
+
+def ensure_topics(
+    settings: Settings, specs: Mapping[str, EventTypeSpec] | Iterable[EventTypeSpec] | None = None
+) -> dict[str, bool]:
+    """Create the topic of every event type that lacks one; returns topic -> True (created) / False (existed).
+
+    Idempotent: existing topics are left as they are (a partition count that differs from the configuration
+    is logged, never changed).
+    """
+    chosen = load_event_types() if specs is None else specs
+    spec_list = list(chosen.values()) if isinstance(chosen, Mapping) else list(chosen)
+    topics = sorted({spec.topic for spec in spec_list})
+    kafka = settings.kafka
+    log.debug("admin client config: %s", masked_mapping(client_config(settings)))
+    admin = admin_client(settings)
+    existing = cluster_metadata(settings, admin).topics
+
+    result: dict[str, bool] = {}
+    for topic in topics:
+        if topic in existing:
+            result[topic] = False
+            partitions = len(existing[topic].partitions)
+            if partitions != kafka.topic_partitions:
+                log.warning(
+                    "topic %s exists with %d partition(s), the configuration says %d; left as is",
+                    topic,
+                    partitions,
+                    kafka.topic_partitions,
+                )
+    missing = [t for t in topics if t not in result]
+    if missing:
+        new = [
+            NewTopic(t, num_partitions=kafka.topic_partitions, replication_factor=kafka.topic_replication)
+            for t in missing
+        ]
+        futures = admin.create_topics(new, operation_timeout=CREATE_TIMEOUT_S, request_timeout=CREATE_TIMEOUT_S)
+        for topic, future in futures.items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if (
+                    exc.args
+                    and isinstance(exc.args[0], KafkaError)
+                    and (exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS)
+                ):
+                    result[topic] = False  # created concurrently by another client
+                    continue
+                raise KafkaClientError(
+                    f"creating topic {topic!r} ({kafka.topic_partitions} partition(s), replication "
+                    f"{kafka.topic_replication}) on {kafka.bootstrap_servers} failed: {describe(exc)}; check the "
+                    f"broker's permissions and that kafka.topic_replication <= the number of brokers"
+                ) from exc
+            result[topic] = True
+            log.info(
+                "created topic %s (%d partition(s), replication %d)",
+                topic,
+                kafka.topic_partitions,
+                kafka.topic_replication,
+            )
+    return {topic: result[topic] for topic in topics}
+
+
+def describe(exc: KafkaException) -> str:
+    """The librdkafka error text of a KafkaException."""
+    error = exc.args[0] if exc.args else None
+    return error.str() if isinstance(error, KafkaError) else str(exc)
