@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from lakehouse.config.errors import ConfigError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lakehouse.config.errors import ConfigError
 
 CONFIG_DIR_ENV = "LAKEHOUSE_CONFIG_DIR"
 ENVIRONMENT_ENV = "LAKEHOUSE_ENV"

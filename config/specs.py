@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
 from lakehouse.config.errors import ConfigError
 from lakehouse.config.settings import config_dir
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ENVELOPE = ("event_id", "event_type", "schema_version", "tenant_id", "event_timestamp")
 _JSON_TO_SPARK = {"string": "string", "integer": "bigint", "number": "double", "boolean": "boolean"}

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
+
 from lakehouse.config.settings import Settings, masked_mapping
 from lakehouse.config.specs import EventTypeSpec, load_event_types
 from lakehouse.kafka.errors import KafkaClientError

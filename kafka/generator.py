@@ -267,8 +267,10 @@ class _Model:
         raise NotImplementedError
 
     def _future(self, ms: int) -> str:
+        # far in the future of both the event's own time and the moment it is ingested
         days = self.rng.randint(400, 3650)
-        return datetime.fromtimestamp((ms + days * _DAY_MS) / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        base = max(ms, int(datetime.now(UTC).timestamp() * 1000))
+        return datetime.fromtimestamp((base + days * _DAY_MS) / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 # order_id, tenant_id, customer_id, product_id, quantity, unit_price, region, channel, coupon_code

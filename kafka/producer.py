@@ -18,6 +18,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import ClusterMetadata
+
 from lakehouse.config.settings import Settings, masked_mapping
 from lakehouse.config.specs import EventTypeSpec
 from lakehouse.config.specs import event_type as load_event_type

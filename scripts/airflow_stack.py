@@ -66,7 +66,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def _airflow_argv(*args: str) -> list[str]:
+def airflow_argv(*args: str) -> list[str]:
+    """argv for the ``airflow`` CLI of this virtualenv."""
     return [str(Path(sys.executable).parent / "airflow"), *args]
 
 
@@ -91,7 +92,7 @@ class AirflowStack:
     def migrate(self) -> None:
         """Create or upgrade the metadata schema (idempotent)."""
         result = subprocess.run(
-            _airflow_argv("db", "migrate"), env=self.env(), capture_output=True, text=True, check=False
+            airflow_argv("db", "migrate"), env=self.env(), capture_output=True, text=True, check=False
         )
         if result.returncode != 0:
             raise StackError(f"`airflow db migrate` failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
@@ -109,7 +110,7 @@ class AirflowStack:
         self.migrate()
         for name, service in self.services.items():
             if service.pid() is None:
-                service.start(_airflow_argv(name), env=self.env(), cwd=self.settings.home)
+                service.start(airflow_argv(name), env=self.env(), cwd=self.settings.home)
         wait_until(self._healthy, 180, f"Airflow api-server on {self.url}", self.services["api-server"].log_file)
         log.info("Airflow up on %s", self.url)
 

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from lakehouse.config.errors import LakehouseError
-from lakehouse.config.settings import settings
 from rich.console import Console
 from rich.table import Table
+
+from lakehouse.config.errors import LakehouseError
+from lakehouse.config.settings import settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 stack_app = typer.Typer(

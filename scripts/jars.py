@@ -1,7 +1,7 @@
 """JVM jars resolved once from Maven Central (with the machine's own Maven settings) into a local cache.
 
 ``spark``: Delta Lake and the Spark Kafka connector for the pinned pyspark; ``kafka``: the Apache Kafka broker.
-Each set is described by a pom under ``scripts/jars/<set>/pom.xml`` and cached under
+Each set is described by a pom under ``scripts/maven/<set>/pom.xml`` and cached under
 ``$LAKEHOUSE_CACHE/jars/<set>-<hash of the pom>``, so a version bump resolves again and nothing else does.
 """
 
@@ -32,7 +32,7 @@ def cache_root() -> Path:
 
 def pom_path(jar_set: str) -> Path:
     """The pom that lists one jar set."""
-    return Path(__file__).resolve().parent / "jars" / jar_set / "pom.xml"
+    return Path(__file__).resolve().parent / "maven" / jar_set / "pom.xml"
 
 
 def jar_dir(jar_set: str) -> Path:

@@ -8,9 +8,10 @@ import os
 import sys
 from collections.abc import Mapping
 
+from pyspark.sql import SparkSession
+
 from lakehouse.config.settings import Settings
 from lakehouse.config.settings import settings as current_settings
-from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 

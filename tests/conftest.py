@@ -25,6 +25,10 @@ for _key, _value in TEST_ENV.items():
 os.environ.pop("LAKEHOUSE_CONFIG_DIR", None)
 
 from lakehouse.config.settings import Settings, settings  # noqa: E402
+from lakehouse.scripts.airflow_stack import airflow_env  # noqa: E402
+
+# Airflow reads its configuration when first imported: point it at the test stack before any test imports it.
+os.environ.update(airflow_env(settings()))
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +56,17 @@ def postgres_stack(lakehouse_settings: Settings) -> Iterator[Settings]:
     LocalStack(lakehouse_settings).up(("postgres",))
     migrate(lakehouse_settings.postgres_dsn())
     yield lakehouse_settings
+
+
+@pytest.fixture(scope="session")
+def airflow_db(postgres_stack: Settings) -> Settings:
+    """Airflow's metadata schema, migrated, in the test PostgreSQL (no api-server or scheduler needed)."""
+    from lakehouse.scripts.airflow_stack import AirflowStack
+    from lakehouse.scripts.postgres_server import ensure_database
+
+    ensure_database(postgres_stack.postgres_dsn("postgres"), postgres_stack.airflow.metadata_database)
+    AirflowStack(postgres_stack).migrate()
+    return postgres_stack
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from lakehouse.config.settings import Settings
 from pyspark.sql import DataFrame, SparkSession
+
+from lakehouse.config.settings import Settings
 
 _JAAS_MODULES = {
     "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",

@@ -7,10 +7,11 @@ import logging
 from datetime import date
 from pathlib import Path
 
-from lakehouse.config.settings import Settings, config_dir
-from lakehouse.spark.errors import SparkJobError
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+
+from lakehouse.config.settings import Settings, config_dir
+from lakehouse.spark.errors import SparkJobError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ def read_versions(spark: SparkSession, table: str, root: Path | None = None) -> 
             ) from exc
         # small config files are shipped with the package, so they are read on the driver
         lines = spark.sparkContext.parallelize(path.read_text().splitlines(), 1)
-        frames.append(spark.read.csv(lines, header=True, inferSchema=True).withColumn("_valid_from", F.lit(valid_from)))
+        frame = spark.read.csv(lines, header=True, inferSchema=True)  # type: ignore[arg-type]
+        frames.append(frame.withColumn("_valid_from", F.lit(valid_from)))
     versions = frames[0]
     for frame in frames[1:]:
         versions = versions.unionByName(frame)

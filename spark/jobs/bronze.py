@@ -9,6 +9,10 @@ from __future__ import annotations
 import json
 import logging
 
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
 from lakehouse.config.settings import Settings
 from lakehouse.config.settings import settings as current_settings
 from lakehouse.config.specs import EventTypeSpec
@@ -25,8 +29,6 @@ from lakehouse.spark.jobs.common import (
 )
 from lakehouse.spark.session import get_spark
 from lakehouse.spark.transforms import bronze
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 log = logging.getLogger(__name__)
 DEAD_LETTER_TABLE = "_dead_letters"
@@ -99,7 +101,7 @@ def start(
     available_now: bool,
     trigger_seconds: float = 2.0,
     max_records: int | None = 200_000,
-):  # type: ignore[no-untyped-def]
+) -> StreamingQuery:
     """Start the Bronze query of one event type."""
     checkpoint = settings.storage.checkpoint_path(f"bronze_{spec.name}")
     app_id = checkpoint_app_id(spark, checkpoint)

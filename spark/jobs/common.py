@@ -10,13 +10,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
 from lakehouse.config.errors import LakehouseError
 from lakehouse.config.settings import Settings
 from lakehouse.config.specs import EventTypeSpec, load_event_types
 from lakehouse.spark.errors import SparkJobError
 from lakehouse.spark.io.delta import append_once
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.streaming import StreamingQuery
 
 log = logging.getLogger(__name__)
 AUDIT_SCHEMA = (

@@ -16,6 +16,9 @@ import os
 from collections.abc import Callable
 from datetime import date
 
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
 from lakehouse.config.settings import Settings
 from lakehouse.config.settings import settings as current_settings
 from lakehouse.config.specs import MartSpec, event_type, mart
@@ -25,8 +28,6 @@ from lakehouse.spark.io.delta import replace_range, table_exists
 from lakehouse.spark.jobs.common import run_job
 from lakehouse.spark.session import get_spark
 from lakehouse.spark.transforms import gold
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 log = logging.getLogger(__name__)
 Builder = Callable[[SparkSession, Settings, date, date], DataFrame]

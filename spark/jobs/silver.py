@@ -10,6 +10,10 @@ from __future__ import annotations
 import json
 import logging
 
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
 from lakehouse.config.settings import Settings
 from lakehouse.config.settings import settings as current_settings
 from lakehouse.config.specs import EventTypeSpec
@@ -26,8 +30,6 @@ from lakehouse.spark.jobs.common import (
 )
 from lakehouse.spark.session import get_spark
 from lakehouse.spark.transforms import silver
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 log = logging.getLogger(__name__)
 QUARANTINE_TABLE = "_quarantine"
@@ -138,7 +140,7 @@ def start(
     available_now: bool,
     trigger_seconds: float = 2.0,
     max_records: int | None = 200_000,
-):  # type: ignore[no-untyped-def]
+) -> StreamingQuery:
     """Start the Silver query of one event type (reads the Bronze table as a stream)."""
     checkpoint = settings.storage.checkpoint_path(f"silver_{spec.name}")
     app_id = checkpoint_app_id(spark, checkpoint)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
 from lakehouse.config.specs import (
     AllowedValuesRule,
     ContractField,
@@ -15,8 +18,6 @@ from lakehouse.config.specs import (
     RangeRule,
     RegexRule,
 )
-from pyspark.sql import Column, DataFrame, Window
-from pyspark.sql import functions as F
 
 LINEAGE_COLUMNS = ("_kafka_topic", "_kafka_partition", "_kafka_offset", "_ingested_at")
 QUARANTINE_COLUMNS = (

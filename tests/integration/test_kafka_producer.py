@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError
 from confluent_kafka.admin import AdminClient, NewTopic
+
 from lakehouse.config.settings import Settings
 from lakehouse.config.specs import EventTypeSpec, load_event_types
 from lakehouse.kafka.admin import ensure_topics

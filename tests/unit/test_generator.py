@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
+
 from lakehouse.config.specs import EventTypeSpec, load_event_types
 from lakehouse.kafka.errors import GeneratorError
 from lakehouse.kafka.generator import (

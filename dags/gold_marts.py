@@ -1,0 +1,70 @@
+"""
+### Gold marts → PostgreSQL
+
+Every mart in `config/marts/` gets a task group **build → dq_gate → load** for the run's data interval
+`[data_interval_start, data_interval_end)` (one day):
+
+* **build** recomputes the interval from Silver with Spark and replaces exactly that interval of the Gold
+  Delta table (`replaceWhere`), so reruns and backfills are idempotent;
+* **dq_gate** checks rows exist where Silver has events, the grain is unique, and Gold totals reconcile with
+  Silver; a failure stops the load (no retries: the data will not change by waiting) and the previous serving
+  data stays;
+* **load** COPYs the interval into a staging table and swaps it into `serving.<mart>` in one transaction.
+
+Backfill: `airflow backfill create --dag-id gold_marts --from-date 2026-11-01 --to-date 2026-11-07`.
+Failures write a row to `serving.load_alerts`. Spark runs with `spark-submit` against the master of the
+environment config (`LAKEHOUSE_ENV`: local, cluster) or as a Databricks run (`databricks`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, Asset, TaskGroup, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from lakehouse.config.specs import load_marts
+from lakehouse.scripts.airflow_tasks import record_failure, run_gold_step
+
+default_args = {
+    "owner": "data-platform",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+    "on_failure_callback": record_failure,
+}
+
+with DAG(
+    dag_id="gold_marts",
+    description="Build Gold marts from Silver for each day and load them into PostgreSQL",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=datetime(2026, 11, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    tags=["lakehouse", "gold", "postgres"],
+    doc_md=__doc__,
+) as dag:
+    for spec in load_marts().values():
+        silver_assets = [Asset(f"lakehouse://silver/{source}") for source in spec.sources]
+        serving_asset = Asset(f"lakehouse://serving/{spec.serving_table}")
+
+        with TaskGroup(group_id=spec.name, tooltip=spec.description):
+
+            @task(task_id="build", inlets=silver_assets)
+            def build(mart: str, data_interval_start: datetime, data_interval_end: datetime) -> None:
+                """Recompute the mart for the data interval from Silver."""
+                run_gold_step("build", mart, data_interval_start, data_interval_end)
+
+            @task(task_id="dq_gate", retries=0)
+            def dq_gate(mart: str, data_interval_start: datetime, data_interval_end: datetime) -> None:
+                """Rows, key uniqueness and Silver-to-Gold reconciliation for the interval."""
+                run_gold_step("check", mart, data_interval_start, data_interval_end)
+
+            @task(task_id="load", outlets=[serving_asset])
+            def load(mart: str, data_interval_start: datetime, data_interval_end: datetime) -> None:
+                """COPY the interval into PostgreSQL and swap it in atomically."""
+                run_gold_step("load", mart, data_interval_start, data_interval_end)
+
+            build(spec.name) >> dq_gate(spec.name) >> load(spec.name)  # type: ignore[call-arg]

@@ -1,0 +1,401 @@
+"""Atomic, idempotent loads of one mart's date interval from its Gold Delta table into PostgreSQL.
+
+1. an UNLOGGED staging table ``<schema>._stage_<table>_<epoch>_<hex>`` is created like the target;
+2. the Spark executors COPY the frame's rows into it (CSV written by pyarrow per Arrow batch), so nothing but
+   one row count per partition reaches the driver;
+3. one transaction deletes the interval ``start <= date_column < end`` from the target, inserts the staged
+   rows and records ``serving.freshness``; then the staging table is dropped.
+
+Readers see the old interval or the new one, never a mix, and a rerun gives the same rows. A load killed
+mid-COPY leaves only its staging table; the epoch in its name lets a later load drop it after an hour without
+touching the staging table of a load still running.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import psycopg
+from psycopg import sql
+
+from lakehouse.config.settings import Settings
+from lakehouse.postgres.errors import DataQualityError, ServingError
+from lakehouse.postgres.migrate import where
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+SERVING_SCHEMA = "serving"
+FRESHNESS_TABLE = ("serving", "freshness")
+ORPHAN_AGE = timedelta(hours=1)
+APPLICATION_NAME = "lakehouse-loader"
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+# 63 (PostgreSQL's identifier limit) - len("_stage_") - len("_<10-digit epoch>_<8 hex>")
+_STAGE_TABLE_CHARS = 36
+_STAGE_NAME = re.compile(r"^_stage_(?P<table>[a-z0-9_]+)_(?P<epoch>\d{10})_[0-9a-f]{8}$")
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What one load did: the interval ``[interval_start, interval_end)`` of ``table`` now holds ``rows``."""
+
+    mart: str
+    table: str
+    interval_start: date
+    interval_end: date
+    rows: int
+    seconds: float
+
+    def summary(self) -> str:
+        """One line for logs and the CLI."""
+        rate = self.rows / self.seconds if self.seconds > 0 else 0.0
+        return (
+            f"{self.mart}: {self.rows:,} rows into {self.table} for {self.interval_start}..{self.interval_end} "
+            f"in {self.seconds:.1f} s ({rate:,.0f} rows/s)"
+        )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One load in flight: target, staging table, columns in table order, interval and mart."""
+
+    schema: str
+    name: str
+    stage: str
+    columns: list[str]
+    date_column: str
+    start: date
+    end: date
+    mart: str
+
+    @property
+    def target(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def staging(self) -> str:
+        return f"{self.schema}.{self.stage}"
+
+    @property
+    def column_list(self) -> sql.Composed:
+        return sql.SQL(", ").join(map(sql.Identifier, self.columns))
+
+
+def split_table(table: str) -> tuple[str, str]:
+    """``"serving.fct"`` -> ``("serving", "fct")``; an unqualified name is in the serving schema."""
+    schema, _, name = table.rpartition(".")
+    schema = schema or SERVING_SCHEMA
+    for part in (schema, name):
+        if not _IDENTIFIER.match(part):
+            raise ServingError(f"table {table!r}: {part!r} is not a lower-case SQL identifier ([a-z_][a-z0-9_]*)")
+    return schema, name
+
+
+def load_frame(
+    df: DataFrame,
+    dsn: str,
+    table: str,
+    date_column: str,
+    start: date,
+    end: date,
+    *,
+    mart: str | None = None,
+    silver_watermark: datetime | None = None,
+    lock_timeout: str = "60s",
+    max_writers: int | None = None,
+) -> LoadResult:
+    """Replace the rows of ``table`` with ``start <= date_column < end`` by the rows of ``df``, atomically.
+
+    ``df`` must have exactly the target's columns (any order) and only rows inside the interval. The COPY
+    runs on the executors, each opening its own connection (``max_writers`` caps them by coalescing). The
+    swap waits at most ``lock_timeout`` for locks. Raises ServingError (DataQualityError for duplicate keys
+    or rows outside the interval) and leaves the target untouched on any failure.
+    """
+    if end <= start:
+        raise ServingError(f"table {table}: interval end {end} must be after its start {start}")
+    began = time.perf_counter()
+    schema, name = split_table(table)
+    mart_name = mart or name
+    with psycopg.connect(dsn, autocommit=True, application_name=APPLICATION_NAME) as conn:
+        columns = _table_columns(conn, schema, name)
+        if not columns:
+            raise ServingError(
+                f"mart {mart_name}: table {schema}.{name} does not exist in {where(dsn)}: run `lakehouse migrate`"
+            )
+        _check_columns(list(df.columns), columns, date_column, mart_name, f"{schema}.{name}")
+        _drop_orphans(conn, schema, name, ORPHAN_AGE)
+        plan = _Plan(schema, name, _create_stage(conn, schema, name), columns, date_column, start, end, mart_name)
+    log.info("loading %s %s..%s into %s via %s on %s", mart_name, start, end, plan.target, plan.staging, where(dsn))
+    try:
+        copied = _copy(df, dsn, plan, max_writers)
+        with psycopg.connect(dsn, autocommit=True, application_name=APPLICATION_NAME) as conn:
+            _check_stage(conn, plan, copied)
+            deleted = _swap(conn, plan, copied, silver_watermark, lock_timeout)
+    finally:
+        _drop_stage(dsn, schema, plan.stage)
+    result = LoadResult(mart_name, plan.target, start, end, copied, time.perf_counter() - began)
+    log.info("%s (replaced %d rows)", result.summary(), deleted)
+    return result
+
+
+def load_mart(
+    settings: Settings,
+    mart_name: str,
+    start: date,
+    end: date,
+    *,
+    dsn: str | None = None,
+    spark: SparkSession | None = None,
+    silver_watermark: datetime | None = None,
+) -> LoadResult:
+    """Load ``[start, end)`` of a mart's Gold Delta table into ``serving.<serving_table>``.
+
+    An interval without Gold rows is still replaced (stale serving rows are deleted) and gives ``rows=0``.
+    """
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    from lakehouse.config.specs import mart as mart_spec
+    from lakehouse.spark.session import get_spark
+
+    spec = mart_spec(mart_name)
+    path = settings.storage.table_path("gold", spec.name)
+    session = spark or get_spark(f"load-{spec.name}", settings=settings)
+    if not DeltaTable.isDeltaTable(session, path):
+        raise ServingError(
+            f"mart {spec.name}: no Gold Delta table at {path}: build it first "
+            f"(`lakehouse gold {spec.name} --start {start} --end {end}`)"
+        )
+    column = F.col(spec.date_column)
+    frame = session.read.format("delta").load(path).where((column >= F.lit(start)) & (column < F.lit(end)))
+    result = load_frame(
+        frame,
+        dsn or settings.postgres_dsn(),
+        f"{SERVING_SCHEMA}.{spec.serving_table}",
+        spec.date_column,
+        start,
+        end,
+        mart=spec.name,
+        silver_watermark=silver_watermark,
+    )
+    if result.rows == 0:
+        log.warning("no rows for %s %s..%s: interval cleared", spec.name, start, end)
+    return result
+
+
+def drop_orphan_stages(
+    dsn: str, *, table: str | None = None, older_than: timedelta = ORPHAN_AGE, schema: str = SERVING_SCHEMA
+) -> list[str]:
+    """Drop staging tables left by killed loads: those older than ``older_than`` (of ``table`` only, if given).
+
+    ``older_than=timedelta(0)`` drops every staging table, including those of loads still running: use it
+    only when no load runs. Tables this role may not drop, or that are locked, are skipped.
+    """
+    name: str | None = None
+    if table is not None:
+        schema, name = split_table(table if "." in table else f"{schema}.{table}")
+    with psycopg.connect(dsn, autocommit=True, application_name=APPLICATION_NAME) as conn:
+        return _drop_orphans(conn, schema, name, older_than)
+
+
+def _table_columns(conn: psycopg.Connection, schema: str, name: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+        "ORDER BY ordinal_position",
+        (schema, name),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def _check_columns(frame: list[str], target: list[str], date_column: str, mart: str, table: str) -> None:
+    missing = [c for c in target if c not in frame]
+    extra = [c for c in frame if c not in target]
+    if missing or extra:
+        raise ServingError(
+            f"mart {mart}: the frame's columns do not match table {table}: missing {missing}, unexpected {extra}; "
+            f"make the Gold table produce exactly {target} (or migrate the table)"
+        )
+    if date_column not in target:
+        raise ServingError(f"mart {mart}: date column {date_column!r} is not a column of table {table} {target}")
+
+
+def _create_stage(conn: psycopg.Connection, schema: str, name: str) -> str:
+    row = conn.execute("SELECT extract(epoch FROM now())::bigint").fetchone()
+    assert row is not None
+    # the server's clock, not this host's: orphan ages are then comparable across loader hosts
+    stage = f"_stage_{name[:_STAGE_TABLE_CHARS]}_{int(row[0]):010d}_{secrets.token_hex(4)}"
+    conn.execute(
+        sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
+            sql.Identifier(schema, stage), sql.Identifier(schema, name)
+        )
+    )
+    return stage
+
+
+def _copy(df: DataFrame, dsn: str, plan: _Plan, max_writers: int | None) -> int:
+    """COPY the frame into the staging table from the executors; returns the number of rows written."""
+    from pyspark.errors import PySparkException
+    from pyspark.sql import functions as F
+
+    frame = df.select(*[F.col(c) for c in plan.columns])
+    if max_writers is not None:
+        frame = frame.coalesce(max_writers)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        sql.Identifier(plan.schema, plan.stage), plan.column_list
+    )
+    writer = functools.partial(_copy_partition, dsn, statement.as_string().encode())
+    try:
+        counts = frame.mapInArrow(writer, "rows long").collect()
+    except PySparkException as exc:
+        raise ServingError(
+            f"mart {plan.mart}: computing the frame or copying it to the staging table of {plan.target} failed: "
+            f"{_worker_error(exc)}; "
+            f"{plan.target} was not changed"
+        ) from exc
+    return sum(int(row["rows"]) for row in counts)
+
+
+def _worker_error(exc: Exception) -> str:
+    """The PostgreSQL error raised in a Python worker, out of Spark's wrapping traceback."""
+    text = str(exc)
+    match = re.search(r"^psycopg\.\S+: .*(?:\nDETAIL: .*)?", text, re.MULTILINE)
+    if match:
+        return match.group(0).replace("\n", " ")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else type(exc).__name__
+
+
+def _copy_partition(dsn: str, statement: bytes, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Runs on an executor: one connection and one COPY per partition, committed only when all of it is sent."""
+    import pyarrow as pa
+    from pyarrow import csv
+
+    options = csv.WriteOptions(include_header=False)
+    non_empty = (batch for batch in batches if batch.num_rows)
+    first = next(non_empty, None)
+    rows = 0
+    if first is not None:
+        with (
+            psycopg.connect(dsn, application_name=APPLICATION_NAME) as conn,
+            conn.cursor() as cursor,
+            cursor.copy(statement) as copy,
+        ):
+            for batch in itertools.chain([first], non_empty):
+                sink = pa.BufferOutputStream()
+                csv.write_csv(batch, sink, options)
+                copy.write(memoryview(sink.getvalue()))
+                rows += batch.num_rows
+    yield pa.RecordBatch.from_arrays([pa.array([rows], pa.int64())], names=["rows"])
+
+
+def _check_stage(conn: psycopg.Connection, plan: _Plan, copied: int) -> None:
+    query = sql.SQL(
+        "SELECT count(*), count(*) FILTER (WHERE {c} IS NULL OR {c} < %s OR {c} >= %s) FROM {stage}"
+    ).format(c=sql.Identifier(plan.date_column), stage=sql.Identifier(plan.schema, plan.stage))
+    row = conn.execute(query, (plan.start, plan.end)).fetchone()
+    assert row is not None
+    staged, outside = int(row[0]), int(row[1])
+    if staged != copied:
+        raise ServingError(
+            f"mart {plan.mart}: {staged} rows were staged for {plan.target} but Spark reported {copied} (a task "
+            "attempt committed and was retried); nothing was loaded: rerun the load"
+        )
+    if outside:
+        raise DataQualityError(
+            f"mart {plan.mart}: {outside} of {staged} rows have {plan.date_column} outside "
+            f"{plan.start}..{plan.end} (or NULL); filter the frame to the interval; {plan.target} was not changed"
+        )
+
+
+def _swap(
+    conn: psycopg.Connection, plan: _Plan, rows: int, silver_watermark: datetime | None, lock_timeout: str
+) -> int:
+    """Replace the interval in one transaction; returns the number of rows deleted."""
+    target = sql.Identifier(plan.schema, plan.name)
+    try:
+        with conn.transaction():
+            conn.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
+            # serialises loads of this table (two swaps of one interval would otherwise collide on its keys)
+            # while readers (ACCESS SHARE) go on reading the old rows until COMMIT
+            conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target))
+            deleted = conn.execute(
+                sql.SQL("DELETE FROM {} WHERE {c} >= %s AND {c} < %s").format(
+                    target, c=sql.Identifier(plan.date_column)
+                ),
+                (plan.start, plan.end),
+            ).rowcount
+            conn.execute(
+                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+                    target, plan.column_list, plan.column_list, sql.Identifier(plan.schema, plan.stage)
+                )
+            )
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} (mart, interval_start, interval_end, rows, silver_watermark, loaded_at) "
+                    "VALUES (%s, %s, %s, %s, %s, now()) ON CONFLICT (mart, interval_start, interval_end) DO UPDATE "
+                    "SET rows = EXCLUDED.rows, silver_watermark = EXCLUDED.silver_watermark, "
+                    "loaded_at = EXCLUDED.loaded_at"
+                ).format(sql.Identifier(*FRESHNESS_TABLE)),
+                (plan.mart, plan.start, plan.end, rows, silver_watermark),
+            )
+    except psycopg.errors.UniqueViolation as exc:
+        raise DataQualityError(
+            f"mart {plan.mart}: rows for {plan.start}..{plan.end} repeat a primary key of {plan.target} "
+            f"({exc.diag.message_detail}); fix the mart's grain; {plan.target} was not changed"
+        ) from exc
+    except psycopg.errors.LockNotAvailable as exc:
+        raise ServingError(
+            f"mart {plan.mart}: could not lock {plan.target} within {lock_timeout} (another load or a long "
+            f"transaction holds it); {plan.target} was not changed: retry the load"
+        ) from exc
+    return deleted
+
+
+def _drop_stage(dsn: str, schema: str, stage: str) -> None:
+    statement = sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, stage))
+    try:
+        with psycopg.connect(dsn, autocommit=True, application_name=APPLICATION_NAME) as conn, conn.transaction():
+            conn.execute("SELECT set_config('lock_timeout', '30s', true)")
+            conn.execute(statement)
+    except psycopg.Error as exc:
+        # the load's own outcome stands; drop_orphan_stages() removes the table once it is an hour old
+        log.warning("could not drop staging table %s.%s (%s); it will be dropped as an orphan", schema, stage, exc)
+
+
+def _drop_orphans(conn: psycopg.Connection, schema: str, table: str | None, older_than: timedelta) -> list[str]:
+    rows = conn.execute(
+        "SELECT c.relname, extract(epoch FROM now())::bigint FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relkind = 'r' AND left(c.relname, 7) = '_stage_' "
+        "AND pg_catalog.pg_has_role(c.relowner, 'USAGE') ORDER BY c.relname",
+        (schema,),
+    ).fetchall()
+    dropped: list[str] = []
+    for relname, now in rows:
+        match = _STAGE_NAME.match(relname)
+        if match is None or (table is not None and match["table"] != table[:_STAGE_TABLE_CHARS]):
+            continue
+        if now - int(match["epoch"]) < older_than.total_seconds():
+            continue
+        try:
+            with conn.transaction():
+                conn.execute("SELECT set_config('lock_timeout', '5s', true)")
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, relname)))
+        except psycopg.errors.LockNotAvailable:
+            log.warning("staging table %s.%s is in use; not dropped", schema, relname)
+            continue
+        log.info("dropped orphan staging table %s.%s", schema, relname)
+        dropped.append(f"{schema}.{relname}")
+    return dropped

@@ -1,0 +1,443 @@
+"""The serving loader and migrations against a real PostgreSQL and a real SparkSession.
+
+Each test loads into a table of its own (``serving.t_load_<unique>``, created like serving.fct_orders_daily),
+so tests of other developers sharing the stack are not disturbed; the load_mart test uses far-future dates
+in serving.fct_orders_daily and deletes them afterwards. Expected rows are written out by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from lakehouse.config.settings import Settings, load_settings
+from lakehouse.postgres.errors import DataQualityError, ServingError
+from lakehouse.postgres.loader import drop_orphan_stages, load_frame, load_mart
+from lakehouse.postgres.migrate import DDL_DIR, migrate, migration_files
+
+pytestmark = pytest.mark.integration
+
+COLUMNS = [
+    "tenant_id",
+    "order_date",
+    "region",
+    "channel",
+    "product_category",
+    "orders_placed",
+    "orders_cancelled",
+    "units",
+    "gross_revenue",
+    "cancelled_revenue",
+    "avg_order_value",
+    "unique_customers",
+]
+SPARK_SCHEMA = (
+    "tenant_id string, order_date date, region string, channel string, product_category string, "
+    "orders_placed bigint, orders_cancelled bigint, units bigint, gross_revenue decimal(18,2), "
+    "cancelled_revenue decimal(18,2), avg_order_value decimal(18,2), unique_customers bigint"
+)
+# The same shape from spark.range: distinct keys for any n, all on the day given as {day}.
+SYNTHETIC = [
+    "concat('tenant-', CAST(id % 1000 AS STRING)) AS tenant_id",
+    "DATE'{day}' AS order_date",
+    "concat('region-', CAST(id DIV 1000 AS STRING)) AS region",
+    "'web' AS channel",
+    "'books' AS product_category",
+    "id % 7 + 1 AS orders_placed",
+    "id % 2 AS orders_cancelled",
+    "id % 11 AS units",
+    "CAST((id % 100000) / 100 AS DECIMAL(18,2)) AS gross_revenue",
+    "CAST(0 AS DECIMAL(18,2)) AS cancelled_revenue",
+    "CAST((id % 100000) / 100 / (id % 7 + 1) AS DECIMAL(18,2)) AS avg_order_value",
+    "id % 5 AS unique_customers",
+]
+D1, D2, D3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
+
+
+def fact(tenant: str, day: date, region: str, placed: int, revenue: str, **overrides: Any) -> tuple[Any, ...]:
+    """One fct_orders_daily row in table column order."""
+    gross = Decimal(revenue)
+    values: dict[str, Any] = {
+        "tenant_id": tenant,
+        "order_date": day,
+        "region": region,
+        "channel": "web",
+        "product_category": "books",
+        "orders_placed": placed,
+        "orders_cancelled": 1,
+        "units": placed * 3,
+        "gross_revenue": gross,
+        "cancelled_revenue": Decimal("4.50"),
+        "avg_order_value": (gross / placed).quantize(Decimal("0.01")),
+        "unique_customers": placed - 1,
+        **overrides,
+    }
+    return tuple(values[c] for c in COLUMNS)
+
+
+def rows_in(dsn: str, table: str, start: date = date.min, end: date = date.max) -> list[tuple[Any, ...]]:
+    """Rows of a serving table with start <= order_date < end, sorted."""
+    schema, name = table.split(".")
+    query = sql.SQL("SELECT {} FROM {} WHERE order_date >= %s AND order_date < %s").format(
+        sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), sql.Identifier(schema, name)
+    )
+    with psycopg.connect(dsn) as conn:
+        return sorted(conn.execute(query, (start, end)).fetchall())
+
+
+def stages_of(dsn: str, table: str) -> list[str]:
+    """Staging tables of one target table that exist now."""
+    schema, name = table.split(".")
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND starts_with(c.relname, %s)",
+            (schema, f"_stage_{name}_"),
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def freshness(dsn: str, mart: str) -> list[tuple[Any, ...]]:
+    """(interval_start, interval_end, rows, silver_watermark) of a mart, sorted."""
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "SELECT interval_start, interval_end, rows, silver_watermark FROM serving.freshness WHERE mart = %s "
+            "ORDER BY interval_start, interval_end",
+            (mart,),
+        ).fetchall()
+
+
+@pytest.fixture
+def dsn(postgres_stack: Settings) -> str:
+    """DSN of the migrated serving database."""
+    return postgres_stack.postgres_dsn()
+
+
+@pytest.fixture
+def target(dsn: str, unique: str) -> Iterator[str]:
+    """A fresh table shaped like serving.fct_orders_daily, dropped with its freshness rows afterwards."""
+    name = f"t_load_{unique}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE TABLE {} (LIKE serving.fct_orders_daily INCLUDING ALL)").format(
+                sql.Identifier("serving", name)
+            )
+        )
+    yield f"serving.{name}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for stage in stages_of(dsn, f"serving.{name}"):
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier("serving", stage)))
+        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier("serving", name)))
+        conn.execute("DELETE FROM serving.freshness WHERE mart = %s", (name,))
+
+
+def test_load_writes_exactly_the_frame_and_its_freshness(spark, dsn: str, target: str) -> None:
+    rows = [
+        fact("acme", D1, "north", 4, "100.00"),
+        fact("acme", D1, 'north, "east"', 1, "0.10", cancelled_revenue=None),
+        fact("acme", D2, "Zürich\nHQ", 3, "1234567890123456.78", product_category=""),
+        fact("globex", D2, "south", 2, "19.99", channel="app"),
+    ]
+    watermark = datetime(2026, 3, 3, 0, 5, tzinfo=UTC)
+
+    result = load_frame(
+        spark.createDataFrame(rows, SPARK_SCHEMA), dsn, target, "order_date", D1, D3, silver_watermark=watermark
+    )
+
+    assert rows_in(dsn, target) == sorted(rows)
+    assert (result.table, result.interval_start, result.interval_end, result.rows) == (target, D1, D3, 4)
+    assert result.mart == target.split(".")[1]
+    assert f"4 rows into {target} for 2026-03-01..2026-03-03" in result.summary()
+    assert freshness(dsn, result.mart) == [(D1, D3, 4, watermark)]
+    assert stages_of(dsn, target) == []
+
+
+def test_reload_replaces_only_its_interval_and_is_idempotent(spark, dsn: str, target: str) -> None:
+    day1 = [fact("acme", D1, "north", 4, "100.00"), fact("acme", D1, "south", 2, "10.00")]
+    day2 = [fact("acme", D2, "north", 5, "50.00")]
+    load_frame(spark.createDataFrame(day1, SPARK_SCHEMA), dsn, target, "order_date", D1, D2)
+    load_frame(spark.createDataFrame(day2, SPARK_SCHEMA), dsn, target, "order_date", D2, D3)
+
+    new_day1 = [fact("acme", D1, "north", 9, "90.00"), fact("initech", D1, "west", 1, "1.00")]
+    frame = spark.createDataFrame(new_day1, SPARK_SCHEMA)
+    load_frame(frame, dsn, target, "order_date", D1, D2)
+    load_frame(frame, dsn, target, "order_date", D1, D2)
+
+    assert rows_in(dsn, target) == sorted(new_day1 + day2)
+    assert freshness(dsn, target.split(".")[1]) == [(D1, D2, 2, None), (D2, D3, 1, None)]
+
+
+def test_an_empty_frame_clears_its_interval(spark, dsn: str, target: str) -> None:
+    day1 = [fact("acme", D1, "north", 4, "100.00")]
+    day2 = [fact("acme", D2, "north", 5, "50.00")]
+    load_frame(spark.createDataFrame(day1 + day2, SPARK_SCHEMA), dsn, target, "order_date", D1, D3)
+
+    result = load_frame(spark.createDataFrame([], SPARK_SCHEMA), dsn, target, "order_date", D2, D3)
+
+    assert result.rows == 0
+    assert rows_in(dsn, target) == day1
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda df: df.drop("units"), "units"),
+        (lambda df: df.withColumnRenamed("region", "area"), "area"),
+        (lambda df: df.withColumn("loaded_at", df["order_date"]), "loaded_at"),
+    ],
+    ids=["missing", "renamed", "extra"],
+)
+def test_column_mismatch_raises_before_touching_the_target(spark, dsn: str, target: str, change, named) -> None:
+    before = [fact("acme", D1, "north", 4, "100.00")]
+    load_frame(spark.createDataFrame(before, SPARK_SCHEMA), dsn, target, "order_date", D1, D2)
+    frame = change(spark.createDataFrame([fact("acme", D1, "south", 1, "1.00")], SPARK_SCHEMA))
+
+    with pytest.raises(ServingError) as error:
+        load_frame(frame, dsn, target, "order_date", D1, D2, mart="orders_mart")
+
+    message = str(error.value)
+    assert "orders_mart" in message
+    assert target in message
+    assert named in message
+    assert rows_in(dsn, target) == before
+    assert stages_of(dsn, target) == []
+
+
+def test_duplicate_keys_raise_a_data_quality_error_and_change_nothing(spark, dsn: str, target: str) -> None:
+    before = [fact("acme", D1, "north", 4, "100.00")]
+    load_frame(spark.createDataFrame(before, SPARK_SCHEMA), dsn, target, "order_date", D1, D2)
+    twice = [fact("acme", D1, "south", 1, "1.00"), fact("acme", D1, "south", 2, "2.00")]
+
+    with pytest.raises(DataQualityError, match="primary key"):
+        load_frame(spark.createDataFrame(twice, SPARK_SCHEMA), dsn, target, "order_date", D1, D2)
+
+    assert rows_in(dsn, target) == before
+    assert stages_of(dsn, target) == []
+
+
+def test_a_row_the_table_rejects_fails_the_load_and_changes_nothing(spark, dsn: str, target: str) -> None:
+    before = [fact("acme", D1, "north", 4, "100.00")]
+    load_frame(spark.createDataFrame(before, SPARK_SCHEMA), dsn, target, "order_date", D1, D2)
+    no_tenant = [fact("acme", D1, "south", 1, "1.00"), fact(None, D1, "south", 1, "1.00")]  # type: ignore[arg-type]
+
+    with pytest.raises(ServingError, match='null value in column "tenant_id"') as error:
+        load_frame(spark.createDataFrame(no_tenant, SPARK_SCHEMA), dsn, target, "order_date", D1, D2)
+
+    assert target in str(error.value)
+    assert rows_in(dsn, target) == before
+    assert stages_of(dsn, target) == []
+
+
+def test_rows_outside_the_interval_are_refused(spark, dsn: str, target: str) -> None:
+    rows = [fact("acme", D1, "north", 4, "100.00"), fact("acme", D2, "north", 1, "1.00")]
+
+    with pytest.raises(DataQualityError, match=re.escape("1 of 2 rows have order_date outside 2026-03-01..2026-03-02")):
+        load_frame(spark.createDataFrame(rows, SPARK_SCHEMA), dsn, target, "order_date", D1, D2)
+
+    assert rows_in(dsn, target) == []
+    assert stages_of(dsn, target) == []
+
+
+def test_only_orphan_stages_older_than_the_limit_are_dropped(dsn: str, target: str) -> None:
+    name = target.split(".")[1]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        now = int(conn.execute("SELECT extract(epoch FROM now())::bigint").fetchone()[0])  # type: ignore[index]
+        old, fresh = f"_stage_{name}_{now - 3700}_0000beef", f"_stage_{name}_{now - 60}_0000cafe"
+        for stage in (old, fresh):
+            conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} (x int)").format(sql.Identifier("serving", stage)))
+
+    assert drop_orphan_stages(dsn, table=target) == [f"serving.{old}"]
+    assert stages_of(dsn, target) == [fresh]
+    assert drop_orphan_stages(dsn, table=target, older_than=timedelta(0)) == [f"serving.{fresh}"]
+
+
+def test_a_killed_load_leaves_the_target_as_it_was_and_a_rerun_completes(
+    spark, dsn: str, target: str, tmp_path: Path
+) -> None:
+    before = [fact("acme", D1, "north", 4, "100.00"), fact("acme", D1, "south", 2, "10.00")]
+    load_frame(spark.createDataFrame(before, SPARK_SCHEMA), dsn, target, "order_date", D1, D2)
+    columns = [expression.format(day=D1.isoformat()) for expression in SYNTHETIC]
+    script = textwrap.dedent(f"""
+        import datetime
+        from lakehouse.postgres.loader import load_frame
+        from lakehouse.spark.session import get_spark
+
+        spark = get_spark("killed-load", {{"spark.ui.enabled": "false"}})
+        frame = spark.range(0, 200_000_000, numPartitions=2).selectExpr(*{columns!r})
+        load_frame(frame, {dsn!r}, {target!r}, "order_date", datetime.date(2026, 3, 1), datetime.date(2026, 3, 2))
+    """)
+    log = tmp_path / "loader.log"
+    with log.open("wb") as out:
+        # its own session: SIGKILL then reaches the driver, its JVM and the Python workers, like a lost machine
+        loader = subprocess.Popen(
+            [sys.executable, "-c", script], cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        stage_oid = _wait_until_copying(dsn, target, loader, log)
+    finally:
+        os.killpg(loader.pid, signal.SIGKILL)
+        loader.wait()
+    _wait_until_no_copy(dsn, stage_oid)
+
+    assert rows_in(dsn, target) == sorted(before)
+    orphans = stages_of(dsn, target)
+    assert len(orphans) == 1
+    assert drop_orphan_stages(dsn, table=target, older_than=timedelta(0)) == [f"serving.{orphans[0]}"]
+
+    after = [fact("acme", D1, "east", 7, "70.00")]
+    result = load_frame(spark.createDataFrame(after, SPARK_SCHEMA), dsn, target, "order_date", D1, D2)
+    assert result.rows == 1
+    assert rows_in(dsn, target) == after
+    assert stages_of(dsn, target) == []
+
+
+def _wait_until_copying(dsn: str, target: str, loader: subprocess.Popen[bytes], log: Path) -> int:
+    """Oid of the staging table once the subprocess's COPY has sent rows into it."""
+    name = target.split(".")[1]
+    deadline = time.monotonic() + 240
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT p.relid FROM pg_stat_progress_copy p JOIN pg_class c ON c.oid = p.relid "
+                "WHERE starts_with(c.relname, %s) AND p.tuples_processed > 0 LIMIT 1",
+                (f"_stage_{name}_",),
+            ).fetchone()
+            if row is not None:
+                return int(row[0])
+            if loader.poll() is not None:
+                pytest.fail(f"the loader exited ({loader.returncode}) before copying:\n{log.read_text()[-4000:]}")
+            time.sleep(0.2)
+    pytest.fail(f"the loader did not start copying within 240 s:\n{log.read_text()[-4000:]}")
+
+
+def _wait_until_no_copy(dsn: str, relid: int) -> None:
+    """The killed client's backends notice the lost connection and roll back; wait for that."""
+    deadline = time.monotonic() + 60
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while conn.execute("SELECT 1 FROM pg_stat_progress_copy WHERE relid = %s", (relid,)).fetchone():
+            assert time.monotonic() < deadline, "COPY backends still running 60 s after the loader was killed"
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def gold_settings(tmp_path: Path) -> Settings:
+    """Test settings whose lake lives under tmp_path (the serving database stays the shared test one)."""
+    return load_settings(environ={**os.environ, "LAKEHOUSE_HOME": str(tmp_path)})
+
+
+def test_load_mart_loads_the_interval_of_the_gold_delta_table(
+    spark, postgres_stack: Settings, gold_settings: Settings, unique: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # far-future days of this test alone: the shared serving.fct_orders_daily is not disturbed
+    d1 = date(2400, 1, 1) + timedelta(days=4 * (int(unique, 16) % 50_000))
+    d2, d3, d4, d5 = (d1 + timedelta(days=n) for n in range(1, 5))
+    dsn = postgres_stack.postgres_dsn()
+    inside = [fact(f"t-{unique}", d1, "north", 4, "100.00"), fact(f"t-{unique}", d2, "south", 1, "9.99")]
+    outside = [fact(f"t-{unique}", d3, "north", 2, "2.00")]
+    spark.createDataFrame(inside + outside, SPARK_SCHEMA).write.format("delta").partitionBy("order_date").save(
+        gold_settings.storage.table_path("gold", "fct_orders_daily")
+    )
+    stale = fact(f"t-{unique}", d4, "west", 1, "1.00")
+    try:
+        result = load_mart(gold_settings, "fct_orders_daily", d1, d3, spark=spark)
+
+        assert (result.mart, result.table, result.rows) == ("fct_orders_daily", "serving.fct_orders_daily", 2)
+        assert rows_in(dsn, "serving.fct_orders_daily", d1, d5) == sorted(inside)
+
+        with psycopg.connect(dsn) as conn:
+            conn.execute(
+                sql.SQL("INSERT INTO serving.fct_orders_daily ({}) VALUES ({})").format(
+                    sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), sql.SQL(", ").join([sql.Placeholder()] * 12)
+                ),
+                stale,
+            )
+        cleared = load_mart(gold_settings, "fct_orders_daily", d4, d5, spark=spark)
+
+        assert cleared.rows == 0
+        assert rows_in(dsn, "serving.fct_orders_daily", d1, d5) == sorted(inside)
+        assert f"no rows for fct_orders_daily {d4}..{d5}: interval cleared" in caplog.text
+    finally:
+        with psycopg.connect(dsn) as conn:
+            conn.execute("DELETE FROM serving.fct_orders_daily WHERE order_date >= %s AND order_date < %s", (d1, d5))
+            conn.execute(
+                "DELETE FROM serving.freshness WHERE mart = 'fct_orders_daily' AND interval_start >= %s "
+                "AND interval_end <= %s",
+                (d1, d5),
+            )
+
+
+def test_load_mart_without_a_gold_table_names_the_path(spark, postgres_stack, gold_settings: Settings) -> None:
+    path = gold_settings.storage.table_path("gold", "fct_orders_daily")
+
+    with pytest.raises(ServingError, match=re.escape(f"no Gold Delta table at {path}")):
+        load_mart(gold_settings, "fct_orders_daily", D1, D2, spark=spark)
+
+
+@pytest.fixture
+def scratch_database(postgres_stack: Settings, unique: str) -> Iterator[str]:
+    """DSN of an empty database of this test, dropped afterwards (the shared one is never tampered with)."""
+    name = f"lh_migrate_{unique}"
+    admin = postgres_stack.postgres_dsn("postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield postgres_stack.postgres_dsn(name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_migrate_applies_each_file_once_even_when_run_concurrently(scratch_database: str) -> None:
+    shipped = [m.name for m in migration_files()]
+
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(migrate, [scratch_database, scratch_database]))
+
+    assert sorted(runs[0] + runs[1]) == sorted(shipped)
+    assert migrate(scratch_database) == []
+    with psycopg.connect(scratch_database) as conn:
+        recorded = conn.execute("SELECT name FROM lakehouse_meta.schema_migrations ORDER BY version").fetchall()
+    assert [r[0] for r in recorded] == shipped
+
+
+def test_migrate_refuses_a_changed_file_and_applies_new_ones(scratch_database: str, tmp_path: Path) -> None:
+    ddl = tmp_path / "ddl"
+    shutil.copytree(DDL_DIR, ddl)
+    migrate(scratch_database, ddl)
+    original = (ddl / "V001__serving_schema.sql").read_text()
+
+    (ddl / "V001__serving_schema.sql").write_text(original + "\n-- a harmless-looking edit\n")
+    with pytest.raises(ServingError, match=r"V001__serving_schema\.sql.*immutable"):
+        migrate(scratch_database, ddl)
+
+    (ddl / "V001__serving_schema.sql").write_text(original)
+    (ddl / "V010__extra.sql").write_text("CREATE TABLE serving.extra (x int);\n")
+    assert migrate(scratch_database, ddl) == ["V010__extra.sql"]
+
+    (ddl / "V011__broken.sql").write_text("CREATE TABLE serving.broken (x int);\nSELECT 1 / 0;\n")
+    with pytest.raises(ServingError, match=re.escape("V011__broken.sql: failed and was rolled back")):
+        migrate(scratch_database, ddl)
+    (ddl / "V011__broken.sql").unlink()
+    (ddl / "V005__late.sql").write_text("SELECT 1;\n")
+    with pytest.raises(ServingError, match="already applied version 10"):
+        migrate(scratch_database, ddl)
+
+    with psycopg.connect(scratch_database) as conn:
+        versions = conn.execute("SELECT version FROM lakehouse_meta.schema_migrations ORDER BY 1").fetchall()
+        broken = conn.execute("SELECT to_regclass('serving.broken')").fetchone()
+    assert [v[0] for v in versions] == [*(m.version for m in migration_files()), 10]
+    assert broken == (None,)

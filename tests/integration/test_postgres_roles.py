@@ -1,0 +1,148 @@
+"""The roles of the serving database, checked by logging in as a member of each.
+
+Login roles are created per test (random password; the embedded server trusts 127.0.0.1, so it is not
+checked, the privileges are) and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import date
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from lakehouse.config.settings import Settings
+from lakehouse.postgres.loader import load_frame
+
+pytestmark = pytest.mark.integration
+
+DENIED = psycopg.errors.InsufficientPrivilege
+FACT_ROW = "('acme', DATE '2400-01-01', 'north', 'web', 'books', 1, 0, 1, 1.00, 0.00, 1.00, 1)"
+
+
+@pytest.fixture
+def admin(postgres_stack: Settings) -> Iterator[psycopg.Connection]:
+    """A superuser connection to the migrated serving database."""
+    with psycopg.connect(postgres_stack.postgres_dsn(), autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def scratch(admin: psycopg.Connection, unique: str) -> Iterator[dict[str, str]]:
+    """Tables the test creates as the migrating role: one in public, one new table in serving."""
+    tables = {"public": f"public.t_secret_{unique}", "serving": f"serving.t_new_{unique}"}
+    admin.execute(f"CREATE TABLE {tables['public']} (x int)")
+    admin.execute(f"INSERT INTO {tables['public']} VALUES (1)")
+    admin.execute(f"CREATE TABLE {tables['serving']} (LIKE serving.fct_orders_daily INCLUDING ALL)")
+    admin.execute(f"INSERT INTO {tables['serving']} VALUES {FACT_ROW}")
+    yield tables
+    for table in tables.values():
+        admin.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _login_role(admin: psycopg.Connection, settings: Settings, group: str, unique: str) -> Iterator[str]:
+    role = f"t_{group}_{unique}"
+    admin.execute(
+        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
+            sql.Identifier(role), sql.Literal(secrets.token_urlsafe(16)), sql.Identifier(group)
+        )
+    )
+    try:
+        yield psycopg.conninfo.make_conninfo(settings.postgres_dsn(), user=role)
+    finally:
+        admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+@pytest.fixture
+def reader_dsn(admin: psycopg.Connection, postgres_stack: Settings, unique: str) -> Iterator[str]:
+    """DSN of a login role that is a member of bi_reader."""
+    yield from _login_role(admin, postgres_stack, "bi_reader", unique)
+
+
+@pytest.fixture
+def loader_dsn(admin: psycopg.Connection, postgres_stack: Settings, unique: str) -> Iterator[str]:
+    """DSN of a login role that is a member of lakehouse_loader."""
+    yield from _login_role(admin, postgres_stack, "lakehouse_loader", unique)
+
+
+def test_bi_reader_reads_the_serving_tables_and_views_including_new_ones(
+    reader_dsn: str, scratch: dict[str, str]
+) -> None:
+    with psycopg.connect(reader_dsn, autocommit=True) as conn:
+        for relation in (
+            "serving.fct_orders_daily",
+            "serving.v_orders_daily_by_region",
+            "serving.freshness",
+            "serving.load_alerts",
+        ):
+            conn.execute(f"SELECT count(*) FROM {relation}").fetchone()
+        # created after the migrations: readable through the default privileges
+        assert conn.execute(f"SELECT tenant_id FROM {scratch['serving']}").fetchall() == [("acme",)]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        f"INSERT INTO serving.fct_orders_daily VALUES {FACT_ROW}",
+        "UPDATE serving.fct_orders_daily SET units = 0 WHERE false",
+        "DELETE FROM serving.fct_orders_daily WHERE false",
+        "TRUNCATE serving.fct_orders_daily",
+        "INSERT INTO serving.load_alerts (dag_id, task_id, run_id, reason) VALUES ('d', 't', 'r', 'x')",
+        "INSERT INTO serving.freshness (mart, interval_start, interval_end, rows) VALUES ('m', now(), now(), 0)",
+        "UPDATE {serving} SET units = 0",
+        "CREATE TABLE serving.t_reader_made (x int)",
+        "CREATE VIEW serving.v_reader_made AS SELECT 1 AS x",
+        "CREATE TABLE public.t_reader_made (x int)",
+        "SELECT * FROM lakehouse_meta.schema_migrations",
+        "SELECT * FROM {public}",
+    ],
+    ids=lambda s: s.split(" (")[0][:48],
+)
+def test_bi_reader_can_do_nothing_else(reader_dsn: str, scratch: dict[str, str], statement: str) -> None:
+    with psycopg.connect(reader_dsn, autocommit=True) as conn, pytest.raises(DENIED):
+        conn.execute(statement.format(**scratch).encode())
+
+
+def test_loader_writes_serving_tables(loader_dsn: str, scratch: dict[str, str]) -> None:
+    with psycopg.connect(loader_dsn, autocommit=True) as conn:
+        table = scratch["serving"]
+        conn.execute(f"UPDATE {table} SET units = 42")
+        conn.execute(f"INSERT INTO {table} VALUES {FACT_ROW.replace('north', 'south')}")
+        conn.execute(f"DELETE FROM {table} WHERE region = 'north'")
+        assert conn.execute(f"SELECT region, units FROM {table}").fetchall() == [("south", 1)]
+        conn.execute(f"TRUNCATE {table}")
+        conn.execute("CREATE TABLE serving.t_loader_made (x int)")
+        conn.execute("DROP TABLE serving.t_loader_made")
+        with conn.transaction(force_rollback=True):
+            conn.execute(f"INSERT INTO serving.fct_orders_daily VALUES {FACT_ROW}")
+            conn.execute(
+                "INSERT INTO serving.load_alerts (dag_id, task_id, run_id, reason) VALUES ('d', 't', 'r', 'x')"
+            )
+        for statement in ("SELECT * FROM lakehouse_meta.schema_migrations", f"SELECT * FROM {scratch['public']}"):
+            with pytest.raises(DENIED):
+                conn.execute(statement.encode())
+
+
+def test_loader_role_runs_a_whole_load(spark, loader_dsn: str, scratch: dict[str, str], admin) -> None:
+    table = scratch["serving"]
+    row = ("acme", date(2400, 1, 1), "east", "web", "books", 2, 0, 5, 3, 0, 1.5, 2)
+    frame = spark.createDataFrame(
+        [row],
+        "tenant_id string, order_date date, region string, channel string, product_category string, "
+        "orders_placed bigint, orders_cancelled bigint, units bigint, gross_revenue int, cancelled_revenue int, "
+        "avg_order_value double, unique_customers bigint",
+    )
+    mart = table.split(".")[1]
+    try:
+        result = load_frame(frame, loader_dsn, table, "order_date", date(2400, 1, 1), date(2400, 1, 2), mart=mart)
+
+        assert result.rows == 1
+        assert admin.execute(f"SELECT region, units, avg_order_value::text FROM {table}").fetchall() == [
+            ("east", 5, "1.50")
+        ]
+    finally:
+        admin.execute("DELETE FROM serving.freshness WHERE mart = %s", (mart,))
