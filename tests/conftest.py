@@ -37,13 +37,24 @@ def lakehouse_settings() -> Settings:
     return settings()
 
 
+_STARTED_HERE: set[str] = set()
+
+
+def _start(settings: Settings, component: str) -> None:
+    """Start one stack component; remember it if this session started it (only those are stopped at the end)."""
+    from lakehouse.scripts.stack import LocalStack
+
+    stack = LocalStack(settings)
+    before = {s.name: s.up for s in stack.status()}
+    stack.up((component,))
+    if not before.get(component):
+        _STARTED_HERE.add(component)
+
+
 @pytest.fixture(scope="session")
 def kafka_stack(lakehouse_settings: Settings) -> Iterator[Settings]:
     """A real Kafka broker (KRaft) for the session."""
-    from lakehouse.scripts.stack import LocalStack
-
-    stack = LocalStack(lakehouse_settings)
-    stack.up(("kafka",))
+    _start(lakehouse_settings, "kafka")
     yield lakehouse_settings
 
 
@@ -51,9 +62,8 @@ def kafka_stack(lakehouse_settings: Settings) -> Iterator[Settings]:
 def postgres_stack(lakehouse_settings: Settings) -> Iterator[Settings]:
     """A real PostgreSQL (embedded, or LAKEHOUSE_PG_DSN) with the serving schema migrated."""
     from lakehouse.postgres.migrate import migrate
-    from lakehouse.scripts.stack import LocalStack
 
-    LocalStack(lakehouse_settings).up(("postgres",))
+    _start(lakehouse_settings, "postgres")
     migrate(lakehouse_settings.postgres_dsn())
     yield lakehouse_settings
 
@@ -86,9 +96,13 @@ def unique() -> str:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Stop the test stack unless LAKEHOUSE_KEEP_TEST_STACK=1 (handy when iterating on integration tests)."""
-    if os.environ.get("LAKEHOUSE_KEEP_TEST_STACK") == "1":
+    """Stop what this session started, unless LAKEHOUSE_KEEP_TEST_STACK=1 (handy when iterating)."""
+    if os.environ.get("LAKEHOUSE_KEEP_TEST_STACK") == "1" or not _STARTED_HERE:
         return
     from lakehouse.scripts.stack import LocalStack
 
-    LocalStack(settings()).down()
+    stack = LocalStack(settings())
+    if "kafka" in _STARTED_HERE:
+        stack.kafka.stop()
+    if "postgres" in _STARTED_HERE:
+        stack.postgres.stop()

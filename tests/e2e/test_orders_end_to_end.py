@@ -125,7 +125,7 @@ def _count(spark: Any, path: str, where: str = "true") -> int:
 def test_orders_from_kafka_to_postgres_through_airflow(
     kafka_stack: Settings, airflow_db: Settings, isolated_lake: Settings, spark: Any
 ) -> None:
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
     from lakehouse.kafka.admin import ensure_topics
     from lakehouse.kafka.producer import EventProducer
@@ -160,7 +160,7 @@ def test_orders_from_kafka_to_postgres_through_airflow(
     assert _count(spark, lake.table_path("silver", "_quarantine")) == sum(f in QUARANTINE_FAULTS for f in faults)
     assert _count(spark, lake.table_path("silver", "orders")) == len(clean_ids)
 
-    dag = DagBag(dag_folder=str(ROOT / "dags" / "gold_marts.py"), include_examples=False).get_dag("gold_marts")
+    dag = DagBag(dag_folder=str(ROOT / "dags" / "gold_marts.py")).get_dag("gold_marts")
     assert dag is not None
     expected = expected_mart(
         messages, Path(env.home).parent.parent / "config" / "reference" / "products" / "2026-01-01.csv"
