@@ -1,0 +1,65 @@
+"""Bronze classification on tiny frames; expected classes are written out by hand."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from pyspark.sql import SparkSession
+
+from lakehouse.spark.transforms import bronze
+
+EVENT_TYPES = ["ORDER_PLACED", "ORDER_CANCELLED"]
+
+
+def _kafka_rows(spark: SparkSession, values: list[bytes | None]):  # type: ignore[no-untyped-def]
+    rows = [(None, v, "orders", 0, i, datetime(2026, 11, 20, 12, 0, 0)) for i, v in enumerate(values)]
+    return spark.createDataFrame(
+        rows, "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
+    )
+
+
+def _event(**overrides: object) -> bytes:
+    event = {"event_id": "e1", "event_type": "ORDER_PLACED", "schema_version": 1, "tenant_id": "t1"}
+    event.update(overrides)
+    return json.dumps(event).encode()
+
+
+def test_every_message_is_kept_and_bad_ones_are_classified(spark: SparkSession) -> None:
+    values = [
+        _event(),
+        b"not json at all",
+        b"[1, 2, 3]",
+        b"{'event_type': 'ORDER_PLACED'}",
+        b'{"event_type": "ORDER_PLACED", "tenant_id": "\xff\xfe"}',
+        _event(event_type="ORDER_EXPLODED"),
+        _event(schema_version=9),
+        None,
+        b'{"event_type": "ORDER_PLACED", "schema_version": 1, "pad": "' + b"x" * 300 + b'"}',
+        _event(schema_version=2, event_type="ORDER_CANCELLED"),
+    ]
+    out = bronze.classify(bronze.from_kafka(_kafka_rows(spark, values)), EVENT_TYPES, [1, 2], 200)
+    got = {r["offset"]: r["error_class"] for r in out.select("offset", "error_class").collect()}
+    assert got == {
+        0: None,
+        1: "NOT_A_JSON_OBJECT",
+        2: "NOT_A_JSON_OBJECT",
+        3: "NOT_A_JSON_OBJECT",
+        4: "INVALID_UTF8",
+        5: "UNKNOWN_EVENT_TYPE",
+        6: "UNKNOWN_SCHEMA_VERSION",
+        7: "EMPTY_VALUE",
+        8: "OVERSIZED",
+        9: None,
+    }
+    raw = {r["offset"]: r["value"] for r in out.select("offset", "value").collect()}
+    assert [raw[i] for i in range(len(values))] == [bytearray(v) if v is not None else None for v in values]
+
+
+def test_dead_letters_carry_reason_and_coordinates(spark: SparkSession) -> None:
+    out = bronze.classify(bronze.from_kafka(_kafka_rows(spark, [_event(), b"{oops"])), EVENT_TYPES, [1], 1000)
+    dead = bronze.dead_letters(out).collect()
+    assert len(dead) == 1
+    row = dead[0]
+    assert (row["topic"], row["partition"], row["offset"], bytes(row["value"])) == ("orders", 0, 1, b"{oops")
+    assert row["error_class"] == "NOT_A_JSON_OBJECT" and "JSON object" in row["error_message"]

@@ -1,0 +1,124 @@
+"""Silver parsing, contract checks, data-quality rules, deduplication and enrichment on tiny frames."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import Decimal
+
+from pyspark.sql import SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from lakehouse.config.specs import event_type
+from lakehouse.spark.transforms import silver
+
+ORDERS = event_type("orders")
+
+
+def _order(i: int, **overrides: object) -> dict[str, object]:
+    event: dict[str, object] = {
+        "event_id": f"e{i}",
+        "event_type": "ORDER_PLACED",
+        "schema_version": 1,
+        "tenant_id": "t1",
+        "event_timestamp": "2026-11-20T10:15:00Z",
+        "order_id": f"o{i}",
+        "customer_id": "c1",
+        "product_id": "P0001",
+        "quantity": 2,
+        "unit_price": 10.5,
+        "total_price": 21.0,
+        "currency": "USD",
+        "region": "north",
+    }
+    event.update(overrides)
+    return event
+
+
+def _bronze(spark: SparkSession, events: list[dict[str, object]]):  # type: ignore[no-untyped-def]
+    rows = [
+        (
+            json.dumps(e).encode(),
+            "orders",
+            0,
+            i,
+            datetime(2026, 11, 20, 11),
+            date(2026, 11, 20),
+            None,
+            str(e.get("schema_version")),
+        )
+        for i, e in enumerate(events)
+    ]
+    schema = (
+        "value binary, topic string, partition int, offset long, ingested_at timestamp, ingest_date date, "
+        "error_class string, schema_version string"
+    )
+    return spark.createDataFrame(rows, schema)
+
+
+def test_typed_columns_and_version_specific_fields(spark: SparkSession) -> None:
+    events = [_order(1), _order(2, schema_version=2, channel="web", coupon_code=None)]
+    parsed = silver.parse_events(_bronze(spark, events), ORDERS)
+    rows = {r["event_id"]: r for r in parsed.collect()}
+    assert rows["e1"]["quantity"] == 2 and rows["e1"]["unit_price"] == Decimal("10.50")
+    assert rows["e1"]["event_timestamp"] == datetime(2026, 11, 20, 10, 15) and rows["e1"]["event_date"] == date(
+        2026, 11, 20
+    )
+    assert rows["e1"]["channel"] is None, "v1 events get null for v2-only fields"
+    assert rows["e2"]["channel"] == "web"
+    assert rows["e1"]["_violations"] == [] and rows["e2"]["_violations"] == []
+
+
+def test_contract_violations_are_all_named(spark: SparkSession) -> None:
+    events = [
+        _order(1, quantity="abc"),
+        _order(2, region=None),
+        _order(3, event_type="ORDER_SHIPPED", currency="usd"),
+        _order(4, schema_version=2),  # v2 requires channel
+        _order(5, quantity=2.5),
+    ]
+    parsed = silver.parse_events(_bronze(spark, events), ORDERS)
+    got = {r["event_id"]: sorted(r["_violations"]) for r in parsed.collect()}
+    assert got == {
+        "e1": ["contract.type:quantity"],
+        "e2": ["contract.required:region"],
+        "e3": ["contract.enum:event_type", "contract.pattern:currency"],
+        "e4": ["contract.required:channel"],
+        "e5": ["contract.type:quantity"],
+    }
+
+
+def test_quality_rules_name_every_failure(spark: SparkSession) -> None:
+    events = [_order(1, quantity=0, total_price=0.0), _order(2, total_price=99.0), _order(3)]
+    checked = silver.apply_quality_rules(silver.parse_events(_bronze(spark, events), ORDERS), ORDERS)
+    got = {r["event_id"]: sorted(r["_violations"]) for r in checked.collect()}
+    assert got == {"e1": ["dq:quantity_positive"], "e2": ["dq:total_is_quantity_times_price"], "e3": []}
+    quarantine = silver.quarantined(checked, "orders")
+    assert sorted(r["event_id"] for r in quarantine.collect()) == ["e1", "e2"]
+    assert sorted(r["event_id"] for r in silver.accepted(checked).collect()) == ["e3"]
+
+
+def test_dedup_keeps_the_first_in_kafka_order_and_skips_known_keys(spark: SparkSession) -> None:
+    frame = spark.createDataFrame(
+        [("a", 0, 5, "late copy"), ("a", 0, 2, "first"), ("b", 1, 1, "only"), ("c", 0, 3, "known")],
+        "event_id string, _kafka_partition int, _kafka_offset long, note string",
+    )
+    existing = spark.createDataFrame([("c",)], "event_id string")
+    result = silver.not_already_in(silver.first_per_key(frame, "event_id"), existing, "event_id")
+    expected = spark.createDataFrame([("a", 0, 2, "first"), ("b", 1, 1, "only")], frame.schema)
+    assertDataFrameEqual(result, expected)
+
+
+def test_enrichment_flags_missing_reference_rows(spark: SparkSession) -> None:
+    events = spark.createDataFrame(
+        [("e1", "P1", "c1"), ("e2", "P9", "c1")], "event_id string, product_id string, customer_id string"
+    )
+    products = spark.createDataFrame(
+        [("P1", "Lamp", "home", "Acme")], "product_id string, name string, category string, brand string"
+    )
+    customers = spark.createDataFrame(
+        [("c1", "enterprise", "DE")], "customer_id string, segment string, country string"
+    )
+    result = silver.enrich(events, ORDERS, {"products": products, "customers": customers})
+    got = {r["event_id"]: (r["product_category"], r["customer_segment"], r["_enriched"]) for r in result.collect()}
+    assert got == {"e1": ("home", "enterprise", True), "e2": (None, "enterprise", False)}
