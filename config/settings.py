@@ -146,7 +146,7 @@ def interpolate(value: Any, environ: dict[str, str], where: str, problems: list[
     """Replace ``${VAR}``/``${VAR:-default}`` (defaults may nest) in every string of a parsed YAML document;
     ``$$`` stands for a literal ``$``."""
     if isinstance(value, dict):
-        return {k: interpolate(v, environ, f"{where}.{k}", problems) for k, v in value.items()}
+        return {k: interpolate(v, environ, f"{where}.{k}" if where else str(k), problems) for k, v in value.items()}
     if isinstance(value, list):
         return [interpolate(v, environ, f"{where}[{i}]", problems) for i, v in enumerate(value)]
     if not isinstance(value, str):
@@ -184,9 +184,9 @@ def load_settings(environment: str | None = None, environ: dict[str, str] | None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: not valid YAML: {exc}"]) from exc
     problems: list[str] = []
-    resolved = interpolate(raw, env, str(path), problems)
+    resolved = interpolate(raw, env, "", problems)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError([f"{path}: {problem}" for problem in problems])
     try:
         return Settings(home=home, **resolved)
     except ValidationError as exc:

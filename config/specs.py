@@ -292,18 +292,20 @@ def load_marts(root: Path | None = None) -> dict[str, MartSpec]:
     for path in sorted((base / "marts").glob("*.yaml")):
         try:
             raw = yaml.safe_load(path.read_text()) or {}
-            mart = MartSpec(**raw, source_file=path)
         except yaml.YAMLError as exc:
             problems.append(f"{path}: not valid YAML: {exc}")
             continue
+        sources = raw.get("sources") if isinstance(raw, dict) else None
+        for source in sources if isinstance(sources, list) else []:
+            if source not in known_sources:
+                problems.append(f"{path}: sources: unknown event type {source!r}; known: {sorted(known_sources)}")
+        try:
+            mart = MartSpec(**raw, source_file=path)
         except ValidationError as exc:
             problems.extend(
                 f"{path}: {'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
             )
             continue
-        for source in mart.sources:
-            if source not in known_sources:
-                problems.append(f"{path}: sources: unknown event type {source!r}; known: {sorted(known_sources)}")
         if mart.name in marts:
             problems.append(f"{path}: name: mart {mart.name!r} is defined twice")
         marts[mart.name] = mart

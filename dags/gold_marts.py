@@ -39,7 +39,7 @@ with DAG(
     dag_id="gold_marts",
     description="Build Gold marts from Silver for each day and load them into PostgreSQL",
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=datetime(2026, 11, 1),
+    start_date=datetime(2025, 1, 1),
     catchup=False,
     max_active_runs=1,
     default_args=default_args,

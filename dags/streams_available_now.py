@@ -21,7 +21,7 @@ with DAG(
     dag_id="streams_available_now",
     description="Kafka -> Bronze -> Silver, processing what is available, every 30 minutes",
     schedule=timedelta(minutes=30),
-    start_date=datetime(2026, 11, 1),
+    start_date=datetime(2025, 1, 1),
     catchup=False,
     max_active_runs=1,
     default_args={

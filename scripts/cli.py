@@ -120,7 +120,7 @@ def produce(
 
 @app.command()
 def stream(
-    layer: Annotated[str, typer.Argument(help="bronze or silver")],
+    layer: Annotated[str, typer.Argument(help="bronze, silver, or all (both in one Spark application)")],
     event_type: Annotated[list[str] | None, typer.Option(help="Event types (default: all).")] = None,
     available_now: Annotated[bool, typer.Option(help="Process what is there, then exit.")] = False,
 ) -> None:
@@ -130,7 +130,10 @@ def stream(
     args = [f"--event-type={name}" for name in event_type or []]
     if available_now:
         args.append("--available-now")
-    raise typer.Exit(spark_submit(settings(), f"lakehouse.spark.jobs.{layer}", args))
+    module = {"bronze": "bronze", "silver": "silver", "all": "pipeline"}.get(layer)
+    if module is None:
+        raise typer.BadParameter(f"unknown layer {layer!r}: use bronze, silver or all")
+    raise typer.Exit(spark_submit(settings(), f"lakehouse.spark.jobs.{module}", args))
 
 
 @app.command()

@@ -90,6 +90,24 @@ def spark(lakehouse_settings: Settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
+def isolated_lake(tmp_path: Path, unique: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """A private copy of config/ (topics renamed ``<name>_<unique>``) and a private lake and checkpoints, on the
+    shared test stack. Child processes (spark-submit) see the same through the environment."""
+    import shutil
+
+    config = tmp_path / "config"
+    shutil.copytree(ROOT / "config", config, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    for path in (config / "event_types").glob("*.yaml"):
+        path.write_text(path.read_text().replace(f"topic: {path.stem}\n", f"topic: {path.stem}_{unique}\n"))
+    monkeypatch.setenv("LAKEHOUSE_CONFIG_DIR", str(config))
+    monkeypatch.setenv("LAKEHOUSE_LAKE_ROOT", str(tmp_path / "lake"))
+    monkeypatch.setenv("LAKEHOUSE_CHECKPOINT_ROOT", str(tmp_path / "checkpoints"))
+    settings.cache_clear()
+    yield settings()
+    settings.cache_clear()
+
+
+@pytest.fixture
 def unique() -> str:
     """A short unique suffix for topics, tables and folders of one test."""
     return uuid.uuid4().hex[:8]

@@ -59,10 +59,21 @@ def checkpoint_app_id(spark: SparkSession, checkpoint: str) -> str:
     ids at 0; keying idempotent writes on this id makes a fresh checkpoint a fresh writer.
     """
     location = f"{checkpoint.rstrip('/')}/_lakehouse_app_id"
-    if _path_exists(spark, location):
+    if _path_exists(spark, f"{location}/_SUCCESS"):
         rows = spark.read.text(location).collect()
-        if rows:
+        if rows and str(rows[0][0]).strip():
             return str(rows[0][0]).strip()
+    # first start of this checkpoint (or a start killed before the id was fully written)
     app_id = str(uuid.uuid4())
-    spark.createDataFrame([(app_id,)], "value string").coalesce(1).write.mode("error").text(location)
+    spark.createDataFrame([(app_id,)], "value string").coalesce(1).write.mode("overwrite").text(location)
     return app_id
+
+
+def ensure_table(spark: SparkSession, path: str, schema: str, partition_by: Sequence[str] = ()) -> None:
+    """Create an empty Delta table with ``schema`` unless one exists (so readers can start before writers)."""
+    from delta.tables import DeltaTable
+
+    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(spark.createDataFrame([], schema).schema)
+    if partition_by:
+        builder = builder.partitionedBy(*partition_by)
+    builder.execute()

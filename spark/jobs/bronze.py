@@ -17,7 +17,7 @@ from lakehouse.config.settings import Settings
 from lakehouse.config.settings import settings as current_settings
 from lakehouse.config.specs import EventTypeSpec
 from lakehouse.spark.io import kafka as kafka_io
-from lakehouse.spark.io.delta import append_once, checkpoint_app_id
+from lakehouse.spark.io.delta import append_once, checkpoint_app_id, ensure_table
 from lakehouse.spark.jobs.common import (
     BatchAudit,
     await_queries,
@@ -105,6 +105,9 @@ def start(
     """Start the Bronze query of one event type."""
     checkpoint = settings.storage.checkpoint_path(f"bronze_{spec.name}")
     app_id = checkpoint_app_id(spark, checkpoint)
+    ensure_table(
+        spark, settings.storage.table_path("bronze", spec.tables.bronze), bronze.BRONZE_SCHEMA, ("ingest_date",)
+    )
     stream = kafka_io.read_stream(spark, settings, spec.topic, max_records)
     return start_query(
         stream,

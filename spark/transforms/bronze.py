@@ -24,6 +24,11 @@ BRONZE_COLUMNS = (
     "error_class",
     "error_message",
 )
+BRONZE_SCHEMA = (
+    "key string, value binary, topic string, partition int, offset long, kafka_timestamp timestamp, "
+    "ingested_at timestamp, ingest_date date, value_bytes int, event_type string, schema_version string, "
+    "tenant_id string, error_class string, error_message string"
+)
 DEAD_LETTER_COLUMNS = (
     "topic",
     "partition",

@@ -1,0 +1,104 @@
+"""Configuration: environment interpolation, typed specs, and errors that list every problem with file and key."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lakehouse.config.errors import ConfigError
+from lakehouse.config.settings import interpolate, load_settings, mask, masked_mapping
+from lakehouse.config.specs import load_event_types, load_marts
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+
+
+def test_interpolation_with_nested_defaults_and_literal_dollar() -> None:
+    problems: list[str] = []
+    doc = {"a": "${ROOT:-${HOME_DIR}/lake}", "b": "$$ConnectionString", "c": ["${PORT:-9092}"]}
+    assert interpolate(doc, {"HOME_DIR": "/h"}, "f.yaml", problems) == {
+        "a": "/h/lake",
+        "b": "$ConnectionString",
+        "c": ["9092"],
+    }
+    assert problems == []
+
+
+def test_every_missing_variable_is_reported_with_its_key() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings("cluster", environ={"LAKEHOUSE_HOME": "/tmp/x"})
+    message = str(err.value)
+    for variable in ("LAKEHOUSE_LAKE_ROOT", "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SASL_PASSWORD", "LAKEHOUSE_PG_DSN"):
+        assert variable in message
+    assert "cluster.yaml: storage.lake_root" in message
+
+
+def test_cluster_environment_swaps_endpoints_by_configuration() -> None:
+    env = {
+        "LAKEHOUSE_HOME": "/tmp/x",
+        "LAKEHOUSE_LAKE_ROOT": "s3a://bucket/lake",
+        "LAKEHOUSE_CHECKPOINT_ROOT": "s3a://bucket/chk",
+        "KAFKA_BOOTSTRAP_SERVERS": "b1:9093",
+        "KAFKA_SASL_USERNAME": "svc",
+        "KAFKA_SASL_PASSWORD": "s3cret",
+        "LAKEHOUSE_SPARK_MASTER": "spark://m:7077",
+        "LAKEHOUSE_PG_DSN": "postgresql://loader:pw@db:5432/lakehouse",
+    }
+    settings = load_settings("cluster", environ=env)
+    assert settings.storage.table_path("silver", "orders") == "s3a://bucket/lake/silver/orders"
+    assert settings.spark.master == "spark://m:7077"
+    assert settings.kafka.client["security.protocol"] == "SASL_SSL"
+    assert masked_mapping(settings.kafka.client)["sasl.password"] == "***"
+    assert mask(settings.postgres_dsn()) == "postgresql://loader:***@db:5432/lakehouse"
+    assert settings.postgres_dsn("airflow") == "postgresql://loader:pw@db:5432/airflow"
+
+
+def test_unknown_environment_names_the_choices() -> None:
+    with pytest.raises(ConfigError, match="databricks"):
+        load_settings("nope", environ={})
+
+
+def test_shipped_config_is_valid() -> None:
+    assert {"orders", "customer_events", "device_metrics"} <= set(load_event_types())
+    assert "fct_orders_daily" in load_marts()
+
+
+def test_all_problems_of_a_bad_event_type_are_listed_at_once(tmp_path: Path) -> None:
+    shutil.copytree(CONFIG, tmp_path / "config", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    bad = tmp_path / "config" / "event_types" / "broken.yaml"
+    bad.write_text(
+        "name: Broken-Name\n"
+        "topic: orders\n"
+        "kafka_key: id\n"
+        "event_types: []\n"
+        "contracts: {1: contracts/missing.json}\n"
+        "quality_rules:\n  - {name: r, type: range}\n"
+        "tables: {bronze: b}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_event_types(tmp_path / "config")
+    problems = err.value.problems
+    assert all(str(bad) in p for p in problems)
+    joined = "\n".join(problems)
+    for key in ("name", "event_types", "quality_rules.0.range.column", "tables.silver"):
+        assert f": {key}:" in joined, key
+
+
+def test_contract_problems_name_the_file(tmp_path: Path) -> None:
+    shutil.copytree(CONFIG, tmp_path / "config", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    (tmp_path / "config" / "contracts" / "orders" / "v2.json").write_text('{"type": 12}')
+    with pytest.raises(ConfigError) as err:
+        load_event_types(tmp_path / "config")
+    assert any("contracts.2" in p and "v2.json" in p for p in err.value.problems)
+
+
+def test_mart_with_unknown_source_fails_before_any_write(tmp_path: Path) -> None:
+    shutil.copytree(CONFIG, tmp_path / "config", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    (tmp_path / "config" / "marts" / "bad.yaml").write_text(
+        "name: bad\ndescription: x\nsources: [shipments]\ngrain: [tenant_id]\ndate_column: day\nserving_table: bad\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_marts(tmp_path / "config")
+    joined = "\n".join(err.value.problems)
+    assert "bad.yaml" in joined and "shipments" in joined and "date_column" in joined
