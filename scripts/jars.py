@@ -22,6 +22,9 @@ from lakehouse.scripts.process import require_command
 log = logging.getLogger(__name__)
 
 JAR_SETS = ("spark", "kafka")
+_UNREACHABLE = re.compile(
+    r"Unknown host|Could not transfer|Connection refused|timed out|No plugin found for prefix|Network is unreachable"
+)
 _VERSION_SUFFIX = re.compile(r"-\d[\w.\-]*\.jar$")
 
 
@@ -60,7 +63,7 @@ def resolve(jar_set: str) -> Path:
         [
             mvn,
             "-B",
-            "-q",
+            "--no-transfer-progress",
             "-f",
             str(pom_path(jar_set)),
             "dependency:copy-dependencies",
@@ -75,7 +78,7 @@ def resolve(jar_set: str) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         output = result.stdout + result.stderr
         errors = [line for line in output.splitlines() if "[ERROR]" in line][:1]
-        if re.search(r"Unknown host|Could not transfer|Connection refused|timed out", output):
+        if _UNREACHABLE.search(output):
             raise PrerequisiteError(
                 f"Maven could not reach its repository while resolving the {jar_set} jars: check the network, "
                 f"proxy or the mirror in ~/.m2/settings.xml, then run `make setup` again ({' '.join(errors)})"
