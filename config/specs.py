@@ -265,21 +265,36 @@ class MartChecks(_Model):
 
 
 class MartSpec(_Model):
-    """A Gold mart: what it reads, its grain (= primary key), its date partition column and serving table."""
+    """A Gold mart: what it reads, its grain (= primary key), its date partition column and serving table.
+
+    ``load_mode: interval`` (the default) marts are built and loaded per date interval of ``date_column``, which
+    must be part of the grain; ``load_mode: full`` marts (dimensions) are rebuilt and replaced as a whole on
+    every run, so they may have no ``date_column`` and may read reference data only (``sources: []``).
+    """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str
-    sources: list[str] = Field(min_length=1)
+    sources: list[str] = Field(default_factory=list)
     grain: list[str] = Field(min_length=1)
-    date_column: str
+    date_column: str | None = None
     serving_table: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    load_mode: Literal["interval", "full"] = "interval"
     checks: MartChecks = Field(default_factory=MartChecks)
     source_file: Path = Path()
 
     @model_validator(mode="after")
     def _date_in_grain(self) -> MartSpec:
-        if self.date_column not in self.grain:
-            raise ValueError(f"date_column {self.date_column!r} must be part of the grain {self.grain}")
+        if self.load_mode == "full":
+            return self
+        problems = []
+        if not self.sources:
+            problems.append("sources: an interval mart must read at least one event type")
+        if self.date_column is None:
+            problems.append("date_column: an interval mart needs one (or set load_mode: full)")
+        elif self.date_column not in self.grain:
+            problems.append(f"date_column {self.date_column!r} must be part of the grain {self.grain}")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 

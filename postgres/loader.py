@@ -3,8 +3,9 @@
 1. an UNLOGGED staging table ``<schema>._stage_<table>_<epoch>_<hex>`` is created like the target;
 2. the Spark executors COPY the frame's rows into it (CSV written by pyarrow per Arrow batch), so nothing but
    one row count per partition reaches the driver;
-3. one transaction deletes the interval ``start <= date_column < end`` from the target, inserts the staged
-   rows and records ``serving.freshness``; then the staging table is dropped.
+3. one transaction deletes the interval ``start <= date_column < end`` from the target (every row, for a
+   full-refresh mart: ``load_mode: full``), inserts the staged rows and records ``serving.freshness``; then
+   the staging table is dropped.
 
 Readers see the old interval or the new one, never a mix, and a rerun gives the same rows. A load killed
 mid-COPY leaves only its staging table; the epoch in its name lets a later load drop it after an hour without
@@ -69,13 +70,16 @@ class LoadResult:
 
 @dataclass(frozen=True)
 class _Plan:
-    """One load in flight: target, staging table, columns in table order, interval and mart."""
+    """One load in flight: target, staging table, columns in table order, interval and mart.
+
+    ``date_column`` None means a full refresh: the staged rows replace the whole table.
+    """
 
     schema: str
     name: str
     stage: str
     columns: list[str]
-    date_column: str
+    date_column: str | None
     start: date
     end: date
     mart: str
@@ -107,7 +111,7 @@ def load_frame(
     df: DataFrame,
     dsn: str,
     table: str,
-    date_column: str,
+    date_column: str | None,
     start: date,
     end: date,
     *,
@@ -122,6 +126,9 @@ def load_frame(
     runs on the executors, each opening its own connection (``max_writers`` caps them by coalescing). The
     swap waits at most ``lock_timeout`` for locks. Raises ServingError (DataQualityError for duplicate keys
     or rows outside the interval) and leaves the target untouched on any failure.
+
+    ``date_column=None`` is a full refresh: ``df`` replaces every row of ``table`` in one transaction (readers
+    see the old table or the new one); ``[start, end)`` then only names the run in ``serving.freshness``.
     """
     if end <= start:
         raise ServingError(f"table {table}: interval end {end} must be after its start {start}")
@@ -163,6 +170,7 @@ def load_mart(
     """Load ``[start, end)`` of a mart's Gold Delta table into ``serving.<serving_table>``.
 
     An interval without Gold rows is still replaced (stale serving rows are deleted) and gives ``rows=0``.
+    A ``load_mode: full`` mart (a dimension) replaces the whole serving table with the whole Gold table.
     """
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
@@ -178,19 +186,24 @@ def load_mart(
             f"mart {spec.name}: no Gold Delta table at {path}: build it first "
             f"(`lakehouse gold {spec.name} --start {start} --end {end}`)"
         )
-    column = F.col(spec.date_column)
-    frame = session.read.format("delta").load(path).where((column >= F.lit(start)) & (column < F.lit(end)))
+    frame = session.read.format("delta").load(path)
+    date_column = None if spec.load_mode == "full" else spec.date_column
+    if date_column is not None:
+        column = F.col(date_column)
+        frame = frame.where((column >= F.lit(start)) & (column < F.lit(end)))
     result = load_frame(
         frame,
         dsn or settings.postgres_dsn(),
         f"{SERVING_SCHEMA}.{spec.serving_table}",
-        spec.date_column,
+        date_column,
         start,
         end,
         mart=spec.name,
         silver_watermark=silver_watermark,
     )
-    if result.rows == 0:
+    if result.rows == 0 and date_column is None:
+        log.warning("no rows for %s: table cleared", spec.name)
+    elif result.rows == 0:
         log.warning("no rows for %s %s..%s: interval cleared", spec.name, start, end)
     return result
 
@@ -219,7 +232,7 @@ def _table_columns(conn: psycopg.Connection, schema: str, name: str) -> list[str
     return [row[0] for row in rows]
 
 
-def _check_columns(frame: list[str], target: list[str], date_column: str, mart: str, table: str) -> None:
+def _check_columns(frame: list[str], target: list[str], date_column: str | None, mart: str, table: str) -> None:
     missing = [c for c in target if c not in frame]
     extra = [c for c in frame if c not in target]
     if missing or extra:
@@ -227,7 +240,7 @@ def _check_columns(frame: list[str], target: list[str], date_column: str, mart: 
             f"mart {mart}: the frame's columns do not match table {table}: missing {missing}, unexpected {extra}; "
             f"make the Gold table produce exactly {target} (or migrate the table)"
         )
-    if date_column not in target:
+    if date_column is not None and date_column not in target:
         raise ServingError(f"mart {mart}: date column {date_column!r} is not a column of table {table} {target}")
 
 
@@ -301,10 +314,14 @@ def _copy_partition(dsn: str, statement: bytes, batches: Iterator[pa.RecordBatch
 
 
 def _check_stage(conn: psycopg.Connection, plan: _Plan, copied: int) -> None:
-    query = sql.SQL(
-        "SELECT count(*), count(*) FILTER (WHERE {c} IS NULL OR {c} < %s OR {c} >= %s) FROM {stage}"
-    ).format(c=sql.Identifier(plan.date_column), stage=sql.Identifier(plan.schema, plan.stage))
-    row = conn.execute(query, (plan.start, plan.end)).fetchone()
+    stage = sql.Identifier(plan.schema, plan.stage)
+    if plan.date_column is None:
+        row = conn.execute(sql.SQL("SELECT count(*), 0 FROM {}").format(stage)).fetchone()
+    else:
+        query = sql.SQL(
+            "SELECT count(*), count(*) FILTER (WHERE {c} IS NULL OR {c} < %s OR {c} >= %s) FROM {stage}"
+        ).format(c=sql.Identifier(plan.date_column), stage=stage)
+        row = conn.execute(query, (plan.start, plan.end)).fetchone()
     assert row is not None
     staged, outside = int(row[0]), int(row[1])
     if staged != copied:
@@ -330,12 +347,16 @@ def _swap(
             # serialises loads of this table (two swaps of one interval would otherwise collide on its keys)
             # while readers (ACCESS SHARE) go on reading the old rows until COMMIT
             conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target))
-            deleted = conn.execute(
-                sql.SQL("DELETE FROM {} WHERE {c} >= %s AND {c} < %s").format(
-                    target, c=sql.Identifier(plan.date_column)
-                ),
-                (plan.start, plan.end),
-            ).rowcount
+            if plan.date_column is None:
+                # full refresh: DELETE, not TRUNCATE, so readers keep seeing the old rows until COMMIT
+                deleted = conn.execute(sql.SQL("DELETE FROM {}").format(target)).rowcount
+            else:
+                deleted = conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE {c} >= %s AND {c} < %s").format(
+                        target, c=sql.Identifier(plan.date_column)
+                    ),
+                    (plan.start, plan.end),
+                ).rowcount
             conn.execute(
                 sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
                     target, plan.column_list, plan.column_list, sql.Identifier(plan.schema, plan.stage)

@@ -19,6 +19,7 @@ from lakehouse.config.specs import EventTypeSpec
 from lakehouse.spark.io import kafka as kafka_io
 from lakehouse.spark.io.delta import append_once, checkpoint_app_id, ensure_table
 from lakehouse.spark.jobs.common import (
+    AUDIT_SCHEMA,
     BatchAudit,
     await_queries,
     now_utc,
@@ -105,9 +106,11 @@ def start(
     """Start the Bronze query of one event type."""
     checkpoint = settings.storage.checkpoint_path(f"bronze_{spec.name}")
     app_id = checkpoint_app_id(spark, checkpoint)
-    ensure_table(
-        spark, settings.storage.table_path("bronze", spec.tables.bronze), bronze.BRONZE_SCHEMA, ("ingest_date",)
-    )
+    lake = settings.storage
+    ensure_table(spark, lake.table_path("bronze", spec.tables.bronze), bronze.BRONZE_SCHEMA, ("ingest_date",))
+    # tables shared by several queries are created before any query runs (concurrent creation conflicts)
+    ensure_table(spark, lake.table_path("bronze", DEAD_LETTER_TABLE), bronze.DEAD_LETTER_SCHEMA, ("ingest_date",))
+    ensure_table(spark, lake.table_path("_audit", "stream_batches"), AUDIT_SCHEMA)
     stream = kafka_io.read_stream(spark, settings, spec.topic, max_records)
     return start_query(
         stream,

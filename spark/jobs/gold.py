@@ -14,7 +14,7 @@ import argparse
 import logging
 import os
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -51,7 +51,80 @@ def _fct_orders_daily(spark: SparkSession, settings: Settings, start: date, end:
     )
 
 
-BUILDERS: dict[str, Builder] = {"fct_orders_daily": _fct_orders_daily}
+def _silver_or_empty(spark: SparkSession, settings: Settings, name: str, start: date, end: date) -> DataFrame:
+    """Like ``silver_events``, but an event type whose Silver table does not exist yet (nothing streamed)
+    reads as no events, with the contract's columns: marts over several sources still build."""
+    spec = event_type(name)
+    if table_exists(spark, settings.storage.table_path("silver", spec.tables.silver)):
+        return silver_events(spark, settings, name, start, end)
+    log.warning("no Silver table for %s yet: building as if it had no events", name)
+    schema = ", ".join([*(f"`{f.name}` {f.spark_type}" for f in spec.fields), "event_date date"])
+    return spark.createDataFrame([], schema)
+
+
+def _reference_versions(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
+    """Every version of a reference table (as refreshed by ``build``), with ``_valid_from`` and ``_is_current``."""
+    return spark.read.format("delta").load(settings.storage.table_path("reference", table))
+
+
+def _order_revenue_5min(spark: SparkSession, settings: Settings, start: date, end: date) -> DataFrame:
+    return gold.order_revenue_5min(
+        _silver_or_empty(spark, settings, "orders", start, end), reference.current(spark, settings, "products")
+    )
+
+
+def _customer_behavior_daily(spark: SparkSession, settings: Settings, start: date, end: date) -> DataFrame:
+    return gold.customer_behavior_daily(
+        _silver_or_empty(spark, settings, "customer_events", start, end),
+        _silver_or_empty(spark, settings, "orders", start, end),
+    )
+
+
+def _product_reviews_daily(spark: SparkSession, settings: Settings, start: date, end: date) -> DataFrame:
+    return gold.product_reviews_daily(_silver_or_empty(spark, settings, "customer_events", start, end))
+
+
+def _customer_features(spark: SparkSession, settings: Settings, start: date, end: date) -> DataFrame:
+    # the features of day d look back over [d - 29, d]: read that much before the interval
+    lookback_start = start - timedelta(days=gold.LOOKBACK_DAYS - 1)
+    return gold.customer_features(
+        _silver_or_empty(spark, settings, "orders", lookback_start, end),
+        _silver_or_empty(spark, settings, "customer_events", lookback_start, end),
+        start,
+        end,
+    )
+
+
+def _device_metrics_minute(spark: SparkSession, settings: Settings, start: date, end: date) -> DataFrame:
+    return gold.device_metrics_minute(_silver_or_empty(spark, settings, "device_metrics", start, end))
+
+
+def _dim_product(spark: SparkSession, settings: Settings, start: date, end: date) -> DataFrame:
+    return gold.dim_product(_reference_versions(spark, settings, "products"))
+
+
+def _dim_customer(spark: SparkSession, settings: Settings, start: date, end: date) -> DataFrame:
+    return gold.dim_customer(_reference_versions(spark, settings, "customers"))
+
+
+DIM_DATE_FIRST, DIM_DATE_LAST = date(2024, 1, 1), date(2027, 12, 31)
+
+
+def _dim_date(spark: SparkSession, settings: Settings, start: date, end: date) -> DataFrame:
+    return gold.dim_date(gold.date_spine(spark, DIM_DATE_FIRST, DIM_DATE_LAST))
+
+
+BUILDERS: dict[str, Builder] = {
+    "fct_orders_daily": _fct_orders_daily,
+    "order_revenue_5min": _order_revenue_5min,
+    "customer_behavior_daily": _customer_behavior_daily,
+    "product_reviews_daily": _product_reviews_daily,
+    "customer_features": _customer_features,
+    "device_metrics_minute": _device_metrics_minute,
+    "dim_product": _dim_product,
+    "dim_customer": _dim_customer,
+    "dim_date": _dim_date,
+}
 
 
 def build(spark: SparkSession, settings: Settings, spec: MartSpec, start: date, end: date) -> int:
@@ -60,16 +133,21 @@ def build(spark: SparkSession, settings: Settings, spec: MartSpec, start: date, 
         raise SparkJobError(f"{spec.source_file}: no builder for mart {spec.name!r} in lakehouse.spark.jobs.gold")
     reference.refresh(spark, settings, ["products", "customers"])
     frame = BUILDERS[spec.name](spark, settings, start, end).persist()
+    path = settings.storage.table_path("gold", spec.name)
     try:
         rows = frame.count()
-        replace_range(
-            frame,
-            settings.storage.table_path("gold", spec.name),
-            spec.date_column,
-            start.isoformat(),
-            end.isoformat(),
-            partition_by=(spec.date_column,),
-        )
+        if spec.load_mode == "full" or spec.date_column is None:
+            # a full-refresh mart (dimension) is rebuilt as a whole on every run
+            frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+        else:
+            replace_range(
+                frame,
+                path,
+                spec.date_column,
+                start.isoformat(),
+                end.isoformat(),
+                partition_by=(spec.date_column,),
+            )
     finally:
         frame.unpersist()
     log.info("built %s for %s..%s: %d rows", spec.name, start, end, rows)
@@ -81,23 +159,23 @@ def check(spark: SparkSession, settings: Settings, spec: MartSpec, start: date, 
     gold_path = settings.storage.table_path("gold", spec.name)
     if not table_exists(spark, gold_path):
         return [f"Gold table {gold_path} does not exist: build the mart first"]
-    rows = (
-        spark.read.format("delta")
-        .load(gold_path)
-        .where((F.col(spec.date_column) >= F.lit(start)) & (F.col(spec.date_column) < F.lit(end)))
-    )
+    rows = spark.read.format("delta").load(gold_path)
+    if spec.load_mode == "interval" and spec.date_column is not None:
+        rows = rows.where((F.col(spec.date_column) >= F.lit(start)) & (F.col(spec.date_column) < F.lit(end)))
     problems: list[str] = []
     checks = spec.checks
     silver_rows: DataFrame | None = None
     if checks.reconcile is not None:
-        silver_rows = silver_events(spark, settings, checks.reconcile.silver_source, start, end)
+        silver_rows = _silver_or_empty(spark, settings, checks.reconcile.silver_source, start, end)
     stats = rows.agg(
         F.count(F.lit(1)).alias("n"),
         F.count_distinct(*[F.col(c) for c in spec.grain]).alias("keys"),
         *([F.expr(checks.reconcile.gold).alias("gold_total")] if checks.reconcile else []),
     ).first()
     assert stats is not None
-    if checks.expect_rows and stats["n"] == 0:
+    if checks.expect_rows and stats["n"] == 0 and spec.load_mode == "full":
+        problems.append(f"{spec.name}: the full-refresh mart has 0 rows")
+    elif checks.expect_rows and stats["n"] == 0:
         has_input = silver_rows is not None and silver_rows.limit(1).count() > 0
         if has_input:
             problems.append(f"{spec.name}: 0 rows for {start}..{end} although Silver has events in it")

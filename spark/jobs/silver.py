@@ -18,8 +18,9 @@ from lakehouse.config.settings import Settings
 from lakehouse.config.settings import settings as current_settings
 from lakehouse.config.specs import EventTypeSpec
 from lakehouse.spark.io import reference
-from lakehouse.spark.io.delta import append_once, checkpoint_app_id, table_exists
+from lakehouse.spark.io.delta import append_once, checkpoint_app_id, ensure_table, table_exists
 from lakehouse.spark.jobs.common import (
+    AUDIT_SCHEMA,
     BatchAudit,
     await_queries,
     now_utc,
@@ -144,6 +145,14 @@ def start(
     """Start the Silver query of one event type (reads the Bronze table as a stream)."""
     checkpoint = settings.storage.checkpoint_path(f"silver_{spec.name}")
     app_id = checkpoint_app_id(spark, checkpoint)
+    # tables shared by several queries are created before any query runs (concurrent creation conflicts)
+    ensure_table(
+        spark,
+        settings.storage.table_path("silver", QUARANTINE_TABLE),
+        silver.QUARANTINE_SCHEMA,
+        ("source", "ingest_date"),
+    )
+    ensure_table(spark, settings.storage.table_path("_audit", "stream_batches"), AUDIT_SCHEMA)
     bronze_path = settings.storage.table_path("bronze", spec.tables.bronze)
     reader = spark.readStream.format("delta")
     if max_records:

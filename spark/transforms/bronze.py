@@ -29,6 +29,10 @@ BRONZE_SCHEMA = (
     "ingested_at timestamp, ingest_date date, value_bytes int, event_type string, schema_version string, "
     "tenant_id string, error_class string, error_message string"
 )
+DEAD_LETTER_SCHEMA = (
+    "topic string, partition int, offset long, key string, value binary, value_bytes int, error_class string, "
+    "error_message string, kafka_timestamp timestamp, ingested_at timestamp, ingest_date date, source string"
+)
 DEAD_LETTER_COLUMNS = (
     "topic",
     "partition",

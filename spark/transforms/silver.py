@@ -20,6 +20,11 @@ from lakehouse.config.specs import (
 )
 
 LINEAGE_COLUMNS = ("_kafka_topic", "_kafka_partition", "_kafka_offset", "_ingested_at")
+QUARANTINE_SCHEMA = (
+    "source string, event_id string, tenant_id string, event_type string, schema_version bigint, "
+    "violations array<string>, value string, _kafka_topic string, _kafka_partition int, _kafka_offset long, "
+    "_ingested_at timestamp, ingest_date date"
+)
 QUARANTINE_COLUMNS = (
     "source",
     "event_id",
@@ -85,7 +90,7 @@ def parse_events(bronze: DataFrame, spec: EventTypeSpec) -> DataFrame:
     variant = F.try_parse_json(F.col("value").cast("string"))
     version = F.col("schema_version").cast("int")
     base = bronze.where(F.col("error_class").isNull()).select(
-        F.col("value"),
+        F.col("value").alias("_raw_value"),
         variant.alias("_v"),
         version.alias("_version"),
         F.col("topic").alias("_kafka_topic"),
@@ -107,7 +112,7 @@ def parse_events(bronze: DataFrame, spec: EventTypeSpec) -> DataFrame:
     violations = F.filter(F.array(*checks), lambda c: c.isNotNull()) if checks else F.array().cast("array<string>")
     return base.select(
         *typed_columns,
-        F.col("value"),
+        F.col("_raw_value"),
         *LINEAGE_COLUMNS,
         F.col("ingest_date"),
         violations.alias("_violations"),
@@ -151,7 +156,7 @@ def quarantined(events: DataFrame, source: str) -> DataFrame:
         F.col("event_type"),
         F.col("schema_version"),
         F.col("_violations").alias("violations"),
-        F.col("value").cast("string").alias("value"),
+        F.col("_raw_value").cast("string").alias("value"),
         *LINEAGE_COLUMNS,
         F.col("ingest_date"),
     )
@@ -159,7 +164,7 @@ def quarantined(events: DataFrame, source: str) -> DataFrame:
 
 def accepted(events: DataFrame) -> DataFrame:
     """Rows without violations, without the raw value and the violations column."""
-    return events.where(F.size("_violations") == 0).drop("_violations", "value", "ingest_date")
+    return events.where(F.size("_violations") == 0).drop("_violations", "_raw_value", "ingest_date")
 
 
 def first_per_key(events: DataFrame, key: str) -> DataFrame:
