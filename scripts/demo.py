@@ -8,11 +8,12 @@ The events are seeded and dated yesterday, so running the demo twice the same da
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from rich.console import Console
@@ -20,7 +21,6 @@ from rich.table import Table
 
 from lakehouse.config.settings import Settings
 from lakehouse.config.specs import load_event_types
-from lakehouse.scripts.airflow_stack import airflow_argv, airflow_env
 from lakehouse.scripts.errors import StackError
 from lakehouse.scripts.stack import LocalStack
 
@@ -40,35 +40,71 @@ ORDER BY tenant_id, revenue DESC
 """
 
 
-def _airflow(settings: Settings, *args: str) -> str:
-    env = {**os.environ, **airflow_env(settings)}
-    result = subprocess.run(airflow_argv(*args), env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise StackError(f"`airflow {' '.join(args)}` failed: {result.stderr.strip()[-1500:]}")
-    return result.stdout
+class AirflowApi:
+    """The few calls of Airflow's REST API (v2) the demo needs; locally every user is an admin."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.base = f"http://localhost:{settings.airflow.port}"
+        self._token: str | None = None
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        if self._token is None:
+            with urllib.request.urlopen(f"{self.base}/auth/token", timeout=10) as response:  # noqa: S310
+                self._token = json.loads(response.read())["access_token"]
+        request = urllib.request.Request(  # noqa: S310 - localhost only
+            f"{self.base}/api/v2{path}",
+            method=method,
+            data=json.dumps(body).encode() if body else None,
+            headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
+        """Wait until the dag-processor has parsed the DAG."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._request("GET", f"/dags/{dag_id}")
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404 or time.monotonic() > deadline:
+                    raise StackError(
+                        f"DAG {dag_id} is not available in Airflow ({exc}); see .lakehouse/run/airflow-*.log"
+                    ) from exc
+                time.sleep(3)
+            else:
+                return
+
+    def trigger(self, dag_id: str, run_id: str, start: datetime, end: datetime) -> None:
+        """Unpause the DAG and create a run for the data interval [start, end)."""
+        self._request("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+        self._request(
+            "POST",
+            f"/dags/{dag_id}/dagRuns",
+            {
+                "dag_run_id": run_id,
+                "logical_date": start.isoformat(),
+                "data_interval_start": start.isoformat(),
+                "data_interval_end": end.isoformat(),
+            },
+        )
+
+    def state(self, dag_id: str, run_id: str) -> str:
+        """State of one DAG run."""
+        return str(self._request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"])
 
 
-def trigger_and_wait(
-    settings: Settings, dag_id: str, logical_date: datetime, console: Console, timeout: float = 900
-) -> str:
-    """Unpause and trigger a DAG run through the scheduler; wait for it; return its final state."""
-    deadline = time.monotonic() + 120
-    while True:
-        listed = _airflow(settings, "dags", "list", "-o", "json")
-        if any(d.get("dag_id") == dag_id for d in json.loads(listed or "[]")):
-            break
-        if time.monotonic() > deadline:
-            raise StackError(f"DAG {dag_id} was not parsed within 120s; check {settings.home}/run/airflow-*.log")
-        time.sleep(3)
-    _airflow(settings, "dags", "unpause", dag_id)
-    run_id = f"demo__{logical_date:%Y-%m-%d}__{int(time.time())}"
-    _airflow(settings, "dags", "trigger", dag_id, "--run-id", run_id, "--logical-date", logical_date.isoformat())
-    console.print(f"triggered {dag_id} run [bold]{run_id}[/] (data interval: the day before {logical_date:%Y-%m-%d})")
-    end = time.monotonic() + timeout
+def trigger_and_wait(settings: Settings, dag_id: str, day: datetime, console: Console, timeout: float = 900) -> str:
+    """Run a DAG for one day through the scheduler; wait for it; return its final state."""
+    api = AirflowApi(settings)
+    api.wait_for_dag(dag_id)
+    run_id = f"demo__{day:%Y-%m-%d}__{int(time.time())}"
+    api.trigger(dag_id, run_id, day, day + timedelta(days=1))
+    console.print(f"triggered {dag_id} run [bold]{run_id}[/] for {day:%Y-%m-%d}; watch it at {api.base}/dags/{dag_id}")
+    deadline = time.monotonic() + timeout
     state = "queued"
-    while time.monotonic() < end:
-        runs = json.loads(_airflow(settings, "dags", "list-runs", dag_id, "-o", "json") or "[]")
-        state = next((r["state"] for r in runs if r["run_id"] == run_id), state)
+    while time.monotonic() < deadline:
+        state = api.state(dag_id, run_id)
         if state in ("success", "failed"):
             return state
         time.sleep(5)
@@ -114,8 +150,7 @@ def run_demo(settings: Settings, console: Console) -> None:
     run_spark_job(settings, "lakehouse.spark.jobs.silver", ["--available-now"])
 
     console.rule("5/6 gold_marts DAG through the Airflow scheduler")
-    # a manual run covers the schedule interval that ends at its logical date: [day, day + 1)
-    state = trigger_and_wait(settings, "gold_marts", day + timedelta(days=1), console)
+    state = trigger_and_wait(settings, "gold_marts", day, console)
     if state != "success":
         raise StackError(f"gold_marts run ended {state}: open {stack.airflow.url}/dags/gold_marts for the task logs")
 

@@ -15,6 +15,7 @@ from lakehouse.spark.errors import SparkJobError
 from lakehouse.spark.session import session_conf
 
 log = logging.getLogger(__name__)
+LOG4J2_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
 
 
 def spark_home() -> Path:
@@ -39,6 +40,8 @@ def submit_command(settings: Settings, module: str, args: list[str]) -> list[str
     conf = session_conf(settings)
     jars = conf.pop("spark.jars", "")
     argv = [str(spark_home() / "bin" / "spark-submit"), "--master", settings.spark.master, "--name", module]
+    if "spark.driver.extraJavaOptions" not in conf:
+        argv += ["--driver-java-options", f"-Dlog4j2.configurationFile=file:{LOG4J2_CONFIG}"]
     if jars:
         argv += ["--jars", jars]
     for key, value in conf.items():
