@@ -58,7 +58,7 @@ def checkpoint_app_id(spark: SparkSession, checkpoint: str) -> str:
     Delta transaction ids must change when a checkpoint is replaced, because a new checkpoint restarts batch
     ids at 0; keying idempotent writes on this id makes a fresh checkpoint a fresh writer.
     """
-    location = f"{checkpoint.rstrip('/')}/_lakehouse_app_id"
+    location = f"{checkpoint.rstrip('/')}/lakehouse_app_id"
     if _path_exists(spark, f"{location}/_SUCCESS"):
         rows = spark.read.text(location).collect()
         if rows and str(rows[0][0]).strip():

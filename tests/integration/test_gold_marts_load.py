@@ -323,3 +323,11 @@ def test_dim_customer_serves_history_and_one_current_row_per_customer(
         ("consumer", date(2026, 1, 1), date(2026, 6, 1), False),
         ("small_business", date(2026, 6, 1), None, True),
     ]
+
+
+@pytest.mark.parametrize("view", ["v_customer_360", "v_product_reviews_daily"])
+def test_bi_views_over_the_marts_are_readable(postgres_stack: Settings, view: str) -> None:
+    with psycopg.connect(postgres_stack.postgres_dsn()) as conn:
+        cursor = conn.execute(sql.SQL("SELECT * FROM {} LIMIT 1").format(sql.Identifier("serving", view)))
+        assert cursor.description is not None
+        assert cursor.description[0].name == "tenant_id"
