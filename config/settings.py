@@ -11,7 +11,7 @@ import os
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -55,11 +55,16 @@ class KafkaSettings(_Model):
 
 
 class SparkSettings(_Model):
-    """Spark master and configuration; ``provided_jars`` means the platform already has Delta and Kafka."""
+    """Spark master and configuration; ``provided_jars`` means the platform already has Delta and Kafka.
+
+    ``deploy`` says how Airflow tasks run Spark jobs: ``spark-submit`` (default: one application per task,
+    against ``master``) or ``in-process`` (the task's own Python process hosts the driver; one JVM serves every
+    task run in that process, as with ``dag.test()``)."""
 
     master: str
     conf: dict[str, str] = Field(default_factory=dict)
     provided_jars: bool = False
+    deploy: Literal["spark-submit", "in-process"] = "spark-submit"
 
 
 class PostgresSettings(_Model):

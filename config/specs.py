@@ -279,6 +279,7 @@ class MartSpec(_Model):
     date_column: str | None = None
     serving_table: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     load_mode: Literal["interval", "full"] = "interval"
+    late_data_span_days: int = Field(default=1, ge=1)
     checks: MartChecks = Field(default_factory=MartChecks)
     source_file: Path = Path()
 

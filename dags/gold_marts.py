@@ -4,12 +4,13 @@
 Every mart in `config/marts/` gets a task group **build → dq_gate → load** for the run's data interval
 `[data_interval_start, data_interval_end)` (one day):
 
-* **build** recomputes the interval from Silver with Spark and replaces exactly that interval of the Gold
-  Delta table (`replaceWhere`), so reruns and backfills are idempotent;
-* **dq_gate** checks rows exist where Silver has events, the grain is unique, and Gold totals reconcile with
-  Silver; a failure stops the load (no retries: the data will not change by waiting) and the previous serving
-  data stays;
-* **load** COPYs the interval into a staging table and swaps it into `serving.<mart>` in one transaction.
+* **build** recomputes, with Spark, the interval's days plus the days touched by Silver rows that arrived since
+  the mart's last load (late data), replaces exactly those days of the Gold Delta table (`replaceWhere`), and
+  evaluates the DQ checks (rows exist where Silver has events, the grain is unique, Gold totals reconcile with
+  Silver), recording them in `lakehouse_meta.gold_checks`;
+* **dq_gate** reads that record (no Spark) and stops the load when a check failed — no retries, the data will
+  not change by waiting — so serving keeps its previous data;
+* **load** COPYs the rebuilt days into a staging table and swaps them into `serving.<mart>` in one transaction.
 
 Backfill: `airflow backfill create --dag-id gold_marts --from-date 2026-11-01 --to-date 2026-11-07`.
 Failures write a row to `serving.load_alerts`. Spark runs with `spark-submit` against the master of the
@@ -24,7 +25,7 @@ from airflow.sdk import DAG, Asset, TaskGroup, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from lakehouse.config.specs import load_marts
-from lakehouse.scripts.airflow_tasks import record_failure, run_gold_step
+from lakehouse.scripts.airflow_tasks import record_failure, run_dq_gate, run_gold_step
 
 default_args = {
     "owner": "data-platform",
@@ -59,8 +60,8 @@ with DAG(
 
             @task(task_id="dq_gate", retries=0)
             def dq_gate(mart: str, data_interval_start: datetime, data_interval_end: datetime) -> None:
-                """Rows, key uniqueness and Silver-to-Gold reconciliation for the interval."""
-                run_gold_step("check", mart, data_interval_start, data_interval_end)
+                """Rows, key uniqueness and Silver-to-Gold reconciliation, as recorded by the build."""
+                run_dq_gate(mart, data_interval_start, data_interval_end)
 
             @task(task_id="load", outlets=[serving_asset])
             def load(mart: str, data_interval_start: datetime, data_interval_end: datetime) -> None:

@@ -31,21 +31,23 @@ def _day(value: datetime | date) -> str:
 
 
 def run_gold_step(action: str, mart: str, data_interval_start: datetime, data_interval_end: datetime) -> None:
-    """Run build/check/load of one mart for the task's data interval with spark-submit.
-
-    A failure caused by data or configuration (exit code 2, e.g. the DQ gate) fails the task without retries;
-    anything else is raised for Airflow to retry.
-    """
+    """Run ``build`` (which also evaluates the DQ gate) or ``load`` of one mart for the task's data interval with
+    spark-submit. A failure caused by data or configuration (exit code 2) fails the task without retries;
+    anything else is raised for Airflow to retry."""
     import os
 
     from airflow.sdk.exceptions import AirflowFailException
 
     from lakehouse.spark.submit import SparkSubmitError, run_spark_job
 
-    args = [action, mart, f"--start={_day(data_interval_start)}", f"--end={_day(data_interval_end)}"]
-    if action == "load":
-        os.environ["LAKEHOUSE_SERVING_DSN"] = serving_dsn()
-        args.append("--dsn-env=LAKEHOUSE_SERVING_DSN")
+    os.environ["LAKEHOUSE_SERVING_DSN"] = serving_dsn()
+    args = [
+        action,
+        mart,
+        f"--start={_day(data_interval_start)}",
+        f"--end={_day(data_interval_end)}",
+        "--dsn-env=LAKEHOUSE_SERVING_DSN",
+    ]
     try:
         run_spark_job(settings(), GOLD_JOB, args)
     except SparkSubmitError as exc:
@@ -54,11 +56,55 @@ def run_gold_step(action: str, mart: str, data_interval_start: datetime, data_in
         raise
 
 
+def run_dq_gate(mart: str, data_interval_start: datetime, data_interval_end: datetime) -> None:
+    """The gate between build and load: read the checks the build recorded (no Spark needed) and fail the task,
+    without retries, when any failed or none were recorded. Serving keeps its previous data."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from lakehouse.postgres import gold_checks
+
+    start, end = date.fromisoformat(_day(data_interval_start)), date.fromisoformat(_day(data_interval_end))
+    check = gold_checks.latest(serving_dsn(), mart, start, end)
+    if check is None:
+        raise AirflowFailException(f"no DQ result recorded for {mart} {start}..{end}: run its build task first")
+    if not check.passed:
+        raise AirflowFailException(
+            f"DQ gate failed for {mart} {start}..{end}, nothing loaded: " + "; ".join(check.problems)
+        )
+    log.info(
+        "DQ gate passed for %s %s..%s: %d Gold rows from %d Silver rows, dates %s",
+        mart,
+        start,
+        end,
+        check.gold_rows,
+        check.silver_rows,
+        ", ".join(d.isoformat() for d in check.built_dates),
+    )
+
+
 def run_streams_available_now(layer: str) -> None:
     """Run the Bronze or Silver job in available-now mode (process what is there, then exit)."""
     from lakehouse.spark.submit import run_spark_job
 
-    run_spark_job(settings(), f"lakehouse.spark.jobs.{layer}", ["--available-now"])
+    module = f"lakehouse.spark.jobs.{layer}"
+    if settings().spark.deploy == "in-process":
+        _run_in_process(module, ["--available-now"])
+        return
+    run_spark_job(settings(), module, ["--available-now"])
+
+
+def _run_in_process(module: str, args: list[str]) -> None:
+    """Run a job's ``main`` in this process (deploy: in-process); data or config errors fail without retries."""
+    import importlib
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from lakehouse.config.errors import LakehouseError
+
+    try:
+        importlib.import_module(module).main(args)
+    except LakehouseError as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 def record_failure(context: dict[str, Any]) -> None:

@@ -120,6 +120,7 @@ def bench_streaming(events: int, rate: int, seconds: int) -> dict[str, Any]:
             .selectExpr("sum(input_rows) n", "sum(processing_ms) ms", "count(*) batches")
             .first()
         )
+        assert row is not None
         result[f"{layer}_events_per_s"] = row["n"] / (row["ms"] / 1000)
         result[f"{layer}_batches"] = row["batches"]
     result["pipeline_events_per_s"] = 1 / (1 / result["bronze_events_per_s"] + 1 / result["silver_events_per_s"])
@@ -156,6 +157,7 @@ def bench_streaming(events: int, rate: int, seconds: int) -> dict[str, Any]:
     stats = lags.selectExpr(
         "count(*) n", "percentile_approx(lag_s, 0.5) p50", "percentile_approx(lag_s, 0.95) p95", "max(lag_s) max"
     ).first()
+    assert stats is not None
     result.update(
         {
             "freshness_events": stats["n"],
@@ -276,7 +278,7 @@ def bench_bi_queries(fact_rows: int, runs: int) -> dict[str, Any]:
                     "day": first + timedelta(days=rng.randrange(30, days)),
                 }
                 t0 = time.perf_counter()
-                conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+                conn.execute(sql, params).fetchall()
                 timings.append((time.perf_counter() - t0) * 1000)
             result["queries"][name] = {"p50_ms": statistics.median(timings), "p95_ms": _percentile(timings, 0.95)}
     return result

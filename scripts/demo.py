@@ -58,7 +58,7 @@ class AirflowApi:
             headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return json.loads(response.read())  # type: ignore[no-any-return]
+            return json.loads(response.read())
 
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
         """Wait until the dag-processor has parsed the DAG."""

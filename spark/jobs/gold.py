@@ -1,11 +1,12 @@
 """Gold batch job: build one mart for a date interval from Silver, check it, or load it into PostgreSQL.
 
 spark-submit spark/jobs/gold.py build fct_orders_daily --start 2026-11-20 --end 2026-11-21
-spark-submit spark/jobs/gold.py check fct_orders_daily --start ... --end ...
 spark-submit spark/jobs/gold.py load  fct_orders_daily --start ... --end ... [--dsn-env LAKEHOUSE_PG_DSN]
+spark-submit spark/jobs/gold.py all   fct_orders_daily --start ... --end ...
 
-The interval is [start, end): a rerun replaces exactly that interval (Delta replaceWhere; Postgres swap in one
-transaction), so runs and backfills are idempotent.
+The interval is [start, end). ``build`` also rebuilds the earlier days touched by Silver rows that arrived since
+the mart's last load (late data), and records the DQ gate's result in lakehouse_meta.gold_checks; ``load``
+replaces exactly the rebuilt days in PostgreSQL. Reruns and backfills are idempotent.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import logging
 import os
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -22,6 +23,9 @@ from pyspark.sql import functions as F
 from lakehouse.config.settings import Settings
 from lakehouse.config.settings import settings as current_settings
 from lakehouse.config.specs import MartSpec, event_type, mart
+from lakehouse.postgres import gold_checks
+from lakehouse.postgres.errors import DataQualityError
+from lakehouse.postgres.gold_checks import GoldCheck
 from lakehouse.spark.errors import SparkJobError
 from lakehouse.spark.io import reference
 from lakehouse.spark.io.delta import replace_range, table_exists
@@ -127,85 +131,207 @@ BUILDERS: dict[str, Builder] = {
 }
 
 
-def build(spark: SparkSession, settings: Settings, spec: MartSpec, start: date, end: date) -> int:
-    """Recompute the mart for [start, end) and replace that interval of its Gold table; returns row count."""
+def _blocks(dates: list[date]) -> list[tuple[date, date]]:
+    """Contiguous [start, end) ranges covering ``dates``."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(dates)):
+        if ranges and ranges[-1][1] == day:
+            ranges[-1] = (ranges[-1][0], day + timedelta(days=1))
+        else:
+            ranges.append((day, day + timedelta(days=1)))
+    return ranges
+
+
+def _days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days)]
+
+
+def plan(
+    spark: SparkSession, settings: Settings, spec: MartSpec, start: date, end: date, watermark: datetime | None
+) -> tuple[list[date], datetime | None]:
+    """The days a run must rebuild: its interval, plus the days (before it) touched by Silver rows ingested after
+    ``watermark`` — late data — widened by the mart's ``late_data_span_days``. Also returns the new watermark."""
+    if spec.load_mode == "full" or spec.date_column is None:
+        return [], None
+    dates = set(_days(start, end))
+    new_watermark: datetime | None = None
+    for source in spec.sources:
+        path = settings.storage.table_path("silver", event_type(source).tables.silver)
+        if not table_exists(spark, path):
+            continue
+        silver = spark.read.format("delta").load(path)
+        stats = silver.agg(F.max("_ingested_at").alias("w")).first()
+        if stats is not None and stats["w"] is not None:
+            new_watermark = max(filter(None, [new_watermark, stats["w"]]))
+        if watermark is None:
+            continue
+        late = (
+            silver.where((F.col("_ingested_at") > F.lit(watermark)) & (F.col("event_date") < F.lit(start)))
+            .select("event_date")
+            .distinct()
+            .collect()  # a handful of dates, not data
+        )
+        span = timedelta(days=spec.late_data_span_days)
+        for row in late:
+            dates.update(d for d in _days(row["event_date"], row["event_date"] + span) if d < start)
+    return sorted(dates), new_watermark
+
+
+def build(
+    spark: SparkSession, settings: Settings, spec: MartSpec, start: date, end: date, dates: list[date] | None = None
+) -> int:
+    """Recompute the mart for ``dates`` (default: every day of [start, end)) and replace exactly those days of
+    its Gold table; a full-refresh mart is rebuilt as a whole. Returns the row count."""
     if spec.name not in BUILDERS:
         raise SparkJobError(f"{spec.source_file}: no builder for mart {spec.name!r} in lakehouse.spark.jobs.gold")
     reference.refresh(spark, settings, ["products", "customers"])
-    frame = BUILDERS[spec.name](spark, settings, start, end).persist()
     path = settings.storage.table_path("gold", spec.name)
-    try:
-        rows = frame.count()
-        if spec.load_mode == "full" or spec.date_column is None:
-            # a full-refresh mart (dimension) is rebuilt as a whole on every run
+    if spec.load_mode == "full" or spec.date_column is None:
+        frame = BUILDERS[spec.name](spark, settings, start, end).persist()
+        try:
+            rows = frame.count()
             frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
-        else:
+        finally:
+            frame.unpersist()
+        log.info("built %s (full refresh): %d rows", spec.name, rows)
+        return rows
+    rows = 0
+    for block_start, block_end in _blocks(dates or _days(start, end)):
+        frame = BUILDERS[spec.name](spark, settings, block_start, block_end).persist()
+        try:
+            rows += frame.count()
             replace_range(
                 frame,
                 path,
                 spec.date_column,
-                start.isoformat(),
-                end.isoformat(),
+                block_start.isoformat(),
+                block_end.isoformat(),
                 partition_by=(spec.date_column,),
             )
-    finally:
-        frame.unpersist()
-    log.info("built %s for %s..%s: %d rows", spec.name, start, end, rows)
+        finally:
+            frame.unpersist()
+        log.info("built %s for %s..%s", spec.name, block_start, block_end)
     return rows
 
 
-def check(spark: SparkSession, settings: Settings, spec: MartSpec, start: date, end: date) -> list[str]:
-    """The DQ gate: problems found in the built interval (empty list = load may proceed)."""
+def check(
+    spark: SparkSession, settings: Settings, spec: MartSpec, start: date, end: date, dates: list[date] | None = None
+) -> tuple[list[str], int, int]:
+    """The DQ gate over the built days: (problems, Gold rows, Silver rows). No problems = the load may proceed."""
     gold_path = settings.storage.table_path("gold", spec.name)
     if not table_exists(spark, gold_path):
-        return [f"Gold table {gold_path} does not exist: build the mart first"]
+        return [f"Gold table {gold_path} does not exist: build the mart first"], 0, 0
+    days = dates or _days(start, end)
     rows = spark.read.format("delta").load(gold_path)
-    if spec.load_mode == "interval" and spec.date_column is not None:
-        rows = rows.where((F.col(spec.date_column) >= F.lit(start)) & (F.col(spec.date_column) < F.lit(end)))
+    full = spec.load_mode == "full" or spec.date_column is None
+    if not full:
+        rows = rows.where(F.col(str(spec.date_column)).isin(days))
     problems: list[str] = []
     checks = spec.checks
-    silver_rows: DataFrame | None = None
-    if checks.reconcile is not None:
-        silver_rows = _silver_or_empty(spark, settings, checks.reconcile.silver_source, start, end)
+    silver_total: DataFrame | None = None
+    silver_count = 0
+    if not full and spec.sources:
+        inputs = [
+            _silver_or_empty(spark, settings, source, min(days), max(days) + timedelta(days=1)).where(
+                F.col("event_date").isin(days)
+            )
+            for source in spec.sources
+        ]
+        silver_count = sum(int(frame.count()) for frame in inputs)
+        if checks.reconcile is not None:
+            silver_total = _silver_or_empty(
+                spark, settings, checks.reconcile.silver_source, min(days), max(days) + timedelta(days=1)
+            ).where(F.col("event_date").isin(days))
     stats = rows.agg(
         F.count(F.lit(1)).alias("n"),
         F.count_distinct(*[F.col(c) for c in spec.grain]).alias("keys"),
         *([F.expr(checks.reconcile.gold).alias("gold_total")] if checks.reconcile else []),
     ).first()
     assert stats is not None
-    if checks.expect_rows and stats["n"] == 0 and spec.load_mode == "full":
-        problems.append(f"{spec.name}: the full-refresh mart has 0 rows")
-    elif checks.expect_rows and stats["n"] == 0:
-        has_input = silver_rows is not None and silver_rows.limit(1).count() > 0
-        if has_input:
-            problems.append(f"{spec.name}: 0 rows for {start}..{end} although Silver has events in it")
-    if checks.unique_keys and stats["keys"] != stats["n"]:
-        problems.append(f"{spec.name}: {stats['n'] - stats['keys']} duplicate key(s) on grain {spec.grain}")
-    if checks.reconcile is not None and silver_rows is not None:
-        silver_total = silver_rows.agg(F.expr(checks.reconcile.silver).alias("t")).first()
-        expected = float((silver_total["t"] if silver_total else None) or 0)
+    gold_rows = int(stats["n"])
+    if checks.expect_rows and gold_rows == 0 and (full or silver_count > 0):
+        problems.append(f"{spec.name}: 0 rows for {start}..{end} although its inputs have data")
+    if checks.unique_keys and stats["keys"] != gold_rows:
+        problems.append(f"{spec.name}: {gold_rows - stats['keys']} duplicate key(s) on grain {spec.grain}")
+    if checks.reconcile is not None and silver_total is not None:
+        total = silver_total.agg(F.expr(checks.reconcile.silver).alias("t")).first()
+        expected = float((total["t"] if total else None) or 0)
         actual = float(stats["gold_total"] or 0)
         if abs(expected - actual) > checks.reconcile.tolerance:
             problems.append(
                 f"{spec.name}: reconciliation failed: Gold {checks.reconcile.gold} = {actual} but "
                 f"Silver {checks.reconcile.silver} = {expected}"
             )
-    return problems
+    return problems, gold_rows, silver_count
+
+
+def build_and_check(
+    spark: SparkSession, settings: Settings, spec: MartSpec, start: date, end: date, dsn: str | None
+) -> GoldCheck:
+    """Plan (interval + late days), build, run the DQ gate, and record the result in PostgreSQL when ``dsn``."""
+    watermark = gold_checks.loaded_watermark(dsn, spec.name) if dsn else None
+    dates, new_watermark = plan(spark, settings, spec, start, end, watermark)
+    build(spark, settings, spec, start, end, dates)
+    problems, gold_rows, silver_rows = check(spark, settings, spec, start, end, dates)
+    result = GoldCheck(
+        spec.name,
+        start,
+        end,
+        dates,
+        gold_rows,
+        silver_rows,
+        new_watermark.replace(tzinfo=UTC) if new_watermark else None,
+        problems,
+    )
+    if dsn:
+        gold_checks.record(dsn, result)
+    late = sorted(set(dates) - set(_days(start, end)))
+    log.info(
+        "%s %s..%s: %d Gold rows from %d Silver rows%s; DQ gate %s",
+        spec.name,
+        start,
+        end,
+        gold_rows,
+        silver_rows,
+        f", late days rebuilt: {', '.join(map(str, late))}" if late else "",
+        "passed" if result.passed else "FAILED: " + "; ".join(problems),
+    )
+    return result
 
 
 def load(spark: SparkSession, settings: Settings, spec: MartSpec, start: date, end: date, dsn: str) -> int:
-    """Load the interval into PostgreSQL (COPY into staging, swap in one transaction)."""
+    """Load the days the build replaced (interval + late days) into PostgreSQL, each contiguous range in one
+    transaction (COPY into staging, then swap), and mark the build loaded."""
     from lakehouse.postgres.loader import load_mart
 
-    result = load_mart(settings, spec.name, start, end, dsn=dsn, spark=spark)
-    log.info("%s", result.summary())
-    return result.rows
+    recorded = gold_checks.latest(dsn, spec.name, start, end)
+    if recorded is not None and not recorded.passed:
+        raise DataQualityError(
+            f"{spec.name} {start}..{end} failed its DQ gate, nothing loaded: " + "; ".join(recorded.problems)
+        )
+    watermark = recorded.silver_watermark if recorded else None
+    ranges = [(start, end)] if not recorded or not recorded.built_dates else _blocks(recorded.built_dates)
+    rows = 0
+    for range_start, range_end in ranges:
+        result = load_mart(
+            settings, spec.name, range_start, range_end, dsn=dsn, spark=spark, silver_watermark=watermark
+        )
+        log.info("%s", result.summary())
+        rows += result.rows
+    if recorded is not None:
+        gold_checks.mark_loaded(dsn, spec.name, start, end)
+    return rows
 
 
 def main(argv: list[str]) -> None:
     """Parse the command line and run one action."""
     parser = argparse.ArgumentParser(prog="gold", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("action", choices=("build", "check", "load", "all"))
+    parser.add_argument(
+        "action",
+        choices=("build", "load", "all"),
+        help="build: rebuild and run the DQ gate; load: copy into PostgreSQL; all: both, "
+        "failing before the load when the gate fails",
+    )
     parser.add_argument("mart", help="mart name (config/marts/<name>.yaml)")
     parser.add_argument("--start", required=True, type=date.fromisoformat, help="first day, inclusive")
     parser.add_argument("--end", required=True, type=date.fromisoformat, help="last day, exclusive")
@@ -219,18 +345,14 @@ def main(argv: list[str]) -> None:
         raise SparkJobError(f"--end ({args.end}) must be after --start ({args.start})")
     settings = current_settings()
     spec = mart(args.mart)
+    dsn = os.environ.get(args.dsn_env) or settings.postgres_dsn()
     spark = get_spark(f"lakehouse-gold-{spec.name}")
     if args.action in ("build", "all"):
-        build(spark, settings, spec, args.start, args.end)
-    if args.action in ("check", "all"):
-        problems = check(spark, settings, spec, args.start, args.end)
-        if problems:
-            from lakehouse.postgres.errors import DataQualityError
-
-            raise DataQualityError("DQ gate failed, nothing loaded: " + "; ".join(problems))
-        log.info("DQ gate passed for %s %s..%s", spec.name, args.start, args.end)
+        result = build_and_check(spark, settings, spec, args.start, args.end, dsn)
+        if args.action == "all" and not result.passed:
+            raise DataQualityError("DQ gate failed, nothing loaded: " + "; ".join(result.problems))
     if args.action in ("load", "all"):
-        load(spark, settings, spec, args.start, args.end, os.environ.get(args.dsn_env) or settings.postgres_dsn())
+        load(spark, settings, spec, args.start, args.end, dsn)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from lakehouse.config.settings import Settings
+from lakehouse.config.settings import Settings, settings
 from lakehouse.kafka.generator import GeneratedMessage, GeneratorOptions, generate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -104,7 +104,11 @@ def _count(spark: Any, path: str, where: str = "true") -> int:
 
 
 def test_orders_from_kafka_to_postgres_through_airflow(
-    kafka_stack: Settings, airflow_db: Settings, isolated_lake: Settings, spark: Any
+    kafka_stack: Settings,
+    airflow_db: Settings,
+    isolated_lake: Settings,
+    spark: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
@@ -143,14 +147,30 @@ def test_orders_from_kafka_to_postgres_through_airflow(
 
     dag = DagBag(dag_folder=str(ROOT / "dags" / "gold_marts.py")).get_dag("gold_marts")
     assert dag is not None
-    expected = expected_mart(
-        messages, Path(env.home).parent.parent / "config" / "reference" / "products" / "2026-01-01.csv"
-    )
+    expected = expected_mart(messages, ROOT / "config" / "reference" / "products" / "2026-01-01.csv")
     expected_day = {k: v for k, v in expected.items() if k[1] == DAY}
     assert expected_day, "the generated data should produce mart rows for the day"
 
-    for attempt in range(2):  # a rerun of the same interval must give exactly the same rows
-        # a manual run covers the schedule interval that ends at its logical date: [DAY, DAY + 1 day)
-        run = dag.test(logical_date=datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC) + timedelta(days=1))
-        assert run.state == "success", f"attempt {attempt}: DAG run ended {run.state}"
-        assert serving_rows(env.postgres_dsn(), DAY) == expected_day
+    # every mart of the DAG, with the Spark jobs hosted in this process (one JVM for all tasks)
+    monkeypatch.setenv("LAKEHOUSE_SPARK_DEPLOY", "in-process")
+    settings.cache_clear()
+    # a manual run covers the schedule interval that ends at its logical date: [DAY, DAY + 1 day)
+    run = dag.test(logical_date=datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC) + timedelta(days=1))
+    assert run.state == "success", f"DAG run ended {run.state}"
+    assert serving_rows(env.postgres_dsn(), DAY) == expected_day
+    with psycopg.connect(env.postgres_dsn()) as conn:
+        loaded = dict(
+            conn.execute("SELECT mart, rows FROM serving.freshness WHERE interval_start = %s", (DAY,)).fetchall()
+        )
+    assert loaded["fct_orders_daily"] == len(expected_day)
+    assert loaded["order_revenue_5min"] > 0 and loaded["customer_behavior_daily"] > 0
+
+    # the same interval again through spark-submit (the default deploy): identical rows, no duplicates
+    monkeypatch.setenv("LAKEHOUSE_SPARK_DEPLOY", "spark-submit")
+    settings.cache_clear()
+    run_spark_job(
+        settings(),
+        "lakehouse.spark.jobs.gold",
+        ["all", "fct_orders_daily", f"--start={DAY}", f"--end={DAY + timedelta(days=1)}"],
+    )
+    assert serving_rows(env.postgres_dsn(), DAY) == expected_day

@@ -208,12 +208,12 @@ def test_exactly_once_across_sigkills(
 
     ensure_topics(isolated_lake)
     options = GeneratorOptions(tenants=3, seed=5, duplicate_fraction=0.1)
-    messages = list(generate("orders", 6000, options))
+    messages = list(generate("orders", 4000, options))
     distinct_ids = {m.event["event_id"] for m in messages if m.event}
 
     def produce() -> None:
         with EventProducer(isolated_lake) as producer:
-            producer.send_events("orders", messages, rate=400)
+            producer.send_events("orders", messages, rate=100)
 
     producer_thread = threading.Thread(target=produce, daemon=True)
     producer_thread.start()
@@ -229,7 +229,7 @@ def test_exactly_once_across_sigkills(
     log = (tmp_path / "pipeline.log").open("ab")
     while kills < 3:
         proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        time.sleep(rng.uniform(20, 35))
+        time.sleep(rng.uniform(12, 25))
         assert proc.poll() is None, f"the streaming process died on its own; see {tmp_path / 'pipeline.log'}"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
