@@ -108,6 +108,30 @@ def isolated_lake(tmp_path: Path, unique: str, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.fixture
+def isolated_serving(
+    postgres_stack: Settings, isolated_lake: Settings, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Settings]:
+    """isolated_lake plus a serving database of its own (migrated), used by the code and by Airflow tasks."""
+    import psycopg
+
+    from lakehouse.postgres.migrate import migrate
+    from lakehouse.scripts.postgres_server import ensure_database
+
+    database = f"lakehouse_{unique}"
+    admin = postgres_stack.postgres_dsn("postgres")
+    ensure_database(admin, database)
+    dsn = postgres_stack.postgres_dsn(database)
+    migrate(dsn)
+    monkeypatch.setenv("LAKEHOUSE_PG_DSN", dsn)
+    monkeypatch.setenv("AIRFLOW_CONN_LAKEHOUSE_POSTGRES", dsn)
+    settings.cache_clear()
+    yield settings()
+    settings.cache_clear()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+@pytest.fixture
 def unique() -> str:
     """A short unique suffix for topics, tables and folders of one test."""
     return uuid.uuid4().hex[:8]

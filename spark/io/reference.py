@@ -3,6 +3,7 @@ loaded as Delta tables with every version kept (``_valid_from``) and the newest 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import date
 from pathlib import Path
@@ -46,12 +47,29 @@ def read_versions(spark: SparkSession, table: str, root: Path | None = None) -> 
     return versions.withColumn("_is_current", F.col("_valid_from") == latest)
 
 
+def _fingerprint(table: str, root: Path | None) -> str:
+    digest = hashlib.sha256()
+    for path in sorted((reference_folder(root) / table).glob("*.csv")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def refresh(spark: SparkSession, settings: Settings, tables: list[str], root: Path | None = None) -> None:
-    """Rewrite the Delta copies of the reference tables from the config folder (idempotent)."""
+    """Rewrite the Delta copies of the reference tables from the config folder when the files changed
+    (the files' fingerprint is kept as the commit's user metadata, so an unchanged table costs one log read)."""
+    from delta.tables import DeltaTable
+
     for table in sorted(set(tables)):
+        path = settings.storage.table_path("reference", table)
+        fingerprint = _fingerprint(table, root)
+        if DeltaTable.isDeltaTable(spark, path):
+            last = DeltaTable.forPath(spark, path).history(1).select("userMetadata").first()
+            if last is not None and last["userMetadata"] == fingerprint:
+                continue
         read_versions(spark, table, root).write.format("delta").mode("overwrite").option(
             "overwriteSchema", "true"
-        ).save(settings.storage.table_path("reference", table))
+        ).option("userMetadata", fingerprint).save(path)
         log.info("reference table %s refreshed", table)
 
 

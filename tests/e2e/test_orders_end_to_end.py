@@ -106,7 +106,7 @@ def _count(spark: Any, path: str, where: str = "true") -> int:
 def test_orders_from_kafka_to_postgres_through_airflow(
     kafka_stack: Settings,
     airflow_db: Settings,
-    isolated_lake: Settings,
+    isolated_serving: Settings,
     spark: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -116,7 +116,7 @@ def test_orders_from_kafka_to_postgres_through_airflow(
     from lakehouse.kafka.producer import EventProducer
     from lakehouse.spark.submit import run_spark_job
 
-    env = isolated_lake
+    env = isolated_serving
     options = GeneratorOptions(
         tenants=4,
         seed=7,
