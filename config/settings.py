@@ -58,8 +58,8 @@ class SparkSettings(_Model):
     """Spark master and configuration; ``provided_jars`` means the platform already has Delta and Kafka.
 
     ``deploy`` says how Airflow tasks run Spark jobs: ``spark-submit`` (default: one application per task,
-    against ``master``) or ``in-process`` (the task's own Python process hosts the driver; one JVM serves every
-    task run in that process, as with ``dag.test()``)."""
+    against ``master``) or ``in-process`` (the task's own Python process hosts the Spark driver, for workers
+    that have Spark but where launching spark-submit is not wanted)."""
 
     master: str
     conf: dict[str, str] = Field(default_factory=dict)
