@@ -49,18 +49,24 @@ def submit_command(settings: Settings, module: str, args: list[str]) -> list[str
     return [*argv, spec.origin, *args]
 
 
-def spark_submit(settings: Settings, module: str, args: list[str]) -> int:
-    """Run the job and return its exit code (output goes to this process's stdout/stderr)."""
-    argv = submit_command(settings, module, args)
-    env = {
+def submit_env(settings: Settings) -> dict[str, str]:
+    """Environment of a spark-submit child: this process's, with the driver and workers on this Python."""
+    return {
         **os.environ,
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         "LAKEHOUSE_HOME": str(settings.home),
         "LAKEHOUSE_ENV": settings.name,
     }
-    log.info("spark-submit %s %s (master %s)", module, " ".join(args), settings.spark.master)
-    return subprocess.run(argv, env=env, check=False).returncode
+
+
+def spark_submit(settings: Settings, module: str, args: list[str]) -> int:
+    """Run the job and return its exit code (output goes to this process's stdout)."""
+    try:
+        run_spark_job(settings, module, args)
+    except SparkSubmitError as exc:
+        return exc.exit_code
+    return 0
 
 
 class SparkSubmitError(SparkJobError):
@@ -80,13 +86,7 @@ def run_spark_job(settings: Settings, module: str, args: list[str]) -> None:
     from collections import deque
 
     argv = submit_command(settings, module, args)
-    env = {
-        **os.environ,
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-        "LAKEHOUSE_HOME": str(settings.home),
-        "LAKEHOUSE_ENV": settings.name,
-    }
+    env = submit_env(settings)
     log.info("spark-submit %s %s (master %s)", module, " ".join(args), settings.spark.master)
     tail: deque[str] = deque(maxlen=60)
     with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:

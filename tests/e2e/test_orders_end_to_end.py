@@ -15,20 +15,13 @@ import psycopg
 import pytest
 
 from lakehouse.config.settings import Settings
-from lakehouse.kafka.generator import GeneratedMessage, GeneratorOptions, generate
+from lakehouse.kafka.generator import INVALID_FAULTS, MALFORMED_FAULTS, GeneratedMessage, GeneratorOptions, generate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
 DAY = date(2025, 3, 10)
-DEAD_LETTER_FAULTS = {
-    "malformed_json",
-    "invalid_utf8",
-    "not_an_object",
-    "oversized",
-    "unknown_event_type",
-    "unknown_schema_version",
-}
-QUARANTINE_FAULTS = {"wrong_type", "null_required", "rule_break", "future_timestamp"}
+DEAD_LETTER_FAULTS = set(MALFORMED_FAULTS)
+QUARANTINE_FAULTS = set(INVALID_FAULTS)
 
 
 def _money(value: Decimal) -> Decimal:

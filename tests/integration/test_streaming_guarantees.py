@@ -13,7 +13,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -24,18 +23,11 @@ from typing import Any
 import pytest
 
 from lakehouse.config.settings import Settings
-from lakehouse.kafka.generator import GeneratedMessage, GeneratorOptions, generate
+from lakehouse.kafka.generator import INVALID_FAULTS, MALFORMED_FAULTS, GeneratedMessage, GeneratorOptions, generate
 
 pytestmark = pytest.mark.integration
-DEAD_LETTER_FAULTS = {
-    "malformed_json",
-    "invalid_utf8",
-    "not_an_object",
-    "oversized",
-    "unknown_event_type",
-    "unknown_schema_version",
-}
-QUARANTINE_FAULTS = {"wrong_type", "null_required", "out_of_range", "rule_break", "future_timestamp"}
+DEAD_LETTER_FAULTS = set(MALFORMED_FAULTS)
+QUARANTINE_FAULTS = set(INVALID_FAULTS)
 
 SHIPMENTS_YAML = """\
 name: shipments
@@ -194,17 +186,12 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
     assert (totals["sum(input_rows)"], totals["sum(deduplicated_rows)"]) == (22, 1)
 
 
-def _spark_submit_argv(settings: Settings, module: str, args: list[str]) -> list[str]:
-    from lakehouse.spark.submit import submit_command
-
-    return submit_command(settings, module, args)
-
-
 def test_exactly_once_across_sigkills(
     kafka_stack: Settings, isolated_lake: Settings, unique: str, spark: Any, tmp_path: Path
 ) -> None:
     from lakehouse.kafka.admin import ensure_topics
     from lakehouse.kafka.producer import EventProducer
+    from lakehouse.spark.submit import submit_command, submit_env
 
     ensure_topics(isolated_lake)
     options = GeneratorOptions(tenants=3, seed=5, duplicate_fraction=0.1)
@@ -218,12 +205,12 @@ def test_exactly_once_across_sigkills(
     producer_thread = threading.Thread(target=produce, daemon=True)
     producer_thread.start()
 
-    argv = _spark_submit_argv(
+    argv = submit_command(
         isolated_lake,
         "lakehouse.spark.jobs.pipeline",
         ["--event-type=orders", "--trigger-seconds=1", "--max-records-per-batch=700"],
     )
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env = submit_env(isolated_lake)
     rng = random.Random(1234)
     kills = 0
     log = (tmp_path / "pipeline.log").open("ab")
