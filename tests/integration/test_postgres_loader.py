@@ -425,19 +425,21 @@ def test_migrate_refuses_a_changed_file_and_applies_new_ones(scratch_database: s
         migrate(scratch_database, ddl)
 
     (ddl / "V001__serving_schema.sql").write_text(original)
-    (ddl / "V010__extra.sql").write_text("CREATE TABLE serving.extra (x int);\n")
-    assert migrate(scratch_database, ddl) == ["V010__extra.sql"]
+    top = max(m.version for m in migration_files())
+    extra, broken_file, late = f"V{top + 5:03d}__extra.sql", f"V{top + 6:03d}__broken.sql", f"V{top + 1:03d}__late.sql"
+    (ddl / extra).write_text("CREATE TABLE serving.extra (x int);\n")
+    assert migrate(scratch_database, ddl) == [extra]
 
-    (ddl / "V011__broken.sql").write_text("CREATE TABLE serving.broken (x int);\nSELECT 1 / 0;\n")
-    with pytest.raises(ServingError, match=re.escape("V011__broken.sql: failed and was rolled back")):
+    (ddl / broken_file).write_text("CREATE TABLE serving.broken (x int);\nSELECT 1 / 0;\n")
+    with pytest.raises(ServingError, match=re.escape(f"{broken_file}: failed and was rolled back")):
         migrate(scratch_database, ddl)
-    (ddl / "V011__broken.sql").unlink()
-    (ddl / "V005__late.sql").write_text("SELECT 1;\n")
-    with pytest.raises(ServingError, match="already applied version 10"):
+    (ddl / broken_file).unlink()
+    (ddl / late).write_text("SELECT 1;\n")
+    with pytest.raises(ServingError, match=f"already applied version {top + 5}"):
         migrate(scratch_database, ddl)
 
     with psycopg.connect(scratch_database) as conn:
         versions = conn.execute("SELECT version FROM lakehouse_meta.schema_migrations ORDER BY 1").fetchall()
         broken = conn.execute("SELECT to_regclass('serving.broken')").fetchone()
-    assert [v[0] for v in versions] == [*(m.version for m in migration_files()), 10]
+    assert [v[0] for v in versions] == [*(m.version for m in migration_files()), top + 5]
     assert broken == (None,)
