@@ -14,6 +14,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 from rich.console import Console
@@ -75,19 +76,30 @@ class AirflowApi:
             else:
                 return
 
-    def trigger(self, dag_id: str, run_id: str, start: datetime, end: datetime) -> None:
-        """Unpause the DAG and create a run for the data interval [start, end)."""
+    def trigger(self, dag_id: str, start: datetime, end: datetime) -> str:
+        """Unpause the DAG and run it for the data interval [start, end): a new run, or, when a run for that
+        logical date exists (a second demo), that run cleared and run again. Returns the run id."""
         self._request("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+        day = start.isoformat()
+        existing = self._request(
+            "GET", f"/dags/{dag_id}/dagRuns?logical_date_gte={quote(day)}&logical_date_lte={quote(day)}"
+        )["dag_runs"]
+        if existing:
+            run_id = str(existing[0]["dag_run_id"])
+            self._request("POST", f"/dags/{dag_id}/dagRuns/{quote(run_id)}/clear", {"dry_run": False})
+            return run_id
+        run_id = f"demo__{start:%Y-%m-%d}"
         self._request(
             "POST",
             f"/dags/{dag_id}/dagRuns",
             {
                 "dag_run_id": run_id,
-                "logical_date": start.isoformat(),
-                "data_interval_start": start.isoformat(),
+                "logical_date": day,
+                "data_interval_start": day,
                 "data_interval_end": end.isoformat(),
             },
         )
+        return run_id
 
     def state(self, dag_id: str, run_id: str) -> str:
         """State of one DAG run."""
@@ -98,13 +110,12 @@ def trigger_and_wait(settings: Settings, dag_id: str, day: datetime, console: Co
     """Run a DAG for one day through the scheduler; wait for it; return its final state."""
     api = AirflowApi(settings)
     api.wait_for_dag(dag_id)
-    run_id = f"demo__{day:%Y-%m-%d}__{int(time.time())}"
-    api.trigger(dag_id, run_id, day, day + timedelta(days=1))
+    run_id = api.trigger(dag_id, day, day + timedelta(days=1))
     console.print(f"triggered {dag_id} run [bold]{run_id}[/] for {day:%Y-%m-%d}; watch it at {api.base}/dags/{dag_id}")
     deadline = time.monotonic() + timeout
     state = "queued"
     while time.monotonic() < deadline:
-        state = api.state(dag_id, run_id)
+        state = api.state(dag_id, quote(run_id))
         if state in ("success", "failed"):
             return state
         time.sleep(5)
