@@ -8,8 +8,8 @@ Every mart in `config/marts/` gets a task group **build → dq_gate → load** f
   the mart's last load (late data), replaces exactly those days of the Gold Delta table (`replaceWhere`), and
   evaluates the DQ checks (rows exist where Silver has events, the grain is unique, Gold totals reconcile with
   Silver), recording them in `lakehouse_meta.gold_checks`;
-* **dq_gate** reads that record (no Spark) and stops the load when a check failed — no retries, the data will
-  not change by waiting — so serving keeps its previous data;
+* **dq_gate** reads that record (no Spark) and stops the load when a check failed — failing the task without
+  retries (the data will not change by waiting) — so serving keeps its previous data;
 * **load** COPYs the rebuilt days into a staging table and swaps them into `serving.<mart>` in one transaction.
 
 Backfill: `airflow backfill create --dag-id gold_marts --from-date 2026-11-01 --to-date 2026-11-07`.
@@ -58,7 +58,7 @@ with DAG(
                 """Recompute the mart for the data interval from Silver."""
                 run_gold_step("build", mart, data_interval_start, data_interval_end)
 
-            @task(task_id="dq_gate", retries=0)
+            @task(task_id="dq_gate")
             def dq_gate(mart: str, data_interval_start: datetime, data_interval_end: datetime) -> None:
                 """Rows, key uniqueness and Silver-to-Gold reconciliation, as recorded by the build."""
                 run_dq_gate(mart, data_interval_start, data_interval_end)
