@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lakehouse.config.errors import ConfigError
 
@@ -57,14 +57,36 @@ class KafkaSettings(_Model):
 class SparkSettings(_Model):
     """Spark master and configuration; ``provided_jars`` means the platform already has Delta and Kafka.
 
-    ``deploy`` says how Airflow tasks run Spark jobs: ``spark-submit`` (default: one application per task,
-    against ``master``) or ``in-process`` (the task's own Python process hosts the Spark driver, for workers
-    that have Spark but where launching spark-submit is not wanted)."""
+    ``deploy`` says how batch jobs (Gold builds and loads, from Airflow tasks and the CLI) reach Spark:
+
+    - ``spark-submit`` (default): one application per job, against ``master``;
+    - ``connect``: the job's Python process is a Spark Connect client of the long-running server at
+      ``connect_url`` (``sc://host:port``), so a job starts in about a second instead of starting a driver;
+    - ``in-process``: the job's own Python process hosts the Spark driver.
+
+    Streaming jobs always get a driver of their own (spark-submit, or in-process when so deployed)."""
 
     master: str
     conf: dict[str, str] = Field(default_factory=dict)
     provided_jars: bool = False
-    deploy: Literal["spark-submit", "in-process"] = "spark-submit"
+    deploy: Literal["spark-submit", "connect", "in-process"] = "spark-submit"
+    connect_url: str = ""
+
+    @model_validator(mode="after")
+    def _connect_needs_url(self) -> SparkSettings:
+        if self.deploy == "connect" and not self.connect_url.startswith("sc://"):
+            raise ValueError(
+                f"deploy: connect needs connect_url: sc://host:port (got {self.connect_url!r}); "
+                "set LAKEHOUSE_SPARK_CONNECT_URL or choose deploy: spark-submit"
+            )
+        return self
+
+    @property
+    def connect_port(self) -> int:
+        """Port of the Spark Connect server named by ``connect_url`` (15002 when it names none)."""
+        authority = self.connect_url.removeprefix("sc://").split("/", 1)[0].split(";", 1)[0]
+        host_port = authority.rsplit(":", 1)
+        return int(host_port[1]) if len(host_port) == 2 and host_port[1].isdigit() else 15002
 
 
 class PostgresSettings(_Model):

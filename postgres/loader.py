@@ -172,16 +172,16 @@ def load_mart(
     An interval without Gold rows is still replaced (stale serving rows are deleted) and gives ``rows=0``.
     A ``load_mode: full`` mart (a dimension) replaces the whole serving table with the whole Gold table.
     """
-    from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
     from lakehouse.config.specs import mart as mart_spec
+    from lakehouse.spark.io.delta import table_exists
     from lakehouse.spark.session import get_spark
 
     spec = mart_spec(mart_name)
     path = settings.storage.table_path("gold", spec.name)
     session = spark or get_spark(f"load-{spec.name}", settings=settings)
-    if not DeltaTable.isDeltaTable(session, path):
+    if not table_exists(session, path):
         raise ServingError(
             f"mart {spec.name}: no Gold Delta table at {path}: build it first "
             f"(`lakehouse gold {spec.name} --start {start} --end {end}`)"

@@ -31,14 +31,10 @@ def _day(value: datetime | date) -> str:
 
 
 def run_gold_step(action: str, mart: str, data_interval_start: datetime, data_interval_end: datetime) -> None:
-    """Run ``build`` (which also evaluates the DQ gate) or ``load`` of one mart for the task's data interval with
-    spark-submit. A failure caused by data or configuration (exit code 2) fails the task without retries;
-    anything else is raised for Airflow to retry."""
+    """Run ``build`` (which also evaluates the DQ gate) or ``load`` of one mart for the task's data interval, the
+    way the environment deploys Spark (spark-submit, Spark Connect or in-process). A failure caused by data or
+    configuration fails the task without retries; anything else is raised for Airflow to retry."""
     import os
-
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from lakehouse.spark.submit import SparkSubmitError, run_spark_job
 
     os.environ["LAKEHOUSE_SERVING_DSN"] = serving_dsn()
     args = [
@@ -48,12 +44,7 @@ def run_gold_step(action: str, mart: str, data_interval_start: datetime, data_in
         f"--end={_day(data_interval_end)}",
         "--dsn-env=LAKEHOUSE_SERVING_DSN",
     ]
-    try:
-        run_spark_job(settings(), GOLD_JOB, args)
-    except SparkSubmitError as exc:
-        if exc.user_error:
-            raise AirflowFailException(str(exc)) from exc
-        raise
+    _run(GOLD_JOB, args, streaming=False)
 
 
 def run_dq_gate(mart: str, data_interval_start: datetime, data_interval_end: datetime) -> None:
@@ -84,25 +75,25 @@ def run_dq_gate(mart: str, data_interval_start: datetime, data_interval_end: dat
 
 def run_streams_available_now(layer: str) -> None:
     """Run the Bronze or Silver job in available-now mode (process what is there, then exit)."""
-    from lakehouse.spark.submit import run_spark_job
-
-    module = f"lakehouse.spark.jobs.{layer}"
-    if settings().spark.deploy == "in-process":
-        _run_in_process(module, ["--available-now"])
-        return
-    run_spark_job(settings(), module, ["--available-now"])
+    _run(f"lakehouse.spark.jobs.{layer}", ["--available-now"], streaming=True)
 
 
-def _run_in_process(module: str, args: list[str]) -> None:
-    """Run a job's ``main`` in this process (deploy: in-process); data or config errors fail without retries."""
-    import importlib
-
+def _run(module: str, args: list[str], *, streaming: bool) -> None:
+    """Run a Spark job; errors that a retry cannot fix (bad data, input or config) fail without retries."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from lakehouse.config.errors import LakehouseError
+    from lakehouse.spark.errors import SparkUnavailableError
+    from lakehouse.spark.submit import SparkSubmitError, run_job
 
     try:
-        importlib.import_module(module).main(args)
+        run_job(settings(), module, args, streaming=streaming)
+    except SparkSubmitError as exc:
+        if exc.user_error:
+            raise AirflowFailException(str(exc)) from exc
+        raise
+    except SparkUnavailableError:
+        raise
     except LakehouseError as exc:
         raise AirflowFailException(str(exc)) from exc
 

@@ -111,7 +111,7 @@ def bench_streaming(events: int, rate: int, seconds: int) -> dict[str, Any]:
         "lakehouse.spark.jobs.pipeline",
         ["--event-type=orders", "--available-now", "--max-records-per-batch=100000"],
     )
-    spark = get_spark("bench")
+    spark = get_spark("bench", own_driver=True)
     audit = spark.read.format("delta").load(env.storage.table_path("_audit", "stream_batches"))
     result: dict[str, Any] = {"events": events, "produce_events_per_s": events / produce_s}
     for layer in ("bronze", "silver"):
@@ -212,7 +212,7 @@ def bench_loader(rows: int) -> dict[str, Any]:
 
     env = settings()
     dsn = _bench_dsn(env)
-    spark = get_spark("bench")
+    spark = get_spark("bench", own_driver=True)
     day = date(2026, 1, 1)
     frame = _fact_frame(spark, rows, day).persist()
     frame.count()
@@ -306,7 +306,7 @@ def bench_incremental(events_per_day: int) -> dict[str, Any]:
 
     tag = uuid.uuid4().hex[:6]
     env = _use(isolated_config(tag), Path(BENCH_ENV["LAKEHOUSE_HOME"]) / f"gold-{tag}")
-    spark = get_spark("bench")
+    spark = get_spark("bench", own_driver=True)
     first = date(2026, 10, 1)
     spark.range(events_per_day * 30).selectExpr(
         "uuid() AS event_id",

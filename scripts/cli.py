@@ -17,7 +17,7 @@ from lakehouse.config.settings import settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 stack_app = typer.Typer(
-    help="Start, stop and inspect the local stack (Kafka, PostgreSQL, Airflow).", no_args_is_help=True
+    help="Start, stop and inspect the local stack (Kafka, PostgreSQL, Spark Connect, Airflow).", no_args_is_help=True
 )
 app.add_typer(stack_app, name="stack")
 console = Console()
@@ -34,7 +34,9 @@ def setup() -> None:
 
 @stack_app.command("up")
 def stack_up(
-    components: Annotated[list[str] | None, typer.Argument(help="kafka, postgres, airflow (default: all)")] = None,
+    components: Annotated[
+        list[str] | None, typer.Argument(help="kafka, postgres, spark, airflow (default: all)")
+    ] = None,
 ) -> None:
     """Start the local stack (idempotent: running components are left alone)."""
     from lakehouse.scripts.stack import COMPONENTS, LocalStack
@@ -124,8 +126,8 @@ def stream(
     event_type: Annotated[list[str] | None, typer.Option(help="Event types (default: all).")] = None,
     available_now: Annotated[bool, typer.Option(help="Process what is there, then exit.")] = False,
 ) -> None:
-    """Run the Bronze or Silver streaming job through spark-submit."""
-    from lakehouse.spark.submit import spark_submit
+    """Run the Bronze or Silver streaming job through spark-submit (or in this process, when so deployed)."""
+    from lakehouse.spark.submit import job_exit_code
 
     args = [f"--event-type={name}" for name in event_type or []]
     if available_now:
@@ -133,7 +135,7 @@ def stream(
     module = {"bronze": "bronze", "silver": "silver", "all": "pipeline"}.get(layer)
     if module is None:
         raise typer.BadParameter(f"unknown layer {layer!r}: use bronze, silver or all")
-    raise typer.Exit(spark_submit(settings(), f"lakehouse.spark.jobs.{module}", args))
+    raise typer.Exit(job_exit_code(settings(), f"lakehouse.spark.jobs.{module}", args, streaming=True))
 
 
 @app.command()
@@ -143,16 +145,19 @@ def gold(
     end: Annotated[str, typer.Option(help="Last day (YYYY-MM-DD), exclusive.")],
     load: Annotated[bool, typer.Option(help="Also load the result into PostgreSQL.")] = True,
 ) -> None:
-    """Build one Gold mart for a date range with spark-submit, then load it into PostgreSQL."""
-    from lakehouse.spark.submit import spark_submit
+    """Build one Gold mart for [start, end) and check it (the DQ gate), then load it into PostgreSQL: what the
+    mart's task group in the gold_marts DAG does, as one command. Spark runs as ``spark.deploy`` says."""
+    from lakehouse.spark.submit import job_exit_code
 
-    code = spark_submit(settings(), "lakehouse.spark.jobs.gold", [mart, f"--start={start}", f"--end={end}"])
-    if code == 0 and load:
-        from lakehouse.postgres.loader import load_mart
-
-        result = load_mart(settings(), mart, date.fromisoformat(start), date.fromisoformat(end))
-        console.print(result.summary())
-    raise typer.Exit(code)
+    for value in (start, end):
+        try:
+            date.fromisoformat(value)
+        except ValueError as exc:
+            raise typer.BadParameter(f"{value!r} is not a date: use YYYY-MM-DD") from exc
+    action = "all" if load else "build"
+    raise typer.Exit(
+        job_exit_code(settings(), "lakehouse.spark.jobs.gold", [action, mart, f"--start={start}", f"--end={end}"])
+    )
 
 
 @app.command()

@@ -11,8 +11,9 @@ from lakehouse.scripts.airflow_stack import AirflowStack, airflow_env
 from lakehouse.scripts.kafka_broker import KafkaBroker
 from lakehouse.scripts.postgres_server import EmbeddedPostgres, ensure_database
 from lakehouse.scripts.process import port_open
+from lakehouse.scripts.spark_connect import SparkConnectServer
 
-COMPONENTS = ("kafka", "postgres", "airflow")
+COMPONENTS = ("kafka", "postgres", "spark", "airflow")
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,14 @@ class ComponentStatus:
 
 
 class LocalStack:
-    """Kafka broker, PostgreSQL (embedded unless ``LAKEHOUSE_PG_DSN`` is set) and Airflow."""
+    """Kafka broker, PostgreSQL (embedded unless ``LAKEHOUSE_PG_DSN`` is set), the Spark Connect server that
+    Gold jobs use (``spark.deploy: connect``) and Airflow."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.kafka = KafkaBroker(settings)
         self.postgres = EmbeddedPostgres(settings)
+        self.spark = SparkConnectServer(settings)
         self.airflow = AirflowStack(settings)
 
     def up(self, components: tuple[str, ...] = COMPONENTS) -> None:
@@ -43,12 +46,15 @@ class LocalStack:
                 self.postgres.start()
             else:
                 ensure_database(self.settings.postgres_dsn(), self.settings.airflow.metadata_database)
+        if "spark" in components or ("airflow" in components and self.settings.spark.deploy == "connect"):
+            self.spark.start()
         if "airflow" in components:
             self.airflow.start()
 
     def down(self) -> None:
         """Stop everything this stack started (data stays in the state folder)."""
         self.airflow.stop()
+        self.spark.stop()
         self.kafka.stop()
         self.postgres.stop()
 
@@ -61,11 +67,15 @@ class LocalStack:
             else _dsn_reachable(self.settings.postgres_dsn())
         )
         airflow_up = all(self.airflow.running().values()) and port_open(self.settings.airflow.port)
-        return [
+        statuses = [
             ComponentStatus("kafka", self.kafka.running(), self.kafka.address),
             ComponentStatus("postgres", pg_up, pg_address),
+            ComponentStatus("spark", self.spark.running(), self.spark.address),
             ComponentStatus("airflow", airflow_up, self.airflow.url),
         ]
+        # the Connect server is part of the stack only where Gold jobs use it (or someone started it)
+        needs_spark = self.settings.spark.deploy == "connect" or statuses[2].up
+        return [s for s in statuses if s.name != "spark" or needs_spark]
 
     def env_exports(self) -> str:
         """``export`` lines for a shell (secrets are not printed: the DSN comes from your own environment)."""

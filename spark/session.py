@@ -1,5 +1,8 @@
 """The one SparkSession factory: reuses an active session, merges defaults, environment and per-job settings,
-and adds Delta Lake plus the pinned local jars (unless the platform provides them, as Databricks does)."""
+and adds Delta Lake plus the pinned local jars (unless the platform provides them, as Databricks does).
+
+With ``spark.deploy: connect`` a batch job gets a Spark Connect session on the environment's server instead
+(the server was started with the same settings, see ``lakehouse.scripts.spark_connect``)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
+# set by spark-submit launches: the job has a driver of its own even when the environment deploys with connect
+OWN_DRIVER_ENV = "LAKEHOUSE_OWN_DRIVER"
 DEFAULT_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.ansi.enabled": "true",
@@ -39,14 +44,61 @@ def session_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> 
     return conf
 
 
+def runtime_conf(conf: Mapping[str, str]) -> dict[str, str]:
+    """The SQL and Delta properties of ``conf`` that a session may set after the driver started."""
+    return {
+        key: value
+        for key, value in conf.items()
+        if key.startswith(("spark.sql.", "spark.databricks.")) and key not in DELTA_CONF
+    }
+
+
+def connect_session(app_name: str, env: Settings, extra_conf: Mapping[str, str] | None = None) -> SparkSession:
+    """A Spark Connect session on the environment's server, with this job's runtime properties."""
+    from urllib.parse import urlsplit
+
+    from lakehouse.spark.errors import SparkUnavailableError
+
+    url = env.spark.connect_url
+    host = urlsplit(url.replace("sc://", "http://", 1)).hostname or "localhost"
+    if not _reachable(host, env.spark.connect_port):
+        raise SparkUnavailableError(
+            f"no Spark Connect server answers at {url}: start it with `lakehouse stack up spark`, "
+            "or run jobs with their own driver: `export LAKEHOUSE_SPARK_DEPLOY=spark-submit`"
+        )
+    spark = SparkSession.builder.remote(url).getOrCreate()
+    for key, value in runtime_conf({**DEFAULT_CONF, **(extra_conf or {})}).items():
+        spark.conf.set(key, value)
+    log.info("spark connect session %s on %s (%s)", app_name, url, spark.version)
+    return spark
+
+
+def _reachable(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
 def get_spark(
-    app_name: str, extra_conf: Mapping[str, str] | None = None, settings: Settings | None = None
+    app_name: str,
+    extra_conf: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
+    *,
+    own_driver: bool = False,
 ) -> SparkSession:
-    """The active SparkSession, or a new one configured for this environment."""
+    """The active SparkSession, or a new one configured for this environment: a Spark Connect session when the
+    environment deploys batch jobs with ``connect``, unless ``own_driver`` (streaming jobs) or this process was
+    launched by spark-submit."""
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
     env = settings or current_settings()
+    if env.spark.deploy == "connect" and not own_driver and os.environ.get(OWN_DRIVER_ENV) != "1":
+        return connect_session(app_name, env, extra_conf)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     if env.spark.master != "databricks":

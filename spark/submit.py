@@ -1,5 +1,6 @@
-"""Run a job module with ``spark-submit`` against the environment's master: ``local[*]`` on a laptop,
-``spark://``/``yarn``/``k8s://`` on a cluster. The command line comes from config only."""
+"""Run a job module the way the environment deploys Spark (``spark.deploy``): with ``spark-submit`` against
+the environment's master (``local[*]`` on a laptop, ``spark://``/``yarn``/``k8s://`` on a cluster), as a Spark
+Connect client of a long-running server, or in this process. The command line comes from config only."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from lakehouse.config.settings import Settings
 from lakehouse.spark.errors import SparkJobError
-from lakehouse.spark.session import session_conf
+from lakehouse.spark.session import OWN_DRIVER_ENV, session_conf
 
 log = logging.getLogger(__name__)
 LOG4J2_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
@@ -27,26 +28,31 @@ def spark_home() -> Path:
     return Path(pyspark.__file__).parent
 
 
-def submit_command(settings: Settings, module: str, args: list[str]) -> list[str]:
-    """The spark-submit argv for running ``module`` (a lakehouse.spark.jobs module) with ``args``."""
+def submit_base(settings: Settings, name: str) -> list[str]:
+    """spark-submit with the environment's master, jars and properties, up to the application to run."""
     if settings.spark.master == "databricks":
         raise SparkJobError(
             "spark-submit does not run on Databricks: use the Databricks operator "
             "(environment 'databricks' in dags/) or a Databricks job with the lakehouse wheel"
         )
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        raise SparkJobError(f"no job module {module!r}: expected one of lakehouse.spark.jobs.*")
     conf = session_conf(settings)
     jars = conf.pop("spark.jars", "")
-    argv = [str(spark_home() / "bin" / "spark-submit"), "--master", settings.spark.master, "--name", module]
+    argv = [str(spark_home() / "bin" / "spark-submit"), "--master", settings.spark.master, "--name", name]
     if "spark.driver.extraJavaOptions" not in conf:
         argv += ["--driver-java-options", f"-Dlog4j2.configurationFile=file:{LOG4J2_CONFIG}"]
     if jars:
         argv += ["--jars", jars]
     for key, value in conf.items():
         argv += ["--conf", f"{key}={value}"]
-    return [*argv, spec.origin, *args]
+    return argv
+
+
+def submit_command(settings: Settings, module: str, args: list[str]) -> list[str]:
+    """The spark-submit argv for running ``module`` (a lakehouse.spark.jobs module) with ``args``."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise SparkJobError(f"no job module {module!r}: expected one of lakehouse.spark.jobs.*")
+    return [*submit_base(settings, module), spec.origin, *args]
 
 
 def submit_env(settings: Settings) -> dict[str, str]:
@@ -57,15 +63,24 @@ def submit_env(settings: Settings) -> dict[str, str]:
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         "LAKEHOUSE_HOME": str(settings.home),
         "LAKEHOUSE_ENV": settings.name,
+        OWN_DRIVER_ENV: "1",
     }
 
 
-def spark_submit(settings: Settings, module: str, args: list[str]) -> int:
-    """Run the job and return its exit code (output goes to this process's stdout)."""
+def job_exit_code(settings: Settings, module: str, args: list[str], *, streaming: bool = False) -> int:
+    """Run the job (see ``run_job``) and return its exit code: 0, 2 for bad data, input or config, else 1."""
+    from lakehouse.config.errors import LakehouseError
+
     try:
-        run_spark_job(settings, module, args)
+        run_job(settings, module, args, streaming=streaming)
     except SparkSubmitError as exc:
         return exc.exit_code
+    except LakehouseError as exc:
+        log.error("%s", exc)
+        return 2
+    except Exception:
+        log.exception("%s failed", module)
+        return 1
     return 0
 
 
@@ -96,3 +111,29 @@ def run_spark_job(settings: Settings, module: str, args: list[str]) -> None:
             tail.append(line.rstrip("\n"))
     if proc.returncode != 0:
         raise SparkSubmitError(module, args, proc.returncode, list(tail))
+
+
+def run_job(settings: Settings, module: str, args: list[str], *, streaming: bool = False) -> None:
+    """Run a job as ``spark.deploy`` says: ``spark-submit`` (SparkSubmitError on failure), or the job's ``main``
+    in this process, either as a Spark Connect client (``connect``; streaming jobs are spark-submitted, they
+    need a driver of their own) or hosting the driver (``in-process``). In this process, bad input or config
+    raises LakehouseError and anything else propagates as it is."""
+    deploy = settings.spark.deploy
+    if deploy == "spark-submit" or (deploy == "connect" and streaming):
+        run_spark_job(settings, module, args)
+        return
+    log.info("%s %s (%s)", module, " ".join(args), deploy)
+    try:
+        importlib.import_module(module).main(args)
+    finally:
+        if deploy == "connect":
+            _release_connect_session()
+
+
+def _release_connect_session() -> None:
+    """End this process's Spark Connect session, freeing its state on the server (the server keeps running)."""
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.stop()

@@ -19,6 +19,10 @@ TEST_ENV = {
     "LAKEHOUSE_PG_PORT": "25433",
     "LAKEHOUSE_AIRFLOW_PORT": "28080",
     "LAKEHOUSE_SPARK_MASTER": "local[2]",
+    "LAKEHOUSE_SPARK_CONNECT_PORT": "25002",
+    # this process hosts the suite's own driver (the `spark` fixture), and a process is either a Spark Connect
+    # client or a classic driver: tests that run jobs over Spark Connect do it in Airflow's task processes
+    "LAKEHOUSE_SPARK_DEPLOY": "spark-submit",
 }
 for _key, _value in TEST_ENV.items():
     os.environ[_key] = _value
@@ -55,6 +59,13 @@ def _start(settings: Settings, component: str) -> None:
 def kafka_stack(lakehouse_settings: Settings) -> Iterator[Settings]:
     """A real Kafka broker (KRaft) for the session."""
     _start(lakehouse_settings, "kafka")
+    yield lakehouse_settings
+
+
+@pytest.fixture(scope="session")
+def spark_connect(lakehouse_settings: Settings) -> Iterator[Settings]:
+    """The stack's Spark Connect server (what Gold tasks use with ``spark.deploy: connect``)."""
+    _start(lakehouse_settings, "spark")
     yield lakehouse_settings
 
 
@@ -144,6 +155,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from lakehouse.scripts.stack import LocalStack
 
     stack = LocalStack(settings())
+    if "spark" in _STARTED_HERE:
+        stack.spark.stop()
     if "kafka" in _STARTED_HERE:
         stack.kafka.stop()
     if "postgres" in _STARTED_HERE:

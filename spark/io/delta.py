@@ -9,11 +9,30 @@ from collections.abc import Sequence
 from pyspark.sql import DataFrame, SparkSession
 
 
-def table_exists(spark: SparkSession, path: str) -> bool:
-    """True when ``path`` holds a Delta table."""
-    from delta.tables import DeltaTable
+def delta_ref(path: str) -> str:
+    """SQL reference to the Delta table at ``path``: ``delta.`<path>```."""
+    return "delta.`{}`".format(path.replace("`", "``"))
 
-    return bool(DeltaTable.isDeltaTable(spark, path))
+
+def table_exists(spark: SparkSession, path: str) -> bool:
+    """True when ``path`` holds a Delta table (plain SQL, so it works over Spark Connect as well)."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        spark.sql(f"DESCRIBE DETAIL {delta_ref(path)}").select("format").first()
+    except AnalysisException as exc:
+        if exc.getCondition() in ("DELTA_MISSING_DELTA_TABLE", "DELTA_PATH_DOES_NOT_EXIST", "PATH_NOT_FOUND"):
+            return False
+        raise
+    return True
+
+
+def last_commit_metadata(spark: SparkSession, path: str) -> str | None:
+    """The ``userMetadata`` of the table's latest commit (None for a table that does not exist)."""
+    if not table_exists(spark, path):
+        return None
+    row = spark.sql(f"DESCRIBE HISTORY {delta_ref(path)} LIMIT 1").select("userMetadata").first()
+    return None if row is None else row["userMetadata"]
 
 
 def append_once(df: DataFrame, path: str, app_id: str, version: int, partition_by: Sequence[str] = ()) -> None:

@@ -8,11 +8,13 @@ import logging
 from datetime import date
 from pathlib import Path
 
+from pyarrow import csv as pyarrow_csv
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from lakehouse.config.settings import Settings, config_dir
 from lakehouse.spark.errors import SparkJobError
+from lakehouse.spark.io.delta import last_commit_metadata
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +38,8 @@ def read_versions(spark: SparkSession, table: str, root: Path | None = None) -> 
             raise SparkJobError(
                 f"{path}: reference files must be named by their effective date, e.g. 2026-01-01.csv"
             ) from exc
-        # small config files are shipped with the package, so they are read on the driver
-        lines = spark.sparkContext.parallelize(path.read_text().splitlines(), 1)
-        frame = spark.read.csv(lines, header=True, inferSchema=True)  # type: ignore[arg-type]
+        # small files that live with the config, not on the cluster: parsed here, sent as one Arrow table
+        frame = spark.createDataFrame(pyarrow_csv.read_csv(path))
         frames.append(frame.withColumn("_valid_from", F.lit(valid_from)))
     versions = frames[0]
     for frame in frames[1:]:
@@ -58,15 +59,11 @@ def _fingerprint(table: str, root: Path | None) -> str:
 def refresh(spark: SparkSession, settings: Settings, tables: list[str], root: Path | None = None) -> None:
     """Rewrite the Delta copies of the reference tables from the config folder when the files changed
     (the files' fingerprint is kept as the commit's user metadata, so an unchanged table costs one log read)."""
-    from delta.tables import DeltaTable
-
     for table in sorted(set(tables)):
         path = settings.storage.table_path("reference", table)
         fingerprint = _fingerprint(table, root)
-        if DeltaTable.isDeltaTable(spark, path):
-            last = DeltaTable.forPath(spark, path).history(1).select("userMetadata").first()
-            if last is not None and last["userMetadata"] == fingerprint:
-                continue
+        if last_commit_metadata(spark, path) == fingerprint:
+            continue
         read_versions(spark, table, root).write.format("delta").mode("overwrite").option(
             "overwriteSchema", "true"
         ).option("userMetadata", fingerprint).save(path)

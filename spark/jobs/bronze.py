@@ -127,7 +127,7 @@ def main(argv: list[str]) -> None:
     args = streaming_arguments("bronze", __doc__ or "").parse_args(argv)
     settings = current_settings()
     specs = selected_specs(args.event_type)
-    spark = get_spark("lakehouse-bronze")
+    spark = get_spark("lakehouse-bronze", own_driver=True)
     queries = [
         start(spark, settings, spec, args.available_now, args.trigger_seconds, args.max_records_per_batch)
         for spec in specs

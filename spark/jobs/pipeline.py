@@ -18,7 +18,7 @@ def main(argv: list[str]) -> None:
     args = streaming_arguments("pipeline", __doc__ or "").parse_args(argv)
     settings = current_settings()
     specs = selected_specs(args.event_type)
-    spark = get_spark("lakehouse-pipeline")
+    spark = get_spark("lakehouse-pipeline", own_driver=True)
     reference.refresh(spark, settings, [j.reference for spec in specs for j in spec.enrich])
     bronze_queries = [
         bronze.start(spark, settings, spec, args.available_now, args.trigger_seconds, args.max_records_per_batch)

@@ -173,7 +173,7 @@ def main(argv: list[str]) -> None:
     args = streaming_arguments("silver", __doc__ or "").parse_args(argv)
     settings = current_settings()
     specs = selected_specs(args.event_type)
-    spark = get_spark("lakehouse-silver")
+    spark = get_spark("lakehouse-silver", own_driver=True)
     reference.refresh(spark, settings, [j.reference for spec in specs for j in spec.enrich])
     missing = [s.name for s in specs if not table_exists(spark, settings.storage.table_path("bronze", s.tables.bronze))]
     if missing:
