@@ -17,12 +17,13 @@ from lakehouse.config.settings import Settings
 from lakehouse.config.settings import settings as current_settings
 from lakehouse.config.specs import EventTypeSpec
 from lakehouse.spark.io import kafka as kafka_io
-from lakehouse.spark.io.delta import append_once, checkpoint_app_id, ensure_table
+from lakehouse.spark.io.delta import append_once
 from lakehouse.spark.jobs.common import (
-    AUDIT_SCHEMA,
     BatchAudit,
+    SharedTable,
     await_queries,
     now_utc,
+    prepare_query,
     run_job,
     selected_specs,
     start_query,
@@ -104,13 +105,16 @@ def start(
     max_records: int | None = 200_000,
 ) -> StreamingQuery:
     """Start the Bronze query of one event type."""
-    checkpoint = settings.storage.checkpoint_path(f"bronze_{spec.name}")
-    app_id = checkpoint_app_id(spark, checkpoint)
     lake = settings.storage
-    ensure_table(spark, lake.table_path("bronze", spec.tables.bronze), bronze.BRONZE_SCHEMA, ("ingest_date",))
-    # tables shared by several queries are created before any query runs (concurrent creation conflicts)
-    ensure_table(spark, lake.table_path("bronze", DEAD_LETTER_TABLE), bronze.DEAD_LETTER_SCHEMA, ("ingest_date",))
-    ensure_table(spark, lake.table_path("_audit", "stream_batches"), AUDIT_SCHEMA)
+    checkpoint, app_id = prepare_query(
+        spark,
+        settings,
+        f"bronze_{spec.name}",
+        [
+            SharedTable(lake.table_path("bronze", spec.tables.bronze), bronze.BRONZE_SCHEMA, ("ingest_date",)),
+            SharedTable(lake.table_path("bronze", DEAD_LETTER_TABLE), bronze.DEAD_LETTER_SCHEMA, ("ingest_date",)),
+        ],
+    )
     stream = kafka_io.read_stream(spark, settings, spec.topic, max_records)
     return start_query(
         stream,

@@ -17,7 +17,7 @@ from lakehouse.config.errors import LakehouseError
 from lakehouse.config.settings import Settings
 from lakehouse.config.specs import EventTypeSpec, load_event_types
 from lakehouse.spark.errors import SparkJobError
-from lakehouse.spark.io.delta import append_once
+from lakehouse.spark.io.delta import append_once, checkpoint_app_id, ensure_table
 
 log = logging.getLogger(__name__)
 AUDIT_SCHEMA = (
@@ -93,7 +93,8 @@ def streaming_arguments(prog: str, description: str) -> argparse.ArgumentParser:
         "--max-records-per-batch",
         type=int,
         default=200_000,
-        help="upper bound of records per micro-batch and event type (default 200000)",
+        help="upper bound of Kafka records per Bronze micro-batch and event type (default 200000); Silver takes "
+        "the Bronze commits made since its last batch",
     )
     return parser
 
@@ -105,6 +106,24 @@ def selected_specs(names: Sequence[str]) -> list[EventTypeSpec]:
     if unknown:
         raise SparkJobError(f"unknown event type(s) {unknown}; known: {sorted(specs)}")
     return [specs[n] for n in (names or sorted(specs))]
+
+
+@dataclass(frozen=True)
+class SharedTable:
+    """A Delta table that a query writes and that must exist before any query starts."""
+
+    path: str
+    schema: str
+    partition_by: tuple[str, ...] = ()
+
+
+def prepare_query(spark: SparkSession, settings: Settings, name: str, tables: Sequence[SharedTable]) -> tuple[str, str]:
+    """Create the query's output tables and the audit table unless they exist (several queries creating one table
+    at once would conflict), and return the query's checkpoint and the transaction id stored in it."""
+    for table in [*tables, SharedTable(settings.storage.table_path("_audit", "stream_batches"), AUDIT_SCHEMA)]:
+        ensure_table(spark, table.path, table.schema, table.partition_by)
+    checkpoint = settings.storage.checkpoint_path(name)
+    return checkpoint, checkpoint_app_id(spark, checkpoint)
 
 
 def start_query(

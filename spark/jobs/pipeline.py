@@ -27,10 +27,7 @@ def main(argv: list[str]) -> None:
     if args.available_now:
         # Silver must see everything Bronze took in this run
         await_queries(spark, bronze_queries, available_now=True)
-    silver_queries = [
-        silver.start(spark, settings, spec, args.available_now, args.trigger_seconds, args.max_records_per_batch)
-        for spec in specs
-    ]
+    silver_queries = [silver.start(spark, settings, spec, args.available_now, args.trigger_seconds) for spec in specs]
     await_queries(spark, [*bronze_queries, *silver_queries], args.available_now)
 
 

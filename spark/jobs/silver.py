@@ -18,12 +18,13 @@ from lakehouse.config.settings import Settings
 from lakehouse.config.settings import settings as current_settings
 from lakehouse.config.specs import EventTypeSpec
 from lakehouse.spark.io import reference
-from lakehouse.spark.io.delta import append_once, checkpoint_app_id, ensure_table, table_exists
+from lakehouse.spark.io.delta import append_once, table_exists
 from lakehouse.spark.jobs.common import (
-    AUDIT_SCHEMA,
     BatchAudit,
+    SharedTable,
     await_queries,
     now_utc,
+    prepare_query,
     run_job,
     selected_specs,
     start_query,
@@ -140,24 +141,15 @@ def start(
     spec: EventTypeSpec,
     available_now: bool,
     trigger_seconds: float = 2.0,
-    max_records: int | None = 200_000,
 ) -> StreamingQuery:
-    """Start the Silver query of one event type (reads the Bronze table as a stream)."""
-    checkpoint = settings.storage.checkpoint_path(f"silver_{spec.name}")
-    app_id = checkpoint_app_id(spark, checkpoint)
-    # tables shared by several queries are created before any query runs (concurrent creation conflicts)
-    ensure_table(
-        spark,
-        settings.storage.table_path("silver", QUARANTINE_TABLE),
-        silver.QUARANTINE_SCHEMA,
-        ("source", "ingest_date"),
+    """Start the Silver query of one event type (reads the Bronze table as a stream; a micro-batch takes the
+    Bronze commits made since the last one, so Bronze's per-batch record limit bounds Silver's too)."""
+    quarantine = SharedTable(
+        settings.storage.table_path("silver", QUARANTINE_TABLE), silver.QUARANTINE_SCHEMA, ("source", "ingest_date")
     )
-    ensure_table(spark, settings.storage.table_path("_audit", "stream_batches"), AUDIT_SCHEMA)
+    checkpoint, app_id = prepare_query(spark, settings, f"silver_{spec.name}", [quarantine])
     bronze_path = settings.storage.table_path("bronze", spec.tables.bronze)
-    reader = spark.readStream.format("delta")
-    if max_records:
-        reader = reader.option("maxFilesPerTrigger", "1000")
-    stream = reader.load(bronze_path)
+    stream = spark.readStream.format("delta").load(bronze_path)
     return start_query(
         stream,
         f"silver_{spec.name}",
@@ -179,7 +171,7 @@ def main(argv: list[str]) -> None:
     if missing:
         log.warning("no Bronze table yet for %s: run the Bronze job first; skipping them", missing)
     queries = [
-        start(spark, settings, spec, args.available_now, args.trigger_seconds, args.max_records_per_batch)
+        start(spark, settings, spec, args.available_now, args.trigger_seconds)
         for spec in specs
         if spec.name not in missing
     ]
