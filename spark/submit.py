@@ -68,19 +68,12 @@ def submit_env(settings: Settings) -> dict[str, str]:
 
 
 def job_exit_code(settings: Settings, module: str, args: list[str], *, streaming: bool = False) -> int:
-    """Run the job (see ``run_job``) and return its exit code: 0, 2 for bad data, input or config, else 1."""
-    from lakehouse.config.errors import LakehouseError
-
+    """Run the job (see ``run_job``) and return the exit code of a spark-submit run (0, or 2 for bad data, input
+    or config); a job run in this process raises LakehouseError for those instead."""
     try:
         run_job(settings, module, args, streaming=streaming)
     except SparkSubmitError as exc:
         return exc.exit_code
-    except LakehouseError as exc:
-        log.error("%s", exc)
-        return 2
-    except Exception:
-        log.exception("%s failed", module)
-        return 1
     return 0
 
 

@@ -76,3 +76,13 @@ def test_bad_configuration_lists_every_problem(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "KAFKA_BOOTSTRAP_SERVERS" in result.stderr and "LAKEHOUSE_PG_DSN" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_gold_without_a_spark_connect_server_names_the_fix(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    env = {**_base_env(tmp_path), "LAKEHOUSE_SPARK_DEPLOY": "connect", "LAKEHOUSE_SPARK_CONNECT_PORT": str(free_port)}
+    line = _error_line(_run(["gold", "fct_orders_daily", "--start", "2026-01-01", "--end", "2026-01-02"], env))
+    assert f"sc://localhost:{free_port}" in line
+    assert "lakehouse stack up spark" in line and "LAKEHOUSE_SPARK_DEPLOY=spark-submit" in line
