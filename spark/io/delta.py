@@ -14,6 +14,14 @@ def delta_ref(path: str) -> str:
     return "delta.`{}`".format(path.replace("`", "``"))
 
 
+_MISSING_TABLE = (
+    "DELTA_MISSING_DELTA_TABLE",
+    "DELTA_TABLE_ONLY_OPERATION",
+    "DELTA_PATH_DOES_NOT_EXIST",
+    "PATH_NOT_FOUND",
+)
+
+
 def table_exists(spark: SparkSession, path: str) -> bool:
     """True when ``path`` holds a Delta table (plain SQL, so it works over Spark Connect as well)."""
     from pyspark.errors import AnalysisException
@@ -21,17 +29,22 @@ def table_exists(spark: SparkSession, path: str) -> bool:
     try:
         spark.sql(f"DESCRIBE DETAIL {delta_ref(path)}").select("format").first()
     except AnalysisException as exc:
-        if exc.getCondition() in ("DELTA_MISSING_DELTA_TABLE", "DELTA_PATH_DOES_NOT_EXIST", "PATH_NOT_FOUND"):
+        if exc.getCondition() in _MISSING_TABLE:
             return False
         raise
     return True
 
 
 def last_commit_metadata(spark: SparkSession, path: str) -> str | None:
-    """The ``userMetadata`` of the table's latest commit (None for a table that does not exist)."""
-    if not table_exists(spark, path):
-        return None
-    row = spark.sql(f"DESCRIBE HISTORY {delta_ref(path)} LIMIT 1").select("userMetadata").first()
+    """The ``userMetadata`` of the table's latest commit (None for a table that does not exist): one log read."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        row = spark.sql(f"DESCRIBE HISTORY {delta_ref(path)} LIMIT 1").select("userMetadata").first()
+    except AnalysisException as exc:
+        if exc.getCondition() in _MISSING_TABLE:
+            return None
+        raise
     return None if row is None else row["userMetadata"]
 
 

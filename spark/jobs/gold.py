@@ -51,7 +51,7 @@ def silver_events(spark: SparkSession, settings: Settings, name: str, start: dat
 
 def _fct_orders_daily(spark: SparkSession, settings: Settings, start: date, end: date) -> DataFrame:
     return gold.fct_orders_daily(
-        silver_events(spark, settings, "orders", start, end), reference.current(spark, settings, "products")
+        silver_events(spark, settings, "orders", start, end), _current_reference(spark, settings, "products")
     )
 
 
@@ -67,13 +67,20 @@ def _silver_or_empty(spark: SparkSession, settings: Settings, name: str, start: 
 
 
 def _reference_versions(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
-    """Every version of a reference table (as refreshed by ``build``), with ``_valid_from`` and ``_is_current``."""
+    """Every version of a reference table, with ``_valid_from`` and ``_is_current``, refreshed from the config
+    folder first if its files changed (only marts that read reference data pay for that check)."""
+    reference.refresh(spark, settings, [table])
     return spark.read.format("delta").load(settings.storage.table_path("reference", table))
+
+
+def _current_reference(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
+    """The current rows of a reference table, refreshed first if its files changed."""
+    return _reference_versions(spark, settings, table).where("_is_current")
 
 
 def _order_revenue_5min(spark: SparkSession, settings: Settings, start: date, end: date) -> DataFrame:
     return gold.order_revenue_5min(
-        _silver_or_empty(spark, settings, "orders", start, end), reference.current(spark, settings, "products")
+        _silver_or_empty(spark, settings, "orders", start, end), _current_reference(spark, settings, "products")
     )
 
 
@@ -179,39 +186,29 @@ def plan(
 
 def build(
     spark: SparkSession, settings: Settings, spec: MartSpec, start: date, end: date, dates: list[date] | None = None
-) -> int:
+) -> None:
     """Recompute the mart for ``dates`` (default: every day of [start, end)) and replace exactly those days of
-    its Gold table; a full-refresh mart is rebuilt as a whole. Returns the row count."""
+    its Gold table, one commit per contiguous block of days; a full-refresh mart is rebuilt as a whole. Row
+    counts come from the DQ gate (``check``), so the frames are computed once, by the write."""
     if spec.name not in BUILDERS:
         raise SparkJobError(f"{spec.source_file}: no builder for mart {spec.name!r} in lakehouse.spark.jobs.gold")
-    reference.refresh(spark, settings, ["products", "customers"])
     path = settings.storage.table_path("gold", spec.name)
     if spec.load_mode == "full" or spec.date_column is None:
-        frame = BUILDERS[spec.name](spark, settings, start, end).persist()
-        try:
-            rows = frame.count()
-            frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
-        finally:
-            frame.unpersist()
-        log.info("built %s (full refresh): %d rows", spec.name, rows)
-        return rows
-    rows = 0
+        frame = BUILDERS[spec.name](spark, settings, start, end)
+        frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+        log.info("built %s (full refresh)", spec.name)
+        return
     for block_start, block_end in _blocks(dates or _days(start, end)):
-        frame = BUILDERS[spec.name](spark, settings, block_start, block_end).persist()
-        try:
-            rows += frame.count()
-            replace_range(
-                frame,
-                path,
-                spec.date_column,
-                block_start.isoformat(),
-                block_end.isoformat(),
-                partition_by=(spec.date_column,),
-            )
-        finally:
-            frame.unpersist()
+        frame = BUILDERS[spec.name](spark, settings, block_start, block_end)
+        replace_range(
+            frame,
+            path,
+            spec.date_column,
+            block_start.isoformat(),
+            block_end.isoformat(),
+            partition_by=(spec.date_column,),
+        )
         log.info("built %s for %s..%s", spec.name, block_start, block_end)
-    return rows
 
 
 def check(
