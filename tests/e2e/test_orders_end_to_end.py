@@ -160,11 +160,3 @@ def test_orders_from_kafka_to_postgres_through_airflow(
         ).fetchone()
     assert freshness == (len(expected_day),)
     assert gate == ([], True)
-
-    # the same interval again, as `lakehouse gold` runs it: identical rows, no duplicates
-    run_spark_job(
-        env,
-        "lakehouse.spark.jobs.gold",
-        ["all", "fct_orders_daily", f"--start={DAY}", f"--end={DAY + timedelta(days=1)}"],
-    )
-    assert serving_rows(env.postgres_dsn(), DAY) == expected_day
