@@ -84,6 +84,7 @@ _HOURLY = (
 )
 _HOUR_MS = 3_600_000
 _DAY_MS = 24 * _HOUR_MS
+_FUTURE_ANCHOR_MS = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp() * 1000)
 _RECENT = 2000
 _V4_CLEAR = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
 _V4_SET = (0x4 << 76) | (0x2 << 62)
@@ -267,9 +268,10 @@ class _Model:
         raise NotImplementedError
 
     def _future(self, ms: int) -> str:
-        # far in the future of both the event's own time and the moment it is ingested
+        # far in the future of both the event's own time and the moment it is ingested; a fixed anchor instead of
+        # the wall clock keeps the output a function of the seed alone
         days = self.rng.randint(400, 3650)
-        base = max(ms, int(datetime.now(UTC).timestamp() * 1000))
+        base = max(ms, _FUTURE_ANCHOR_MS)
         return datetime.fromtimestamp((base + days * _DAY_MS) / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
