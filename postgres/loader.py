@@ -1,11 +1,20 @@
 """Atomic, idempotent loads of one mart's date interval from its Gold Delta table into PostgreSQL.
 
-1. an UNLOGGED staging table ``<schema>._stage_<table>_<epoch>_<hex>`` is created like the target;
+1. a staging table ``<schema>._stage_<table>_<epoch>_<hex>`` is created like the target;
 2. the Spark executors COPY the frame's rows into it (CSV written by pyarrow per Arrow batch), so nothing but
    one row count per partition reaches the driver;
-3. one transaction deletes the interval ``start <= date_column < end`` from the target (every row, for a
-   full-refresh mart: ``load_mode: full``), inserts the staged rows and records ``serving.freshness``; then
-   the staging table is dropped.
+3. one transaction replaces the interval ``start <= date_column < end`` of the target and records
+   ``serving.freshness``; then the staging table is dropped.
+
+How step 3 replaces the interval depends on the target:
+
+* **partitioned by day** on the date column (the interval marts' serving tables, V006): the staging table is
+  partitioned the same way, one partition per day of the interval plus a DEFAULT partition that catches rows
+  outside it. After the COPY the staging table gets the target's primary key and indexes, built in bulk, and a
+  CHECK of each day's bounds; the swap then drops the target's partitions of those days and attaches the staged
+  ones (``<table>_p<yyyymmdd>``): catalog changes only, no row moves while the target is locked.
+* **a plain table** (dimensions, ``load_mode: full``, or any unpartitioned table): an UNLOGGED staging table;
+  the swap deletes the interval (every row, for a full refresh) and inserts the staged rows.
 
 Readers see the old interval or the new one, never a mix, and a rerun gives the same rows. A load killed
 mid-COPY leaves only its staging table; the epoch in its name lets a later load drop it after an hour without
@@ -46,6 +55,9 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 # 63 (PostgreSQL's identifier limit) - len("_stage_") - len("_<10-digit epoch>_<8 hex>")
 _STAGE_TABLE_CHARS = 36
 _STAGE_NAME = re.compile(r"^_stage_(?P<table>[a-z0-9_]+)_(?P<epoch>\d{10})_[0-9a-f]{8}$")
+# 63 - len("_p<yyyymmdd>"): longer names of day-partitioned tables would be truncated in their partitions' names
+_PARTITIONED_TABLE_CHARS = 53
+INDEX_BUILD_MEMORY = "256MB"
 
 
 @dataclass(frozen=True)
@@ -72,7 +84,8 @@ class LoadResult:
 class _Plan:
     """One load in flight: target, staging table, columns in table order, interval and mart.
 
-    ``date_column`` None means a full refresh: the staged rows replace the whole table.
+    ``date_column`` None means a full refresh: the staged rows replace the whole table. ``owner`` is set when
+    the target is partitioned by day on ``date_column``: the role the partition swap runs as.
     """
 
     schema: str
@@ -83,6 +96,20 @@ class _Plan:
     start: date
     end: date
     mart: str
+    owner: str | None = None
+
+    @property
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=n) for n in range((self.end - self.start).days)]
+
+    def day_partition(self, day: date) -> str:
+        """Name of the target's partition of ``day``."""
+        return f"{self.name}_p{day:%Y%m%d}"
+
+    def stage_partition(self, day: date | None) -> str:
+        """Name of the staging table's partition of ``day`` (None: its DEFAULT partition)."""
+        suffix = self.stage.removeprefix(f"_stage_{self.name[:_STAGE_TABLE_CHARS]}")
+        return f"_stage_{'default' if day is None else f'p{day:%Y%m%d}'}{suffix}"
 
     @property
     def target(self) -> str:
@@ -142,18 +169,27 @@ def load_frame(
                 f"mart {mart_name}: table {schema}.{name} does not exist in {where(dsn)}: run `lakehouse migrate`"
             )
         _check_columns(list(df.columns), columns, date_column, mart_name, f"{schema}.{name}")
+        owner = _partition_owner(conn, schema, name, date_column, mart_name)
         _drop_orphans(conn, schema, name, ORPHAN_AGE)
-        plan = _Plan(schema, name, _create_stage(conn, schema, name), columns, date_column, start, end, mart_name)
+        plan = _Plan(schema, name, _new_stage_name(conn, name), columns, date_column, start, end, mart_name, owner)
+        if plan.owner is None:
+            _create_stage(conn, plan)
+        else:
+            _create_partitioned_stage(conn, plan)
     log.info("loading %s %s..%s into %s via %s on %s", mart_name, start, end, plan.target, plan.staging, where(dsn))
     try:
         copied = _copy(df, dsn, plan, max_writers)
         with psycopg.connect(dsn, autocommit=True, application_name=APPLICATION_NAME) as conn:
             _check_stage(conn, plan, copied)
-            deleted = _swap(conn, plan, copied, silver_watermark, lock_timeout)
+            if plan.owner is None:
+                replaced = _swap(conn, plan, copied, silver_watermark, lock_timeout)
+            else:
+                _index_stage(conn, plan)
+                replaced = _swap_partitions(conn, plan, copied, silver_watermark, lock_timeout)
     finally:
         _drop_stage(dsn, schema, plan.stage)
     result = LoadResult(mart_name, plan.target, start, end, copied, time.perf_counter() - began)
-    log.info("%s (replaced %d rows)", result.summary(), deleted)
+    log.info("%s (%s)", result.summary(), replaced)
     return result
 
 
@@ -244,17 +280,87 @@ def _check_columns(frame: list[str], target: list[str], date_column: str | None,
         raise ServingError(f"mart {mart}: date column {date_column!r} is not a column of table {table} {target}")
 
 
-def _create_stage(conn: psycopg.Connection, schema: str, name: str) -> str:
+def _partition_owner(
+    conn: psycopg.Connection, schema: str, name: str, date_column: str | None, mart: str
+) -> str | None:
+    """The owner of the target if it is partitioned by range on ``date_column`` alone, else None."""
+    row = conn.execute(
+        "SELECT a.attname, p.partstrat, p.partnatts, pg_catalog.pg_get_userbyid(c.relowner) "
+        "FROM pg_catalog.pg_partitioned_table p JOIN pg_catalog.pg_class c ON c.oid = p.partrelid "
+        "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0] "
+        "WHERE p.partrelid = %s::regclass",
+        (f"{schema}.{name}",),
+    ).fetchone()
+    if row is None:
+        return None
+    column, strategy, columns, owner = row
+    if date_column is None or (column, strategy, columns) != (date_column, "r", 1):
+        raise ServingError(
+            f"mart {mart}: table {schema}.{name} is partitioned, but not by range on the date column "
+            f"{date_column!r} alone; the loader swaps day partitions of that column only"
+        )
+    if len(name) > _PARTITIONED_TABLE_CHARS:
+        raise ServingError(
+            f"mart {mart}: table name {name!r} is longer than {_PARTITIONED_TABLE_CHARS} characters, too long for "
+            "its day partitions' names (<table>_p<yyyymmdd>); rename the table"
+        )
+    return str(owner)
+
+
+def _new_stage_name(conn: psycopg.Connection, name: str) -> str:
     row = conn.execute("SELECT extract(epoch FROM now())::bigint").fetchone()
     assert row is not None
     # the server's clock, not this host's: orphan ages are then comparable across loader hosts
-    stage = f"_stage_{name[:_STAGE_TABLE_CHARS]}_{int(row[0]):010d}_{secrets.token_hex(4)}"
+    return f"_stage_{name[:_STAGE_TABLE_CHARS]}_{int(row[0]):010d}_{secrets.token_hex(4)}"
+
+
+def _create_stage(conn: psycopg.Connection, plan: _Plan) -> None:
     conn.execute(
         sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
-            sql.Identifier(schema, stage), sql.Identifier(schema, name)
+            sql.Identifier(plan.schema, plan.stage), sql.Identifier(plan.schema, plan.name)
         )
     )
-    return stage
+
+
+def _set_owner_role(conn: psycopg.Connection, plan: _Plan) -> None:
+    """Act as the target's owner for the rest of the transaction: only the owner may attach and detach."""
+    try:
+        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(str(plan.owner))))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ServingError(
+            f"mart {plan.mart}: the loading role must be a member of {plan.owner}, the owner of {plan.target}, "
+            f"to swap its day partitions: GRANT {plan.owner} TO <loading role>"
+        ) from exc
+
+
+def _create_partitioned_stage(conn: psycopg.Connection, plan: _Plan) -> None:
+    """The staging table: one partition per day of the interval and a DEFAULT partition for any other row.
+
+    Created as the target's owner, so the partitions it becomes part of belong to the owner like the rest.
+    Without indexes: they are built in bulk after the COPY (``_index_stage``).
+    """
+    stage = sql.Identifier(plan.schema, plan.stage)
+    with conn.transaction():
+        _set_owner_role(conn, plan)
+        conn.execute(
+            sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS) PARTITION BY RANGE ({})").format(
+                stage, sql.Identifier(plan.schema, plan.name), sql.Identifier(str(plan.date_column))
+            )
+        )
+        for day in plan.days:
+            conn.execute(
+                sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
+                    sql.Identifier(plan.schema, plan.stage_partition(day)),
+                    stage,
+                    sql.Literal(day),
+                    sql.Literal(day + timedelta(days=1)),
+                )
+            )
+        conn.execute(
+            sql.SQL("CREATE TABLE {} PARTITION OF {} DEFAULT").format(
+                sql.Identifier(plan.schema, plan.stage_partition(None)), stage
+            )
+        )
 
 
 def _copy(df: DataFrame, dsn: str, plan: _Plan, max_writers: int | None) -> int:
@@ -338,8 +444,8 @@ def _check_stage(conn: psycopg.Connection, plan: _Plan, copied: int) -> None:
 
 def _swap(
     conn: psycopg.Connection, plan: _Plan, rows: int, silver_watermark: datetime | None, lock_timeout: str
-) -> int:
-    """Replace the interval in one transaction; returns the number of rows deleted."""
+) -> str:
+    """Replace the interval in one transaction by deleting and inserting rows; says how many it replaced."""
     target = sql.Identifier(plan.schema, plan.name)
     try:
         with conn.transaction():
@@ -362,26 +468,144 @@ def _swap(
                     target, plan.column_list, plan.column_list, sql.Identifier(plan.schema, plan.stage)
                 )
             )
-            conn.execute(
-                sql.SQL(
-                    "INSERT INTO {} (mart, interval_start, interval_end, rows, silver_watermark, loaded_at) "
-                    "VALUES (%s, %s, %s, %s, %s, now()) ON CONFLICT (mart, interval_start, interval_end) DO UPDATE "
-                    "SET rows = EXCLUDED.rows, silver_watermark = EXCLUDED.silver_watermark, "
-                    "loaded_at = EXCLUDED.loaded_at"
-                ).format(sql.Identifier(*FRESHNESS_TABLE)),
-                (plan.mart, plan.start, plan.end, rows, silver_watermark),
-            )
+            _record_freshness(conn, plan, rows, silver_watermark)
     except psycopg.errors.UniqueViolation as exc:
-        raise DataQualityError(
-            f"mart {plan.mart}: rows for {plan.start}..{plan.end} repeat a primary key of {plan.target} "
-            f"({exc.diag.message_detail}); fix the mart's grain; {plan.target} was not changed"
-        ) from exc
+        raise _duplicate_keys(plan, exc) from exc
     except psycopg.errors.LockNotAvailable as exc:
+        raise _lock_timeout(plan, lock_timeout) from exc
+    return f"replaced {deleted:,} rows"
+
+
+def _record_freshness(conn: psycopg.Connection, plan: _Plan, rows: int, silver_watermark: datetime | None) -> None:
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (mart, interval_start, interval_end, rows, silver_watermark, loaded_at) "
+            "VALUES (%s, %s, %s, %s, %s, now()) ON CONFLICT (mart, interval_start, interval_end) DO UPDATE "
+            "SET rows = EXCLUDED.rows, silver_watermark = EXCLUDED.silver_watermark, loaded_at = EXCLUDED.loaded_at"
+        ).format(sql.Identifier(*FRESHNESS_TABLE)),
+        (plan.mart, plan.start, plan.end, rows, silver_watermark),
+    )
+
+
+def _duplicate_keys(plan: _Plan, exc: psycopg.errors.UniqueViolation) -> DataQualityError:
+    return DataQualityError(
+        f"mart {plan.mart}: rows for {plan.start}..{plan.end} repeat a primary key of {plan.target} "
+        f"({exc.diag.message_detail}); fix the mart's grain; {plan.target} was not changed"
+    )
+
+
+def _lock_timeout(plan: _Plan, lock_timeout: str) -> ServingError:
+    return ServingError(
+        f"mart {plan.mart}: could not lock {plan.target} within {lock_timeout} (another load or a long "
+        f"transaction holds it); {plan.target} was not changed: retry the load"
+    )
+
+
+_INDEX_DEFINITION = re.compile(r"^CREATE (?P<unique>UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ (?P<rest>USING .*)$", re.DOTALL)
+
+
+def _index_stage(conn: psycopg.Connection, plan: _Plan) -> None:
+    """Give the staging table the target's unique constraints and indexes (one sorted build each, rather than
+    row-by-row maintenance during the COPY) and each day partition a CHECK of its bounds, so that attaching it
+    needs no scan while the target is locked. Repeated keys fail here, before the target is touched."""
+    target = f"{plan.schema}.{plan.name}"
+    constraints = conn.execute(
+        "SELECT pg_catalog.pg_get_constraintdef(oid) FROM pg_catalog.pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype IN ('p', 'u') ORDER BY contype, conname",
+        (target,),
+    ).fetchall()
+    indexes = conn.execute(
+        "SELECT pg_catalog.pg_get_indexdef(i.indexrelid) FROM pg_catalog.pg_index i "
+        "WHERE i.indrelid = %s::regclass AND NOT EXISTS "
+        "(SELECT FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid) "
+        "ORDER BY i.indexrelid",
+        (target,),
+    ).fetchall()
+    stage = sql.Identifier(plan.schema, plan.stage)
+    column = sql.Identifier(str(plan.date_column))
+    try:
+        with conn.transaction():
+            _set_owner_role(conn, plan)
+            conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (INDEX_BUILD_MEMORY,))
+            for (definition,) in constraints:
+                conn.execute(sql.SQL("ALTER TABLE {} ADD {}").format(stage, sql.SQL(definition)))
+            for (definition,) in indexes:
+                match = _INDEX_DEFINITION.match(definition)
+                if match is None:
+                    raise ServingError(f"mart {plan.mart}: cannot rebuild index {definition!r} of {plan.target}")
+                conn.execute(
+                    sql.SQL("CREATE {}INDEX ON {} {}").format(
+                        sql.SQL(match["unique"] or ""), stage, sql.SQL(match["rest"])
+                    )
+                )
+            for day in plan.days:
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} ADD CONSTRAINT day_bounds CHECK ({c} >= {} AND {c} < {})").format(
+                        sql.Identifier(plan.schema, plan.stage_partition(day)),
+                        sql.Literal(day),
+                        sql.Literal(day + timedelta(days=1)),
+                        c=column,
+                    )
+                )
+    except psycopg.errors.UniqueViolation as exc:
+        raise _duplicate_keys(plan, exc) from exc
+
+
+def _swap_partitions(
+    conn: psycopg.Connection, plan: _Plan, rows: int, silver_watermark: datetime | None, lock_timeout: str
+) -> str:
+    """Replace the interval's day partitions of the target by the staged ones in one transaction.
+
+    Attaching takes a lock that readers pass (SHARE UPDATE EXCLUSIVE, which also serialises loads of the
+    table); only when a day already has a partition does dropping it take the lock that makes readers wait for
+    the (catalog-only) commit.
+    """
+    target = sql.Identifier(plan.schema, plan.name)
+    try:
+        with conn.transaction():
+            conn.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
+            _set_owner_role(conn, plan)
+            conn.execute(sql.SQL("LOCK TABLE {} IN SHARE UPDATE EXCLUSIVE MODE").format(target))
+            existing = {
+                name
+                for (name,) in conn.execute(
+                    "SELECT c.relname FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = %s::regclass",
+                    (f"{plan.schema}.{plan.name}",),
+                )
+            }
+            replaced = [day for day in plan.days if plan.day_partition(day) in existing]
+            if replaced:
+                conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(target))
+            for day in plan.days:
+                partition = sql.Identifier(plan.schema, plan.day_partition(day))
+                staged = sql.Identifier(plan.schema, plan.stage_partition(day))
+                if day in replaced:
+                    conn.execute(sql.SQL("DROP TABLE {}").format(partition))
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
+                        sql.Identifier(plan.schema, plan.stage), staged
+                    )
+                )
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} RENAME TO {}").format(staged, sql.Identifier(plan.day_partition(day)))
+                )
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
+                        target, partition, sql.Literal(day), sql.Literal(day + timedelta(days=1))
+                    )
+                )
+            _record_freshness(conn, plan, rows, silver_watermark)
+    except psycopg.errors.LockNotAvailable as exc:
+        raise _lock_timeout(plan, lock_timeout) from exc
+    except psycopg.errors.ObjectNotInPrerequisiteState as exc:
+        raise ServingError(f"mart {plan.mart}: {exc}; {plan.target} was not changed") from exc
+    except psycopg.errors.InvalidObjectDefinition as exc:
         raise ServingError(
-            f"mart {plan.mart}: could not lock {plan.target} within {lock_timeout} (another load or a long "
-            f"transaction holds it); {plan.target} was not changed: retry the load"
+            f"mart {plan.mart}: {exc} (a partition of {plan.target} that is not one day, <table>_p<yyyymmdd>, "
+            f"overlaps the interval); {plan.target} was not changed"
         ) from exc
-    return deleted
+    return f"{len(plan.days)} day partitions attached, {len(replaced)} of them replacing one"
 
 
 def _drop_stage(dsn: str, schema: str, stage: str) -> None:
@@ -399,7 +623,7 @@ def _drop_orphans(conn: psycopg.Connection, schema: str, table: str | None, olde
     rows = conn.execute(
         "SELECT c.relname, extract(epoch FROM now())::bigint FROM pg_catalog.pg_class c "
         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relkind = 'r' AND left(c.relname, 7) = '_stage_' "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND left(c.relname, 7) = '_stage_' "
         "AND pg_catalog.pg_has_role(c.relowner, 'USAGE') ORDER BY c.relname",
         (schema,),
     ).fetchall()

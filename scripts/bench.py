@@ -216,11 +216,26 @@ def bench_loader(rows: int) -> dict[str, Any]:
     day = date(2026, 1, 1)
     frame = _fact_frame(spark, rows, day).persist()
     frame.count()
-    result = load_frame(frame, dsn, "serving.fct_orders_daily", "order_date", day, day + timedelta(days=1))
-    copy_s = result.seconds
+    table, next_day = "serving.fct_orders_daily", day + timedelta(days=1)
+
+    def load_into_empty_day() -> float:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {table}_p{day:%Y%m%d}")
+        return load_frame(frame, dsn, table, "order_date", day, next_day).seconds
+
+    load_into_empty_day()  # warm-up: Python workers, imports, JIT
+    copy_s = statistics.median([load_into_empty_day() for _ in range(3)])
+    replace_s = load_frame(frame, dsn, table, "order_date", day, next_day).seconds
     pdf = frame.toPandas()  # the baseline needs the rows in pandas; not part of the timed section
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE serving.fct_orders_daily_to_sql (LIKE serving.fct_orders_daily INCLUDING ALL)")
+        # the same DDL: partitioned by day, the day's partition there, the same primary key and indexes
+        conn.execute(
+            "CREATE TABLE serving.fct_orders_daily_to_sql (LIKE serving.fct_orders_daily INCLUDING ALL) "
+            "PARTITION BY RANGE (order_date)"
+        )
+        conn.execute(
+            "SELECT lakehouse_meta.add_day_partitions('serving.fct_orders_daily_to_sql', %s, %s)", (day, next_day)
+        )
     engine = create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://", 1))
     started = time.perf_counter()
     pdf.to_sql("fct_orders_daily_to_sql", engine, schema="serving", if_exists="append", index=False, chunksize=10_000)
@@ -236,6 +251,7 @@ def bench_loader(rows: int) -> dict[str, Any]:
         "rows": rows,
         "copy_loader_s": copy_s,
         "copy_rows_per_s": rows / copy_s,
+        "replace_s": replace_s,
         "to_sql_s": to_sql_s,
         "to_sql_rows_per_s": rows / to_sql_s,
         "speedup": to_sql_s / copy_s,
@@ -255,6 +271,10 @@ def bench_bi_queries(fact_rows: int, runs: int) -> dict[str, Any]:
     started = time.perf_counter()
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("TRUNCATE serving.fct_orders_daily")
+        conn.execute(
+            "SELECT lakehouse_meta.add_day_partitions('serving.fct_orders_daily', %s, %s)",
+            (first, first + timedelta(days=days)),
+        )
         conn.execute(f"""
             INSERT INTO serving.fct_orders_daily
             SELECT 'tenant_' || lpad(t::text, 3, '0'), date '{first}' + d, r, c, 'category_' || k,
@@ -386,13 +406,17 @@ def write_report(results: dict[str, Any], command: str) -> Path:
             "",
             "| loader | rows | seconds | rows/s |",
             "|---|---|---|---|",
-            f"| COPY into staging + swap (lakehouse) | {loader['rows']:,} | {loader['copy_loader_s']:.1f} | "
-            f"{loader['copy_rows_per_s']:,.0f} |",
+            f"| COPY into a staged day partition + swap (lakehouse) | {loader['rows']:,} | "
+            f"{loader['copy_loader_s']:.2f} | {loader['copy_rows_per_s']:,.0f} |",
+            f"| the same, replacing the day's loaded partition (a rerun) | {loader['rows']:,} | "
+            f"{loader['replace_s']:.2f} | {loader['rows'] / loader['replace_s']:,.0f} |",
             f"| pandas `to_sql` (SQLAlchemy, psycopg2, chunksize 10000) | {loader['rows']:,} | "
-            f"{loader['to_sql_s']:.1f} | {loader['to_sql_rows_per_s']:,.0f} |",
+            f"{loader['to_sql_s']:.2f} | {loader['to_sql_rows_per_s']:,.0f} |",
             "",
-            f"Speed-up: **{loader['speedup']:.1f}x** (target: 20x and 300,000 rows/s). Same rows, same DDL "
-            "(primary key and BI index on both tables).",
+            f"Speed-up: **{loader['speedup']:.1f}x** (target: 20x and 300,000 rows/s). Same rows into the same DDL "
+            "(partitioned by day, primary key), both into an empty day. The loader's time is the median of three "
+            "loads after a warm-up load (Python workers started, imports done, as on the long-running Spark "
+            "Connect server); it includes creating, indexing and dropping the staging table.",
             "",
         ]
     if bi:

@@ -114,7 +114,9 @@ class EmbeddedPostgres:
             os.chown(log_file, entry.pw_uid, entry.pw_gid)
         options = (
             f"-p {self.port} -h 127.0.0.1 -k {self.socket_dir} -c max_connections=200 "
-            "-c shared_buffers=256MB -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            "-c shared_buffers=256MB -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            # a load swaps a partition per day of its interval in one transaction, each taking a few locks
+            "-c max_locks_per_transaction=256"
         )
         result = subprocess.run(
             [_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(log_file), "-o", options, "-w", "-t", "60", "start"],

@@ -1,8 +1,9 @@
 """The serving loader and migrations against a real PostgreSQL and a real SparkSession.
 
-Each test loads into a table of its own (``serving.t_load_<unique>``, created like serving.fct_orders_daily),
-so tests of other developers sharing the stack are not disturbed; the load_mart test uses far-future dates
-in serving.fct_orders_daily and deletes them afterwards. Expected rows are written out by hand.
+Each test loads into a table of its own (``serving.t_load_<unique>``, created like serving.fct_orders_daily:
+partitioned by day, or a plain table for the tests marked so), so tests of other developers sharing the stack
+are not disturbed; the load_mart test uses far-future dates in serving.fct_orders_daily and drops their
+partitions afterwards. Expected rows are written out by hand.
 """
 
 from __future__ import annotations
@@ -129,14 +130,22 @@ def dsn(postgres_stack: Settings) -> str:
     return postgres_stack.postgres_dsn()
 
 
+BOTH_LAYOUTS = pytest.mark.parametrize("target", ["day_partitioned", "plain"], indirect=True)
+
+
 @pytest.fixture
-def target(dsn: str, unique: str) -> Iterator[str]:
-    """A fresh table shaped like serving.fct_orders_daily, dropped with its freshness rows afterwards."""
+def target(request: pytest.FixtureRequest, dsn: str, unique: str) -> Iterator[str]:
+    """A fresh table shaped like serving.fct_orders_daily, dropped with its freshness rows afterwards.
+
+    Partitioned by day like the serving tables, unless the test asks for ``plain`` (indirect parametrisation).
+    """
     name = f"t_load_{unique}"
+    layout = getattr(request, "param", "day_partitioned")
+    partitioning = sql.SQL(" PARTITION BY RANGE (order_date)" if layout == "day_partitioned" else "")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
-            sql.SQL("CREATE TABLE {} (LIKE serving.fct_orders_daily INCLUDING ALL)").format(
-                sql.Identifier("serving", name)
+            sql.SQL("CREATE TABLE {} (LIKE serving.fct_orders_daily INCLUDING ALL){}").format(
+                sql.Identifier("serving", name), partitioning
             )
         )
     yield f"serving.{name}"
@@ -147,6 +156,18 @@ def target(dsn: str, unique: str) -> Iterator[str]:
         conn.execute("DELETE FROM serving.freshness WHERE mart = %s", (name,))
 
 
+def partitions_of(dsn: str, table: str) -> list[str]:
+    """Names of the partitions of a table, sorted."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = %s::regclass",
+            (table,),
+        ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+@BOTH_LAYOUTS
 def test_load_writes_exactly_the_frame_and_its_freshness(spark, dsn: str, target: str) -> None:
     rows = [
         fact("acme", D1, "north", 4, "100.00"),
@@ -168,6 +189,7 @@ def test_load_writes_exactly_the_frame_and_its_freshness(spark, dsn: str, target
     assert stages_of(dsn, target) == []
 
 
+@BOTH_LAYOUTS
 def test_reload_replaces_only_its_interval_and_is_idempotent(spark, dsn: str, target: str) -> None:
     day1 = [fact("acme", D1, "north", 4, "100.00"), fact("acme", D1, "south", 2, "10.00")]
     day2 = [fact("acme", D2, "north", 5, "50.00")]
@@ -181,6 +203,32 @@ def test_reload_replaces_only_its_interval_and_is_idempotent(spark, dsn: str, ta
 
     assert rows_in(dsn, target) == sorted(new_day1 + day2)
     assert freshness(dsn, target.split(".")[1]) == [(D1, D2, 2, None), (D2, D3, 1, None)]
+    assert stages_of(dsn, target) == []
+
+
+def test_a_load_attaches_one_partition_per_day_and_replaces_them(spark, dsn: str, target: str) -> None:
+    name = target.split(".")[1]
+    three_days = [fact("acme", D1, "north", 4, "100.00"), fact("acme", D3, "north", 1, "1.00")]
+    load_frame(spark.createDataFrame(three_days, SPARK_SCHEMA), dsn, target, "order_date", D1, D1 + timedelta(3))
+    day2 = [fact("globex", D2, "east", 2, "2.00")]
+
+    result = load_frame(spark.createDataFrame(day2, SPARK_SCHEMA), dsn, target, "order_date", D2, D3)
+
+    assert result.rows == 1
+    assert partitions_of(dsn, target) == [f"{name}_p20260301", f"{name}_p20260302", f"{name}_p20260303"]
+    assert rows_in(dsn, target) == sorted(three_days + day2)
+    with psycopg.connect(dsn) as conn:
+        owners = conn.execute(
+            "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c LEFT JOIN pg_inherits i ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = %s::regclass OR c.oid = %s::regclass",
+            (target, target),
+        ).fetchall()
+        indexed = conn.execute(
+            "SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass AND indisprimary AND indisvalid",
+            (f"serving.{name}_p20260302",),
+        ).fetchone()
+    assert len(owners) == 1  # the partitions belong to the table's owner
+    assert indexed == (1,)
 
 
 def test_an_empty_frame_clears_its_interval(spark, dsn: str, target: str) -> None:
@@ -219,6 +267,7 @@ def test_column_mismatch_raises_before_touching_the_target(spark, dsn: str, targ
     assert stages_of(dsn, target) == []
 
 
+@BOTH_LAYOUTS
 def test_duplicate_keys_raise_a_data_quality_error_and_change_nothing(spark, dsn: str, target: str) -> None:
     before = [fact("acme", D1, "north", 4, "100.00")]
     load_frame(spark.createDataFrame(before, SPARK_SCHEMA), dsn, target, "order_date", D1, D2)
@@ -244,6 +293,7 @@ def test_a_row_the_table_rejects_fails_the_load_and_changes_nothing(spark, dsn: 
     assert stages_of(dsn, target) == []
 
 
+@BOTH_LAYOUTS
 def test_rows_outside_the_interval_are_refused(spark, dsn: str, target: str) -> None:
     rows = [fact("acme", D1, "north", 4, "100.00"), fact("acme", D2, "north", 1, "1.00")]
 
@@ -361,6 +411,7 @@ def test_load_mart_loads_the_interval_of_the_gold_delta_table(
         assert rows_in(dsn, "serving.fct_orders_daily", d1, d5) == sorted(inside)
 
         with psycopg.connect(dsn) as conn:
+            conn.execute("SELECT lakehouse_meta.add_day_partitions('serving.fct_orders_daily', %s, %s)", (d4, d5))
             conn.execute(
                 sql.SQL("INSERT INTO serving.fct_orders_daily ({}) VALUES ({})").format(
                     sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), sql.SQL(", ").join([sql.Placeholder()] * 12)
@@ -374,7 +425,12 @@ def test_load_mart_loads_the_interval_of_the_gold_delta_table(
         assert f"no rows for fct_orders_daily {d4}..{d5}: interval cleared" in caplog.text
     finally:
         with psycopg.connect(dsn) as conn:
-            conn.execute("DELETE FROM serving.fct_orders_daily WHERE order_date >= %s AND order_date < %s", (d1, d5))
+            for day in (d1, d2, d3, d4):
+                conn.execute(
+                    sql.SQL("DROP TABLE IF EXISTS {}").format(
+                        sql.Identifier("serving", f"fct_orders_daily_p{day:%Y%m%d}")
+                    )
+                )
             conn.execute(
                 "DELETE FROM serving.freshness WHERE mart = 'fct_orders_daily' AND interval_start >= %s "
                 "AND interval_end <= %s",

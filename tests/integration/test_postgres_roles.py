@@ -118,6 +118,10 @@ def test_loader_writes_serving_tables(loader_dsn: str, scratch: dict[str, str]) 
         conn.execute("CREATE TABLE serving.t_loader_made (x int)")
         conn.execute("DROP TABLE serving.t_loader_made")
         with conn.transaction(force_rollback=True):
+            # the loader owns the day-partitioned serving tables: it adds and swaps their partitions
+            conn.execute(
+                "SELECT lakehouse_meta.add_day_partitions('serving.fct_orders_daily', '2400-01-01', '2400-01-02')"
+            )
             conn.execute(f"INSERT INTO serving.fct_orders_daily VALUES {FACT_ROW}")
             conn.execute(
                 "INSERT INTO serving.load_alerts (dag_id, task_id, run_id, reason) VALUES ('d', 't', 'r', 'x')"
@@ -127,8 +131,9 @@ def test_loader_writes_serving_tables(loader_dsn: str, scratch: dict[str, str]) 
                 conn.execute(statement.encode())
 
 
-def test_loader_role_runs_a_whole_load(spark, loader_dsn: str, scratch: dict[str, str], admin) -> None:
-    table = scratch["serving"]
+@pytest.mark.parametrize("layout", ["plain", "day_partitioned"])
+def test_loader_role_runs_a_whole_load(spark, loader_dsn: str, scratch: dict[str, str], admin, layout: str) -> None:
+    table = scratch["serving"] if layout == "plain" else "serving.fct_orders_daily"
     row = ("acme", date(2400, 1, 1), "east", "web", "books", 2, 0, 5, 3, 0, 1.5, 2)
     frame = spark.createDataFrame(
         [row],
@@ -136,13 +141,14 @@ def test_loader_role_runs_a_whole_load(spark, loader_dsn: str, scratch: dict[str
         "orders_placed bigint, orders_cancelled bigint, units bigint, gross_revenue int, cancelled_revenue int, "
         "avg_order_value double, unique_customers bigint",
     )
-    mart = table.split(".")[1]
+    mart = f"{table.split('.')[1]}_{layout}"
     try:
         result = load_frame(frame, loader_dsn, table, "order_date", date(2400, 1, 1), date(2400, 1, 2), mart=mart)
 
         assert result.rows == 1
-        assert admin.execute(f"SELECT region, units, avg_order_value::text FROM {table}").fetchall() == [
-            ("east", 5, "1.50")
-        ]
+        assert admin.execute(
+            f"SELECT region, units, avg_order_value::text FROM {table} WHERE order_date = '2400-01-01'"
+        ).fetchall() == [("east", 5, "1.50")]
     finally:
         admin.execute("DELETE FROM serving.freshness WHERE mart = %s", (mart,))
+        admin.execute("DROP TABLE IF EXISTS serving.fct_orders_daily_p24000101")
