@@ -499,3 +499,44 @@ def test_migrate_refuses_a_changed_file_and_applies_new_ones(scratch_database: s
         broken = conn.execute("SELECT to_regclass('serving.broken')").fetchone()
     assert [v[0] for v in versions] == [*(m.version for m in migration_files()), top + 5]
     assert broken == (None,)
+
+
+def test_partitioning_by_day_keeps_the_rows_views_and_grants_of_a_database_loaded_before(
+    scratch_database: str, tmp_path: Path
+) -> None:
+    before_v006 = tmp_path / "ddl"
+    before_v006.mkdir()
+    for migration in migration_files():
+        if migration.version < 6:
+            shutil.copy(migration.path, before_v006)
+    migrate(scratch_database, before_v006)
+    rows = [fact("acme", D1, "north", 4, "100.00"), fact("acme", D3, "south", 1, "1.00")]
+    views_query = (
+        "SELECT c.relname, c.relacl::text, obj_description(c.oid, 'pg_class'), col_description(c.oid, 1) "
+        "FROM pg_class c WHERE c.relnamespace = 'serving'::regnamespace AND c.relkind = 'v' ORDER BY 1"
+    )
+    with psycopg.connect(scratch_database, autocommit=True) as conn:
+        for row in rows:
+            conn.execute(
+                sql.SQL("INSERT INTO serving.fct_orders_daily ({}) VALUES ({})").format(
+                    sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), sql.SQL(", ").join([sql.Placeholder()] * 12)
+                ),
+                row,
+            )
+        views = conn.execute(views_query).fetchall()
+
+    assert migrate(scratch_database) == [m.name for m in migration_files() if m.version >= 6]
+
+    assert rows_in(scratch_database, "serving.fct_orders_daily") == sorted(rows)
+    assert partitions_of(scratch_database, "serving.fct_orders_daily") == [
+        "fct_orders_daily_p20260301",
+        "fct_orders_daily_p20260303",
+    ]
+    with psycopg.connect(scratch_database) as conn:
+        assert conn.execute(views_query).fetchall() == views
+        assert conn.execute("SELECT count(*) FROM serving.v_orders_daily_by_region").fetchone() == (2,)
+        owners = conn.execute(
+            "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class WHERE relname LIKE 'fct_orders_daily%%' "
+            "AND relkind IN ('r', 'p')"
+        ).fetchall()
+    assert owners == [("lakehouse_loader",)]
