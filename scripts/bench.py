@@ -286,7 +286,7 @@ def bench_bi_queries(fact_rows: int, runs: int) -> dict[str, Any]:
         conn.execute("VACUUM ANALYZE serving.fct_orders_daily")
         total = conn.execute("SELECT count(*) FROM serving.fct_orders_daily").fetchone()[0]  # type: ignore[index]
     fill_s = time.perf_counter() - started
-    queries = _named_queries(ROOT / "docs" / "bi_queries.sql")
+    queries = named_queries(ROOT / "docs" / "bi_queries.sql")
     rng = random.Random(3)
     result: dict[str, Any] = {"fact_rows": total, "fill_s": fill_s, "queries": {}}
     with psycopg.connect(dsn) as conn:
@@ -304,7 +304,7 @@ def bench_bi_queries(fact_rows: int, runs: int) -> dict[str, Any]:
     return result
 
 
-def _named_queries(path: Path) -> dict[str, str]:
+def named_queries(path: Path) -> dict[str, str]:
     queries: dict[str, str] = {}
     name = None
     for line in path.read_text().splitlines():

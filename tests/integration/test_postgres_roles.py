@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from datetime import date
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -16,6 +17,7 @@ from psycopg import sql
 
 from lakehouse.config.settings import Settings
 from lakehouse.postgres.loader import load_frame
+from lakehouse.scripts.bench import ROOT, named_queries
 
 pytestmark = pytest.mark.integration
 
@@ -82,6 +84,33 @@ def test_bi_reader_reads_the_serving_tables_and_views_including_new_ones(
             conn.execute(f"SELECT count(*) FROM {relation}").fetchone()
         # created after the migrations: readable through the default privileges
         assert conn.execute(f"SELECT tenant_id FROM {scratch['serving']}").fetchall() == [("acme",)]
+
+
+def test_bi_reader_runs_every_documented_bi_query(reader_dsn: str, admin: psycopg.Connection, unique: str) -> None:
+    day, tenant = date(2399, 6, 15), f"bi_{unique}"
+    admin.execute(
+        "SELECT lakehouse_meta.add_day_partitions('serving.fct_orders_daily', %s, %s)", (day, day.replace(day=16))
+    )
+    admin.execute(
+        "INSERT INTO serving.fct_orders_daily VALUES (%s, %s, 'north', 'web', 'books', 3, 1, 7, 30.00, 5.00, 10.00, 2)",
+        (tenant, day),
+    )
+    expected = {
+        "tenant_revenue_by_region_last_7_days": [("north", 3, Decimal("30.00"))],
+        "tenant_daily_trend_30_days": [(day, 3, Decimal("30.00"), Decimal("10.00"))],
+        "top_categories_one_day_all_tenants": [("books", Decimal("30.00"), 7)],
+        "tenant_channel_mix_month": [("web", 3, 1, Decimal("25.00"))],
+    }
+    try:
+        with psycopg.connect(reader_dsn) as conn:
+            results = {
+                name: conn.execute(query.encode(), {"tenant": tenant, "day": day}).fetchall()
+                for name, query in named_queries(ROOT / "docs" / "bi_queries.sql").items()
+            }
+    finally:
+        admin.execute(f"DROP TABLE serving.fct_orders_daily_p{day:%Y%m%d}")
+
+    assert results == expected
 
 
 @pytest.mark.parametrize(
