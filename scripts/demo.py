@@ -77,28 +77,44 @@ class AirflowApi:
                 return
 
     def trigger(self, dag_id: str, start: datetime, end: datetime) -> str:
-        """Unpause the DAG and run it for the data interval [start, end): a new run, or, when a run for that
-        logical date exists (a second demo), that run cleared and run again. Returns the run id."""
-        self._request("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+        """Run the DAG for the data interval [start, end) and return the run id: a new run, or, when a run for
+        that logical date exists (a second demo), that run cleared and run again.
+
+        The run is created while the DAG is still paused and the DAG unpaused afterwards: unpausing first would
+        let the scheduler create the run of the latest interval on its own (catchup is off), for the same
+        logical date, racing the request.
+        """
         day = start.isoformat()
-        existing = self._request(
+        run_id = self._existing_run(dag_id, day)
+        if run_id is None:
+            run_id = f"demo__{start:%Y-%m-%d}"
+            try:
+                self._request(
+                    "POST",
+                    f"/dags/{dag_id}/dagRuns",
+                    {
+                        "dag_run_id": run_id,
+                        "logical_date": day,
+                        "data_interval_start": day,
+                        "data_interval_end": end.isoformat(),
+                    },
+                )
+            except urllib.error.HTTPError as exc:
+                run_id = self._existing_run(dag_id, day) if exc.code == 409 else None
+                if run_id is None:
+                    raise
+        self._request("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+        return run_id
+
+    def _existing_run(self, dag_id: str, day: str) -> str | None:
+        """The run for logical date ``day``, cleared so it runs again; None if there is none."""
+        runs = self._request(
             "GET", f"/dags/{dag_id}/dagRuns?logical_date_gte={quote(day)}&logical_date_lte={quote(day)}"
         )["dag_runs"]
-        if existing:
-            run_id = str(existing[0]["dag_run_id"])
-            self._request("POST", f"/dags/{dag_id}/dagRuns/{quote(run_id)}/clear", {"dry_run": False})
-            return run_id
-        run_id = f"demo__{start:%Y-%m-%d}"
-        self._request(
-            "POST",
-            f"/dags/{dag_id}/dagRuns",
-            {
-                "dag_run_id": run_id,
-                "logical_date": day,
-                "data_interval_start": day,
-                "data_interval_end": end.isoformat(),
-            },
-        )
+        if not runs:
+            return None
+        run_id = str(runs[0]["dag_run_id"])
+        self._request("POST", f"/dags/{dag_id}/dagRuns/{quote(run_id)}/clear", {"dry_run": False})
         return run_id
 
     def state(self, dag_id: str, run_id: str) -> str:
