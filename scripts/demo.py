@@ -85,7 +85,7 @@ class AirflowApi:
         logical date, racing the request.
         """
         day = start.isoformat()
-        run_id = self._existing_run(dag_id, day)
+        run_id = self._clear_existing_run(dag_id, day)
         if run_id is None:
             run_id = f"demo__{start:%Y-%m-%d}"
             try:
@@ -100,13 +100,13 @@ class AirflowApi:
                     },
                 )
             except urllib.error.HTTPError as exc:
-                run_id = self._existing_run(dag_id, day) if exc.code == 409 else None
+                run_id = self._clear_existing_run(dag_id, day) if exc.code == 409 else None
                 if run_id is None:
                     raise
         self._request("PATCH", f"/dags/{dag_id}", {"is_paused": False})
         return run_id
 
-    def _existing_run(self, dag_id: str, day: str) -> str | None:
+    def _clear_existing_run(self, dag_id: str, day: str) -> str | None:
         """The run for logical date ``day``, cleared so it runs again; None if there is none."""
         runs = self._request(
             "GET", f"/dags/{dag_id}/dagRuns?logical_date_gte={quote(day)}&logical_date_lte={quote(day)}"
