@@ -35,6 +35,11 @@ Configuration:
 """
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: 16 random bytes in URL-safe base64 without padding, as Kafka's own ``Uuid``."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
 class KafkaBroker:
     """The local stack's broker: data under ``$LAKEHOUSE_HOME/kafka``, plaintext on localhost."""
 
@@ -97,14 +102,15 @@ class KafkaBroker:
             *args,
         ]
 
-    def _format_storage(self, props: Path) -> None:
+    def _format_storage(self, props: Path, cluster_id: str | None = None) -> None:
         if (self.state_dir / "data" / "meta.properties").exists():
             return
         import subprocess
 
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = cluster_id or new_cluster_id()
         result = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
+            # "--cluster-id=ID", not "-t ID": a base64 id may start with "-", which argparse reads as an option.
+            self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "--config", str(props)),
             capture_output=True,
             text=True,
             check=False,

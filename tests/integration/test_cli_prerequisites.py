@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from lakehouse.config.settings import Settings
+from lakehouse.scripts.kafka_broker import KafkaBroker, new_cluster_id
+
 pytestmark = pytest.mark.integration
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 
@@ -86,3 +89,16 @@ def test_gold_without_a_spark_connect_server_names_the_fix(tmp_path: Path) -> No
     line = _error_line(_run(["gold", "fct_orders_daily", "--start", "2026-01-01", "--end", "2026-01-02"], env))
     assert f"sc://localhost:{free_port}" in line
     assert "lakehouse stack up spark" in line and "LAKEHOUSE_SPARK_DEPLOY=spark-submit" in line
+
+
+def test_kafka_storage_formats_with_a_cluster_id_that_starts_with_a_dash(lakehouse_settings: Settings) -> None:
+    """One random id in 64 starts with "-"; Kafka's argument parser must not read it as an option."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=lakehouse_settings.home.parent) as home:
+        broker = KafkaBroker(lakehouse_settings.model_copy(update={"home": Path(home)}))
+        broker.state_dir.mkdir(parents=True)
+        dash_id = "-" + new_cluster_id()[1:]
+        broker._format_storage(broker._properties(), dash_id)
+        meta = (broker.state_dir / "data" / "meta.properties").read_text()
+    assert f"cluster.id={dash_id}" in meta
