@@ -3,10 +3,13 @@ streaming checkpoint (``txnAppId``/``txnVersion``), batch rewrites replace exact
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 
 from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
 
 
 def delta_ref(path: str) -> str:
@@ -102,10 +105,39 @@ def checkpoint_app_id(spark: SparkSession, checkpoint: str) -> str:
 
 
 def ensure_table(spark: SparkSession, path: str, schema: str, partition_by: Sequence[str] = ()) -> None:
-    """Create an empty Delta table with ``schema`` unless one exists (so readers can start before writers)."""
-    from delta.tables import DeltaTable
+    """Create an empty Delta table with ``schema`` unless one exists (so readers can start before writers).
 
-    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(spark.createDataFrame([], schema).schema)
-    if partition_by:
-        builder = builder.partitionedBy(*partition_by)
-    builder.execute()
+    A process killed while creating the table can leave an empty ``_delta_log`` folder, on which Delta reports
+    the table as missing without creating it; such a folder (no file in it) is removed and creation retried.
+    """
+    from delta.tables import DeltaTable
+    from pyspark.errors import AnalysisException
+
+    def create() -> None:
+        builder = (
+            DeltaTable.createIfNotExists(spark).location(path).addColumns(spark.createDataFrame([], schema).schema)
+        )
+        if partition_by:
+            builder = builder.partitionedBy(*partition_by)
+        builder.execute()
+
+    try:
+        create()
+    except AnalysisException as exc:
+        if exc.getCondition() != "DELTA_TABLE_NOT_FOUND" or not _remove_empty_log(spark, path):
+            raise
+        log.warning("removed the empty _delta_log of %s (a creation killed before its first commit)", path)
+        create()
+
+
+def _remove_empty_log(spark: SparkSession, path: str) -> bool:
+    """Delete ``<path>/_delta_log`` if it exists and holds nothing; True when it did."""
+    jvm = spark.sparkContext._jvm
+    if jvm is None:
+        return False
+    log_dir = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log")
+    fs = log_dir.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(log_dir) or len(fs.listStatus(log_dir)) > 0:
+        return False
+    # not recursive: fails, rather than deleting, if a concurrent creator wrote its first commit meanwhile
+    return bool(fs.delete(log_dir, False))

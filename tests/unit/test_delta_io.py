@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from lakehouse.spark.io.delta import append_once, checkpoint_app_id, replace_range
+from lakehouse.spark.io.delta import append_once, checkpoint_app_id, ensure_table, replace_range
 
 
 def test_checkpoint_app_id_is_stable_per_checkpoint(spark: SparkSession, tmp_path: Path) -> None:
@@ -34,3 +34,18 @@ def test_replace_range_rewrites_only_its_interval(spark: SparkSession, tmp_path:
     replace_range(new, path, "d", "2026-11-20", "2026-11-21")
     got = sorted((str(r["d"]), r["n"]) for r in spark.read.format("delta").load(path).collect())
     assert got == [("2026-11-19", 1), ("2026-11-20", 20), ("2026-11-21", 3)]
+
+
+def test_ensure_table_recovers_from_a_creation_killed_before_its_first_commit(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """A process killed while creating a table leaves an empty _delta_log folder; the next start must create the
+    table instead of failing on it for ever (seen in the streaming SIGKILL test)."""
+    path = tmp_path / "bronze"
+    (path / "_delta_log").mkdir(parents=True)
+    ensure_table(spark, str(path), "id bigint, day date", ("day",))
+    ensure_table(spark, str(path), "id bigint, day date", ("day",))
+    table = spark.read.format("delta").load(str(path))
+    assert table.schema.simpleString() == "struct<id:bigint,day:date>"
+    assert table.count() == 0
+    assert sorted(p.name for p in (path / "_delta_log").glob("*.json")) == ["00000000000000000000.json"]
