@@ -268,6 +268,42 @@ def test_column_mismatch_raises_before_touching_the_target(spark, dsn: str, targ
 
 
 @BOTH_LAYOUTS
+def test_frame_columns_are_cast_to_the_table_types(spark, dsn: str, target: str) -> None:
+    """The binary COPY writes each column in its table type: int counts, double money and a string date load."""
+    rows = [fact("acme", D1, "north", 4, "100.25"), fact("acme", D1, "south", 3, "0.75")]
+    narrow = spark.createDataFrame(rows, SPARK_SCHEMA).selectExpr(
+        "tenant_id",
+        "CAST(order_date AS STRING) AS order_date",
+        "region",
+        "channel",
+        "product_category",
+        "CAST(orders_placed AS INT) AS orders_placed",
+        "CAST(orders_cancelled AS SMALLINT) AS orders_cancelled",
+        "CAST(units AS INT) AS units",
+        "CAST(gross_revenue AS DOUBLE) AS gross_revenue",
+        "cancelled_revenue",
+        "CAST(avg_order_value AS DECIMAL(30,6)) AS avg_order_value",
+        "unique_customers",
+    )
+
+    load_frame(narrow, dsn, target, "order_date", D1, D2)
+
+    assert rows_in(dsn, target) == sorted(rows)
+
+
+def test_a_column_type_the_loader_does_not_write_is_named(spark, dsn: str, unique: str) -> None:
+    table = f"t_json_{unique}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE TABLE {} (id bigint, doc jsonb)").format(sql.Identifier("serving", table)))
+    try:
+        with pytest.raises(ServingError, match=f"column doc of serving.{table} has type jsonb"):
+            load_frame(spark.createDataFrame([(1, "{}")], "id bigint, doc string"), dsn, table, None, D1, D2)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier("serving", table)))
+
+
+@BOTH_LAYOUTS
 def test_duplicate_keys_raise_a_data_quality_error_and_change_nothing(spark, dsn: str, target: str) -> None:
     before = [fact("acme", D1, "north", 4, "100.00")]
     load_frame(spark.createDataFrame(before, SPARK_SCHEMA), dsn, target, "order_date", D1, D2)
