@@ -7,6 +7,7 @@ YAML file and a JSON Schema: no code.
 
 from __future__ import annotations
 
+import functools
 import json
 from functools import cached_property
 from pathlib import Path
@@ -200,9 +201,24 @@ def _check_contracts(spec: EventTypeSpec, where: str, problems: list[str]) -> No
             problems.append(f"{key}: {path} has no property {column!r} named by kafka_key/dedup_key")
 
 
+def _signature(base: Path, *patterns: str) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and modification time of the config files matching ``patterns``: a cache key that changes
+    whenever one of them is edited, added or removed."""
+    files = sorted(path for pattern in patterns for path in base.glob(pattern))
+    return tuple((str(path), stat.st_size, stat.st_mtime_ns) for path in files for stat in [path.stat()])
+
+
 def load_event_types(root: Path | None = None) -> dict[str, EventTypeSpec]:
-    """All event types of a config folder, validated; raises ConfigError listing every problem."""
+    """All event types of a config folder, validated; raises ConfigError listing every problem.
+
+    Parsed once per version of the files (a job asks for several event types; validating the contracts each
+    time cost about 0.1 s)."""
     base = root or config_dir()
+    return dict(_load_event_types(base, _signature(base, "event_types/*.yaml", "contracts/**/*.json")))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_event_types(base: Path, signature: tuple[tuple[str, int, int], ...]) -> dict[str, EventTypeSpec]:
     problems: list[str] = []
     specs: dict[str, EventTypeSpec] = {}
     topics: dict[str, str] = {}

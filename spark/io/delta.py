@@ -19,36 +19,31 @@ def delta_ref(path: str) -> str:
 
 _MISSING_TABLE = (
     "DELTA_MISSING_DELTA_TABLE",
+    "DELTA_TABLE_NOT_FOUND",
     "DELTA_TABLE_ONLY_OPERATION",
     "DELTA_PATH_DOES_NOT_EXIST",
     "PATH_NOT_FOUND",
 )
 
 
-def table_exists(spark: SparkSession, path: str) -> bool:
-    """True when ``path`` holds a Delta table (plain SQL, so it works over Spark Connect as well)."""
+def read_table(spark: SparkSession, path: str) -> DataFrame | None:
+    """The Delta table at ``path``, or None when there is none. Resolving the schema loads the table's snapshot
+    (also over Spark Connect, where reads are otherwise lazy); no Spark job runs."""
     from pyspark.errors import AnalysisException
 
     try:
-        spark.sql(f"DESCRIBE DETAIL {delta_ref(path)}").select("format").first()
-    except AnalysisException as exc:
-        if exc.getCondition() in _MISSING_TABLE:
-            return False
-        raise
-    return True
-
-
-def last_commit_metadata(spark: SparkSession, path: str) -> str | None:
-    """The ``userMetadata`` of the table's latest commit (None for a table that does not exist): one log read."""
-    from pyspark.errors import AnalysisException
-
-    try:
-        row = spark.sql(f"DESCRIBE HISTORY {delta_ref(path)} LIMIT 1").select("userMetadata").first()
+        frame = spark.read.format("delta").load(path)
+        _ = frame.schema
     except AnalysisException as exc:
         if exc.getCondition() in _MISSING_TABLE:
             return None
         raise
-    return None if row is None else row["userMetadata"]
+    return frame
+
+
+def table_exists(spark: SparkSession, path: str) -> bool:
+    """True when ``path`` holds a Delta table."""
+    return read_table(spark, path) is not None
 
 
 def append_once(df: DataFrame, path: str, app_id: str, version: int, partition_by: Sequence[str] = ()) -> None:

@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.config.settings import Settings, config_dir
 from lakehouse.spark.errors import SparkJobError
-from lakehouse.spark.io.delta import last_commit_metadata
+from lakehouse.spark.io.delta import read_table
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +56,33 @@ def _fingerprint(table: str, root: Path | None) -> str:
     return digest.hexdigest()
 
 
+# the metadata key, on the _valid_from column, holding the fingerprint of the files a reference table was built from
+FINGERPRINT_KEY = "lakehouse.source_fingerprint"
+
+
+def loaded_fingerprint(spark: SparkSession, path: str) -> str | None:
+    """The fingerprint of the files the reference table at ``path`` was built from (None: no such table)."""
+    table = read_table(spark, path)
+    if table is None or "_valid_from" not in table.columns:
+        return None
+    value = table.schema["_valid_from"].metadata.get(FINGERPRINT_KEY)
+    return str(value) if value is not None else None
+
+
 def refresh(spark: SparkSession, settings: Settings, tables: list[str], root: Path | None = None) -> None:
-    """Rewrite the Delta copies of the reference tables from the config folder when the files changed
-    (the files' fingerprint is kept as the commit's user metadata, so an unchanged table costs one log read)."""
+    """Rewrite the Delta copies of the reference tables from the config folder when the files changed.
+
+    The files' fingerprint is kept in the table's schema (metadata of ``_valid_from``), written in the same
+    commit as the rows, so an unchanged table costs one snapshot load and no Spark job."""
     for table in sorted(set(tables)):
         path = settings.storage.table_path("reference", table)
         fingerprint = _fingerprint(table, root)
-        if last_commit_metadata(spark, path) == fingerprint:
+        if loaded_fingerprint(spark, path) == fingerprint:
             continue
-        read_versions(spark, table, root).write.format("delta").mode("overwrite").option(
-            "overwriteSchema", "true"
-        ).option("userMetadata", fingerprint).save(path)
+        versions = read_versions(spark, table, root)
+        versions.withColumn(
+            "_valid_from", F.col("_valid_from").alias("_valid_from", metadata={FINGERPRINT_KEY: fingerprint})
+        ).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
         log.info("reference table %s refreshed", table)
 
 

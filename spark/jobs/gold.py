@@ -28,7 +28,7 @@ from lakehouse.postgres.errors import DataQualityError
 from lakehouse.postgres.gold_checks import GoldCheck
 from lakehouse.spark.errors import SparkJobError
 from lakehouse.spark.io import reference
-from lakehouse.spark.io.delta import replace_range, table_exists
+from lakehouse.spark.io.delta import read_table, replace_range
 from lakehouse.spark.jobs.common import run_job
 from lakehouse.spark.session import get_spark
 from lakehouse.spark.transforms import gold
@@ -40,13 +40,14 @@ Builder = Callable[[SparkSession, Settings, date, date], DataFrame]
 def silver_events(spark: SparkSession, settings: Settings, name: str, start: date, end: date) -> DataFrame:
     """Silver rows of one event type with ``start <= event_date < end`` (partition-pruned)."""
     path = settings.storage.table_path("silver", event_type(name).tables.silver)
-    if not table_exists(spark, path):
+    silver = read_table(spark, path)
+    if silver is None:
         raise SparkJobError(f"Silver table {path} does not exist yet: run `lakehouse stream silver` first")
-    return (
-        spark.read.format("delta")
-        .load(path)
-        .where((F.col("event_date") >= F.lit(start)) & (F.col("event_date") < F.lit(end)))
-    )
+    return _event_dates(silver, start, end)
+
+
+def _event_dates(silver: DataFrame, start: date, end: date) -> DataFrame:
+    return silver.where((F.col("event_date") >= F.lit(start)) & (F.col("event_date") < F.lit(end)))
 
 
 def _fct_orders_daily(spark: SparkSession, settings: Settings, start: date, end: date) -> DataFrame:
@@ -59,8 +60,9 @@ def _silver_or_empty(spark: SparkSession, settings: Settings, name: str, start: 
     """Like ``silver_events``, but an event type whose Silver table does not exist yet (nothing streamed)
     reads as no events, with the contract's columns: marts over several sources still build."""
     spec = event_type(name)
-    if table_exists(spark, settings.storage.table_path("silver", spec.tables.silver)):
-        return silver_events(spark, settings, name, start, end)
+    silver = read_table(spark, settings.storage.table_path("silver", spec.tables.silver))
+    if silver is not None:
+        return _event_dates(silver, start, end)
     log.warning("no Silver table for %s yet: building as if it had no events", name)
     schema = ", ".join([*(f"`{f.name}` {f.spark_type}" for f in spec.fields), "event_date date"])
     return spark.createDataFrame([], schema)
@@ -163,10 +165,9 @@ def plan(
     dates = set(_days(start, end))
     new_watermark: datetime | None = None
     for source in spec.sources:
-        path = settings.storage.table_path("silver", event_type(source).tables.silver)
-        if not table_exists(spark, path):
+        silver = read_table(spark, settings.storage.table_path("silver", event_type(source).tables.silver))
+        if silver is None:
             continue
-        silver = spark.read.format("delta").load(path)
         stats = silver.agg(F.max("_ingested_at").alias("w")).first()
         if stats is not None and stats["w"] is not None:
             new_watermark = max(filter(None, [new_watermark, stats["w"]]))
@@ -216,10 +217,10 @@ def check(
 ) -> tuple[list[str], int, int]:
     """The DQ gate over the built days: (problems, Gold rows, Silver rows). No problems = the load may proceed."""
     gold_path = settings.storage.table_path("gold", spec.name)
-    if not table_exists(spark, gold_path):
+    rows = read_table(spark, gold_path)
+    if rows is None:
         return [f"Gold table {gold_path} does not exist: build the mart first"], 0, 0
     days = dates or _days(start, end)
-    rows = spark.read.format("delta").load(gold_path)
     full = spec.load_mode == "full" or spec.date_column is None
     if not full:
         rows = rows.where(F.col(str(spec.date_column)).isin(days))

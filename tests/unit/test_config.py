@@ -93,6 +93,18 @@ def test_contract_problems_name_the_file(tmp_path: Path) -> None:
     assert any("contracts.2" in p and "v2.json" in p for p in err.value.problems)
 
 
+def test_event_types_are_read_again_when_a_file_changes(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG, config, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    assert load_event_types(config)["orders"].topic == "orders"
+    orders = config / "event_types" / "orders.yaml"
+    orders.write_text(orders.read_text().replace("topic: orders\n", "topic: orders_renamed\n"))
+    assert load_event_types(config)["orders"].topic == "orders_renamed"
+    (config / "contracts" / "orders" / "v2.json").write_text('{"type": 12}')
+    with pytest.raises(ConfigError):
+        load_event_types(config)
+
+
 def test_mart_with_unknown_source_fails_before_any_write(tmp_path: Path) -> None:
     shutil.copytree(CONFIG, tmp_path / "config", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     (tmp_path / "config" / "marts" / "bad.yaml").write_text(
