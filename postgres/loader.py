@@ -3,8 +3,7 @@
 1. a staging table ``<schema>._stage_<table>_<epoch>_<hex>`` is created like the target;
 2. the Spark executors COPY the frame's rows into it in PostgreSQL's binary format (encoded from the Arrow
    batches by pgpq, after casting each column to the target column's type), so nothing but one row count per
-   partition reaches the driver. Into a day-partitioned target each day's rows go in one stream, sorted on the
-   primary key: PostgreSQL then finds them presorted when it builds the key (about three times faster);
+   partition reaches the driver;
 3. one transaction replaces the interval ``start <= date_column < end`` of the target and records
    ``serving.freshness``; then the staging table is dropped.
 
@@ -95,7 +94,6 @@ class _Plan:
     stage: str
     columns: list[str]
     spark_types: dict[str, str]
-    key: list[str]
     date_column: str | None
     start: date
     end: date
@@ -182,7 +180,6 @@ def load_frame(
             _new_stage_name(conn, name),
             columns,
             spark_types,
-            _primary_key(conn, schema, name),
             date_column,
             start,
             end,
@@ -311,18 +308,6 @@ def _spark_types(conn: psycopg.Connection, schema: str, name: str, mart: str) ->
                 f"write; use one of {sorted(_SPARK_TYPES)} or numeric(p,s)"
             )
     return types
-
-
-def _primary_key(conn: psycopg.Connection, schema: str, name: str) -> list[str]:
-    """The columns of the table's primary key, in key order (empty without one)."""
-    rows = conn.execute(
-        "SELECT a.attname FROM pg_catalog.pg_index i "
-        "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position) "
-        "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
-        "WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY k.position",
-        (f"{schema}.{name}",),
-    ).fetchall()
-    return [row[0] for row in rows]
 
 
 def _check_columns(frame: list[str], target: list[str], date_column: str | None, mart: str, table: str) -> None:

@@ -316,10 +316,36 @@ def named_queries(path: Path) -> dict[str, str]:
     return {k: v.strip().rstrip(";") for k, v in queries.items()}
 
 
-def bench_incremental(events_per_day: int) -> dict[str, Any]:
-    """Gold fct_orders_daily: one day (incremental) vs 30 days (full rebuild) over the same Silver table."""
+def write_silver_orders(spark: Any, path: str, events_per_day: int, first: date, days: int) -> None:
+    """A Silver orders table with exactly ``events_per_day`` orders on each of ``days`` days from ``first``,
+    spread over 5 tenants, 5,000 customers, 120 products, 4 regions and 3 channels (10% cancellations)."""
     from pyspark.sql import functions as F
 
+    # id % days picks the day; k = id div days, independent of the day, picks everything else
+    spark.range(events_per_day * days).selectExpr("id", f"id div {days} AS k").selectExpr(
+        "uuid() AS event_id",
+        "CASE WHEN k % 10 = 0 THEN 'ORDER_CANCELLED' ELSE 'ORDER_PLACED' END AS event_type",
+        "CAST(2 AS bigint) AS schema_version",
+        "concat('tenant_0', cast(k % 5 + 1 AS string)) AS tenant_id",
+        f"timestamp'{first.isoformat()} 00:00:00' + make_interval(0, 0, 0, cast(id % {days} AS int), 0, 0, "
+        "cast(k % 86400 AS decimal(18,6))) AS event_timestamp",
+        "concat('O', cast(id AS string)) AS order_id",
+        "concat('C', cast(k % 5000 AS string)) AS customer_id",
+        "concat('P', lpad(cast(k % 120 + 1 AS string), 4, '0')) AS product_id",
+        "k % 5 + 1 AS quantity",
+        "cast(10.5 AS decimal(12,2)) AS unit_price",
+        "cast((k % 5 + 1) * 10.5 AS decimal(14,2)) AS total_price",
+        "'USD' AS currency",
+        "element_at(array('north','south','east','west'), cast(k % 4 AS int) + 1) AS region",
+        "element_at(array('web','mobile','pos'), cast(k % 3 AS int) + 1) AS channel",
+        "CAST(NULL AS string) AS coupon_code",
+    ).withColumn("event_date", F.to_date("event_timestamp")).write.format("delta").partitionBy(
+        "tenant_id", "event_date"
+    ).save(path)
+
+
+def bench_incremental(events_per_day: int) -> dict[str, Any]:
+    """Gold fct_orders_daily: one day (incremental) vs 30 days (full rebuild) over the same Silver table."""
     from lakehouse.config.specs import mart
     from lakehouse.spark.jobs.gold import build
     from lakehouse.spark.session import get_spark
@@ -328,26 +354,7 @@ def bench_incremental(events_per_day: int) -> dict[str, Any]:
     env = _use(isolated_config(tag), Path(BENCH_ENV["LAKEHOUSE_HOME"]) / f"gold-{tag}")
     spark = get_spark("bench", own_driver=True)
     first = date(2026, 10, 1)
-    spark.range(events_per_day * 30).selectExpr(
-        "uuid() AS event_id",
-        "CASE WHEN id % 10 = 0 THEN 'ORDER_CANCELLED' ELSE 'ORDER_PLACED' END AS event_type",
-        "CAST(2 AS bigint) AS schema_version",
-        "concat('tenant_0', cast(id % 5 + 1 AS string)) AS tenant_id",
-        f"timestamp'{first.isoformat()} 00:00:00' + make_interval(0, 0, 0, 0, 0, 0, "
-        f"cast(id % (30 * 86400) AS decimal(18,6))) AS event_timestamp",
-        "concat('O', cast(id AS string)) AS order_id",
-        "concat('C', cast(id % 5000 AS string)) AS customer_id",
-        "concat('P', lpad(cast(id % 120 + 1 AS string), 4, '0')) AS product_id",
-        "id % 5 + 1 AS quantity",
-        "cast(10.5 AS decimal(12,2)) AS unit_price",
-        "cast((id % 5 + 1) * 10.5 AS decimal(14,2)) AS total_price",
-        "'USD' AS currency",
-        "element_at(array('north','south','east','west'), cast(id % 4 AS int) + 1) AS region",
-        "element_at(array('web','mobile','pos'), cast(id % 3 AS int) + 1) AS channel",
-        "CAST(NULL AS string) AS coupon_code",
-    ).withColumn("event_date", F.to_date("event_timestamp")).write.format("delta").partitionBy(
-        "tenant_id", "event_date"
-    ).save(env.storage.table_path("silver", "orders"))
+    write_silver_orders(spark, env.storage.table_path("silver", "orders"), events_per_day, first, 30)
     spec = mart("fct_orders_daily")
     build(spark, env, spec, first, first + timedelta(days=30))  # warm-up: JIT, caches, table creation
 
@@ -357,7 +364,16 @@ def bench_incremental(events_per_day: int) -> dict[str, Any]:
         return time.perf_counter() - t0
 
     full = statistics.median([timed(first, 30) for _ in range(3)])
-    one_day = statistics.median([timed(first + timedelta(days=15), 1) for _ in range(3)])
+    day = first + timedelta(days=15)
+    one_day = statistics.median([timed(day, 1) for _ in range(3)])
+    orders = (
+        spark.read.format("delta")
+        .load(env.storage.table_path("gold", spec.name))
+        .where(f"order_date = date'{day.isoformat()}'")
+        .selectExpr("sum(orders_placed + orders_cancelled) AS n")
+        .first()
+    )
+    assert orders is not None and orders["n"] == events_per_day, f"{day}: {orders}, expected {events_per_day}"
     return {
         "silver_rows": events_per_day * 30,
         "full_30_days_s": full,
