@@ -34,6 +34,10 @@ DEFAULT_CONF = {
     # on: each DataFrame/Column call makes ~5 extra JVM round trips to record its Python call site for error
     # messages, half of the time a Gold build spends composing its plan; set it to "true" in spark.conf to debug
     "spark.python.sql.dataFrameDebugging.enabled": "false",
+    # Int.MaxValue turns off Spark's byte cap on the Arrow batches it sends to Python (mapInArrow: the loader's
+    # COPY), which recomputes the batch's size after every row: a quarter of the executors' time in a load.
+    # Batches stay capped at spark.sql.execution.arrow.maxRecordsPerBatch rows (10,000 by default).
+    "spark.sql.execution.arrow.maxBytesPerBatch": "2147483647",
 }
 
 
