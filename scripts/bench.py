@@ -478,7 +478,8 @@ def write_report(results: dict[str, Any], command: str) -> Path:
             ],
             "",
             "Target: ratio <= 10%. Median of 3 builds each, in one Spark session after a warm-up build. A build "
-            "pays a fixed cost whatever its interval (Delta snapshot and file-filtering jobs, planning, the commit), "
+            "pays a fixed cost whatever its interval (Delta snapshot and file-filtering jobs, planning, the commit, "
+            "the JVM's JIT still compiling), "
             "so the ratio falls as the daily volume grows; docs/timings.md says where that fixed cost goes.",
             "",
         ]
