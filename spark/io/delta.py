@@ -7,7 +7,8 @@ import logging
 import uuid
 from collections.abc import Sequence
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,15 @@ def table_exists(spark: SparkSession, path: str) -> bool:
     return read_table(spark, path) is not None
 
 
-def append_once(df: DataFrame, path: str, app_id: str, version: int, partition_by: Sequence[str] = ()) -> None:
-    """Append ``df`` unless this (app_id, version) was already committed to the table (a replayed batch)."""
+def append_once(df: DataFrame, path: str, app_id: str, version: int, partition_by: Sequence[str] = ()) -> int | None:
+    """Append ``df`` unless this (app_id, version) was already committed to the table (a replayed batch).
+
+    Returns the number of rows appended, counted while writing them, or None when the append was skipped (or the
+    count did not arrive with the write, which a Spark Connect session does not promise)."""
+    observation = Observation(f"append-{uuid.uuid4().hex}")
     writer = (
-        df.write.format("delta")
+        df.observe(observation, F.count(F.lit(1)).alias("rows"))
+        .write.format("delta")
         .mode("append")
         .option("txnAppId", app_id)
         .option("txnVersion", str(version))
@@ -58,6 +64,15 @@ def append_once(df: DataFrame, path: str, app_id: str, version: int, partition_b
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.save(path)
+    return _observed_rows(observation)
+
+
+def _observed_rows(observation: Observation) -> int | None:
+    # a skipped append runs no query, so nothing is observed, and Observation.get would wait forever
+    jvm_observation = getattr(observation, "_jo", None)
+    if jvm_observation is None or not jvm_observation.future().isCompleted():
+        return None
+    return int(observation.get["rows"])
 
 
 def replace_range(

@@ -104,12 +104,11 @@ class SilverBatchWriter:
                     silver.enrich(good, self.spec, references)
                     .withColumn("_silver_batch", F.lit(batch_tag))
                     .withColumn("_processed_at", F.current_timestamp())
-                ).persist()
-                try:
-                    written = rows.count()
-                    append_once(rows, self.silver_path, self.app_id, batch_id, partition_by=self.spec.partition_by)
-                finally:
-                    rows.unpersist()
+                )
+                # not cached: a cached frame that reads Silver would be planned again after the append to Silver
+                appended = append_once(rows, self.silver_path, self.app_id, batch_id, self.spec.partition_by)
+                # a replayed batch computes the rows its first attempt appended (see the class docstring)
+                written = appended if appended is not None else rows.count()
                 audit.input_rows = sum(int(s["rows"]) for s in stats)
                 audit.quarantined_rows = bad
                 audit.output_rows = written

@@ -69,12 +69,17 @@ def classify(df: DataFrame, event_types: Sequence[str], versions: Sequence[int],
     other JSON value), UNKNOWN_EVENT_TYPE, UNKNOWN_SCHEMA_VERSION. A null ``error_class`` means: goes to Silver.
     """
     text = F.col("value").cast("string")
-    valid_utf8 = F.expr("is_valid_utf8(value)")
-    # strict JSON (no single quotes, no duplicate keys) whose top level is an object
-    parsed = F.try_parse_json(text)
-    is_object = parsed.isNotNull() & F.schema_of_variant(parsed).startswith("OBJECT")
-    event_type = F.get_json_object(text, "$.event_type")
-    version = F.get_json_object(text, "$.schema_version")
+    valid_utf8 = F.col("_valid_utf8")
+    parsed = F.col("_parsed")
+    # strict JSON (no single quotes, no duplicate keys) whose top level is an object: once the text parses, its
+    # first character tells (reading the parsed value's type would walk the whole object)
+    is_object = parsed.isNotNull() & text.rlike(r"^\s*\{")
+
+    def envelope(field: str) -> Column:
+        return F.expr(f"try_variant_get(_parsed, '$.{field}', 'string')")
+
+    event_type = envelope("event_type")
+    version = envelope("schema_version")
     size = F.coalesce(F.length("value"), F.lit(0))
     known_types = F.lit(list(event_types)) if event_types else F.array().cast("array<string>")
     known_versions = [str(v) for v in versions]
@@ -114,13 +119,16 @@ def classify(df: DataFrame, event_types: Sequence[str], versions: Sequence[int],
             ),
         )
     )
-    ok_text = F.when(valid_utf8 & (size <= max_message_bytes), text)
+    usable = valid_utf8 & (size <= max_message_bytes)
     return (
-        df.withColumn("_error", error)
+        # parsed and checked once, in their own projection, for every expression that reads them
+        df.withColumn("_parsed", F.try_parse_json(text))
+        .withColumn("_valid_utf8", F.expr("is_valid_utf8(value)"))
+        .withColumn("_error", error)
         .withColumn("value_bytes", size)
-        .withColumn("event_type", F.get_json_object(ok_text, "$.event_type"))
-        .withColumn("schema_version", F.get_json_object(ok_text, "$.schema_version"))
-        .withColumn("tenant_id", F.get_json_object(ok_text, "$.tenant_id"))
+        .withColumn("event_type", F.when(usable, event_type))
+        .withColumn("schema_version", F.when(usable, version))
+        .withColumn("tenant_id", F.when(usable, envelope("tenant_id")))
         .withColumn("error_class", F.col("_error").getField("col1"))
         .withColumn("error_message", F.col("_error").getField("col2"))
         .drop("_error")

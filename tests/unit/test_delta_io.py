@@ -17,11 +17,11 @@ def test_checkpoint_app_id_is_stable_per_checkpoint(spark: SparkSession, tmp_pat
 
 def test_a_replayed_batch_is_appended_once(spark: SparkSession, tmp_path: Path) -> None:
     path = str(tmp_path / "t")
-    batch = spark.createDataFrame([(1, "a"), (2, "b")], "id int, v string")
-    append_once(batch, path, "app-1", 0)
-    append_once(batch, path, "app-1", 0)  # the same batch again, as after a crash
-    append_once(batch, path, "app-1", 1)
-    append_once(batch, path, "app-2", 0)  # a new checkpoint restarts batch ids at 0
+    batch = spark.createDataFrame([(1, "a"), (2, "b"), (3, "c")], "id int, v string").where("id < 3")
+    assert append_once(batch, path, "app-1", 0) == 2, "the rows appended are counted while writing"
+    assert append_once(batch, path, "app-1", 0) is None, "the same batch again, as after a crash: skipped"
+    assert append_once(batch, path, "app-1", 1) == 2
+    assert append_once(batch, path, "app-2", 0) == 2, "a new checkpoint restarts batch ids at 0"
     assert spark.read.format("delta").load(path).count() == 6
 
 

@@ -76,6 +76,10 @@ def test_contract_violations_are_all_named(spark: SparkSession) -> None:
         _order(3, event_type="ORDER_SHIPPED", currency="usd"),
         _order(4, schema_version=2),  # v2 requires channel
         _order(5, quantity=2.5),
+        # JSON types are strict: no string for a number, no number for a string; as in JSON Schema, 3.0 is an integer
+        _order(6, region=5, event_timestamp=1763633700),
+        _order(7, unit_price="10.5", quantity=3.0),
+        _order(8, unit_price=10, total_price=20),  # an integer is a valid price
     ]
     parsed = silver.parse_events(_bronze(spark, events), ORDERS)
     got = {r["event_id"]: sorted(r["_violations"]) for r in parsed.collect()}
@@ -85,6 +89,9 @@ def test_contract_violations_are_all_named(spark: SparkSession) -> None:
         "e3": ["contract.enum:event_type", "contract.pattern:currency"],
         "e4": ["contract.required:channel"],
         "e5": ["contract.type:quantity"],
+        "e6": ["contract.type:event_timestamp", "contract.type:region"],
+        "e7": ["contract.type:unit_price"],
+        "e8": [],
     }
 
 
