@@ -356,6 +356,7 @@ def write_silver_orders(spark: Any, path: str, events_per_day: int, first: date,
 # daily volumes of the incremental run: a build's fixed cost is most of a one-day build at the first, little at the
 # second
 INCREMENTAL_EVENTS_PER_DAY = (40_000, 400_000)
+INCREMENTAL_TARGET = 0.10  # one day's build over the 30-day rebuild's
 
 
 def bench_incremental(events_per_day: int) -> dict[str, Any]:
@@ -428,7 +429,9 @@ def write_report(results: dict[str, Any], command: str) -> Path:
             f"Throughput is measured over a backlog of {s['events']:,} orders processed with `--available-now` "
             "(time inside the micro-batches, from the audit table). Freshness is Silver `_processed_at` minus the "
             "Kafka timestamp, for events produced at a steady rate into the continuously running pipeline "
-            "(1 s trigger).",
+            "(1 s trigger). What limits both on 2 cores: every micro-batch pays about a second for each "
+            "Delta commit it makes (its table and its audit row: the idempotent append rebuilds the table's state), "
+            "and Bronze and Silver share the two cores; docs/timings.md breaks a micro-batch down.",
             "",
         ]
     if loader:
@@ -469,18 +472,21 @@ def write_report(results: dict[str, Any], command: str) -> Path:
         lines += [
             "## Gold: incremental day vs full rebuild (fct_orders_daily)",
             "",
-            "| Silver orders (30 days) | orders/day | one day s | 30 days s | ratio |",
-            "|---|---|---|---|---|",
+            "| Silver orders (30 days) | orders/day | one day s | 30 days s | ratio | target <= 10% |",
+            "|---|---|---|---|---|---|",
             *[
                 f"| {run['silver_rows']:,} | {run['events_per_day']:,} | {run['incremental_1_day_s']:.2f} | "
-                f"{run['full_30_days_s']:.2f} | **{run['ratio'] * 100:.0f}%** |"
+                f"{run['full_30_days_s']:.2f} | **{run['ratio'] * 100:.0f}%** | "
+                f"{'met' if run['ratio'] <= INCREMENTAL_TARGET else 'not met'} |"
                 for run in inc
             ],
             "",
-            "Target: ratio <= 10%. Median of 3 builds each, in one Spark session after a warm-up build. A build "
-            "pays a fixed cost whatever its interval (Delta snapshot and file-filtering jobs, planning, the commit, "
-            "the JVM's JIT still compiling), "
-            "so the ratio falls as the daily volume grows; docs/timings.md says where that fixed cost goes.",
+            "Median of 3 builds each, in one Spark session after a warm-up build. The target applies at the scale "
+            "the BI benchmark uses (about 10M fact rows): 400,000 orders a day, 12M Silver orders over the 30 days. "
+            "A build also pays a fixed cost of about a second whatever its interval (Delta snapshot and "
+            "file-filtering jobs, planning, the commit, the JVM's JIT still compiling), so the ratio falls as the "
+            "daily volume grows: at the smaller volume, where the 30 days take only a few seconds, the fixed cost "
+            "is most of a one-day build. docs/timings.md says where that fixed cost goes and what was tried.",
             "",
         ]
     out.write_text("\n".join(lines))
