@@ -42,22 +42,24 @@ QUARANTINE_COLUMNS = (
 _INTEGER_TYPES = ("BIGINT", "INT", "SMALLINT", "TINYINT")
 
 
+def _no_labels() -> Column:
+    return F.array().cast("array<string>")
+
+
 def _violation(condition: Column, label: str) -> Column:
     """``[label]`` where ``condition`` holds, else ``[]`` (also when it is null)."""
-    return F.when(condition, F.array(F.lit(label))).otherwise(F.array().cast("array<string>"))
+    return F.when(condition, F.array(F.lit(label))).otherwise(_no_labels())
 
 
 def _labels(violations: list[Column]) -> Column:
-    """The labels of every violation, in rule order. A concatenation of one- or zero-element arrays rather than
-    ``filter(array(...), isnotnull)``: a higher-order function has no generated code, so Spark would interpret it
-    and every check under it, row by row, about five times slower."""
-    return F.concat(*violations) if violations else F.array().cast("array<string>")
+    """The labels of every violation, in rule order: the concatenation of ``_violation``'s arrays."""
+    return F.concat(*violations) if violations else _no_labels()
 
 
 def _json_type_fits(json_type: Column, spark_type: str) -> Column:
     """Whether a JSON value of type ``json_type`` (as ``schema_of_variant`` names it) may fill a ``spark_type``
     field: strings and timestamps only from JSON strings, booleans from booleans, integers from numbers without a
-    fraction, other types from any number. Comparisons, not regular expressions: this runs per field and row."""
+    fraction, other types from any number."""
     if spark_type in ("string", "timestamp"):
         return json_type == "STRING"
     if spark_type == "boolean":
