@@ -8,7 +8,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup demo down status test test-unit lint format typecheck bench lock clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml setup.py constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python 3.11+ is required: install it and run make again")'
 	@command -v java >/dev/null || { echo "error: java not found: install a Java 17 JDK (Debian: apt-get install openjdk-17-jdk-headless)"; exit 2; }
 	@command -v mvn >/dev/null || { echo "error: mvn not found: install Maven 3.8+ (Debian: apt-get install maven)"; exit 2; }
@@ -39,11 +39,10 @@ lint: setup typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The folders install as lakehouse.<folder>; mypy sees the same names through a tree of links.
+# The layers (top-level folders with an __init__.py, as setup.py finds them) install as lakehouse.<folder>.
+LAYERS := $(filter-out tests,$(patsubst %/__init__.py,%,$(wildcard */__init__.py)))
 typecheck: setup
-	rm -rf .lakehouse/typecheck && mkdir -p .lakehouse/typecheck/lakehouse
-	for d in config kafka spark postgres scripts; do ln -s $(CURDIR)/$$d .lakehouse/typecheck/lakehouse/$$d; done
-	MYPYPATH=.lakehouse/typecheck $(BIN)/mypy -p lakehouse
+	$(BIN)/python -m lakehouse.scripts.typecheck $(LAYERS)
 
 format: setup
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .

@@ -14,3 +14,7 @@ class ConfigError(LakehouseError):
         self.problems = problems
         joined = "\n  - ".join(problems)
         super().__init__(f"invalid configuration ({len(problems)} problem(s)):\n  - {joined}")
+
+
+class PrerequisiteError(LakehouseError):
+    """Something the machine must provide is missing (Java, Maven, a free port, a reachable registry)."""

@@ -25,7 +25,7 @@ from airflow.sdk import DAG, Asset, TaskGroup, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from lakehouse.config.specs import load_marts
-from lakehouse.scripts.airflow_tasks import record_failure, run_dq_gate, run_gold_step
+from lakehouse.orchestration.airflow_tasks import record_failure, run_dq_gate, run_gold_step
 
 default_args = {
     "owner": "data-platform",

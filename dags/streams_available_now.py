@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Asset, task
 
 from lakehouse.config.specs import load_event_types
-from lakehouse.scripts.airflow_tasks import record_failure, run_streams_available_now
+from lakehouse.orchestration.airflow_tasks import record_failure, run_streams_available_now
 
 with DAG(
     dag_id="streams_available_now",

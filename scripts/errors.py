@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from lakehouse.config.errors import LakehouseError
+from lakehouse.config.errors import LakehouseError, PrerequisiteError
 
-
-class PrerequisiteError(LakehouseError):
-    """Something the machine must provide is missing (Java, Maven, a free port, a reachable registry)."""
+__all__ = ["PrerequisiteError", "StackError"]
 
 
 class StackError(LakehouseError):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import uuid
 from pathlib import Path
 
 from lakehouse.config.settings import Settings
-from lakehouse.scripts import jars
 from lakehouse.scripts.errors import StackError
 from lakehouse.scripts.process import Service, port_open, require_command, require_free_port, wait_until
+from lakehouse.spark.jars import JarSet, resolve
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,13 @@ Configuration:
       - name: kafka.server.BrokerServer
         level: INFO
 """
+
+KAFKA_JARS = JarSet("kafka", Path(__file__).resolve().parent / "maven" / "kafka" / "pom.xml")
+
+
+def kafka_classpath() -> str:
+    """Classpath of the Kafka broker (its jars resolved into the cache first)."""
+    return os.pathsep.join(str(p) for p in sorted(resolve(KAFKA_JARS).glob("*.jar")))
 
 
 def new_cluster_id() -> str:
@@ -97,7 +105,7 @@ class KafkaBroker:
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.state_dir / 'log4j2.yaml'}",
             "-cp",
-            jars.kafka_classpath(),
+            kafka_classpath(),
             main_class,
             *args,
         ]

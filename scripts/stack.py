@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 
 from lakehouse.config.settings import Settings, mask
-from lakehouse.scripts import jars
 from lakehouse.scripts.airflow_stack import AirflowStack, airflow_env
-from lakehouse.scripts.kafka_broker import KafkaBroker
+from lakehouse.scripts.kafka_broker import KAFKA_JARS, KafkaBroker
 from lakehouse.scripts.postgres_server import EmbeddedPostgres, ensure_database
 from lakehouse.scripts.process import port_open
 from lakehouse.scripts.spark_connect import SparkConnectServer
+from lakehouse.spark.jars import SPARK_JARS, resolve
 
 COMPONENTS = ("kafka", "postgres", "spark", "airflow")
+
+
+def resolve_jars() -> dict[str, Path]:
+    """Resolve every JVM jar set the stack needs (idempotent): Spark's runtime jars and the Kafka broker's."""
+    return {jar_set.name: resolve(jar_set) for jar_set in (SPARK_JARS, KAFKA_JARS)}
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,7 @@ class LocalStack:
 
     def up(self, components: tuple[str, ...] = COMPONENTS) -> None:
         """Start the named components (and what they depend on); already running ones are left alone."""
-        jars.resolve_all()
+        resolve_jars()
         if "kafka" in components:
             self.kafka.start()
         if "postgres" in components or "airflow" in components:

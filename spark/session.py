@@ -2,7 +2,7 @@
 and adds Delta Lake plus the pinned local jars (unless the platform provides them, as Databricks does).
 
 With ``spark.deploy: connect`` a batch job gets a Spark Connect session on the environment's server instead
-(the server was started with the same settings, see ``lakehouse.scripts.spark_connect``)."""
+(the server was started with the same settings, see ``lakehouse.scripts.spark_connect`` for the local one)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def session_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> 
     """Every Spark property a lakehouse session gets, lowest precedence first: defaults, env, job."""
     conf = {**DEFAULT_CONF, **DELTA_CONF, **settings.spark.conf, **(extra or {})}
     if not settings.spark.provided_jars:
-        from lakehouse.scripts.jars import spark_jars
+        from lakehouse.spark.jars import spark_jars
 
         conf["spark.jars"] = ",".join(str(p) for p in spark_jars())
     return conf

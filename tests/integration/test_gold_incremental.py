@@ -101,8 +101,8 @@ def test_daily_incremental_runs_with_late_data_equal_a_full_rebuild(isolated_ser
 def test_failed_gate_loads_nothing_and_empty_interval_loads_nothing(isolated_serving: Settings, spark: Any) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
+    from lakehouse.orchestration.airflow_tasks import run_dq_gate
     from lakehouse.postgres.errors import DataQualityError
-    from lakehouse.scripts.airflow_tasks import run_dq_gate
     from lakehouse.spark.jobs.gold import build_and_check, load
 
     env, dsn = isolated_serving, isolated_serving.postgres_dsn()

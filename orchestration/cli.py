@@ -26,9 +26,9 @@ console = Console()
 @app.command()
 def setup() -> None:
     """Resolve the pinned JVM jars (Delta, Spark Kafka connector, Kafka broker) into the local cache."""
-    from lakehouse.scripts import jars
+    from lakehouse.scripts.stack import resolve_jars
 
-    for jar_set, folder in jars.resolve_all().items():
+    for jar_set, folder in resolve_jars().items():
         console.print(f"{jar_set:6} jars: {folder}")
 
 

@@ -1,0 +1,1 @@
+"""The runtime entry points: the ``lakehouse`` command and the functions Airflow tasks call."""
