@@ -11,7 +11,7 @@ import functools
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from lakehouse.config.errors import ConfigError
 from lakehouse.config.settings import config_dir
 
+SpecT = TypeVar("SpecT", bound=BaseModel)
 ENVELOPE = ("event_id", "event_type", "schema_version", "tenant_id", "event_timestamp")
 _JSON_TO_SPARK = {"string": "string", "integer": "bigint", "number": "double", "boolean": "boolean"}
 
@@ -177,6 +178,31 @@ class EventTypeSpec(_Model):
         return sorted(self.contracts)
 
 
+def read_specs(
+    folder: Path, model: type[SpecT], problems: list[str], context: dict[str, Any] | None = None, **extra: Any
+) -> list[tuple[Path, SpecT]]:
+    """Every ``*.yaml`` file of ``folder`` validated as ``model`` (with ``source_file`` and ``extra`` set, and
+    ``context`` for its validators), in file name order; each problem is appended to ``problems`` with its file
+    and key instead of raised, so that a loader reports all of them at once."""
+    specs: list[tuple[Path, SpecT]] = []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            problems.append(f"{path}: not valid YAML: {exc}")
+            continue
+        if not isinstance(raw, dict):
+            problems.append(f"{path}: expected a mapping of keys, got {type(raw).__name__}")
+            continue
+        try:
+            specs.append((path, model.model_validate({**raw, "source_file": path, **extra}, context=context)))
+        except ValidationError as exc:
+            problems.extend(
+                f"{path}: {'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
+            )
+    return specs
+
+
 def _check_contracts(spec: EventTypeSpec, where: str, problems: list[str]) -> None:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
@@ -222,25 +248,10 @@ def _load_event_types(base: Path, signature: tuple[tuple[str, int, int], ...]) -
     problems: list[str] = []
     specs: dict[str, EventTypeSpec] = {}
     topics: dict[str, str] = {}
-    files = sorted((base / "event_types").glob("*.yaml"))
-    if not files:
-        raise ConfigError([f"{base / 'event_types'}: no event type files (*.yaml) found"])
-    for path in files:
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            problems.append(f"{path}: not valid YAML: {exc}")
-            continue
-        try:
-            spec = EventTypeSpec(**raw, source_file=path, config_root=base)
-        except ValidationError as exc:
-            problems.extend(
-                f"{path}: {'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
-            )
-            continue
-        except TypeError as exc:
-            problems.append(f"{path}: expected a mapping of keys, got {type(raw).__name__} ({exc})")
-            continue
+    folder = base / "event_types"
+    if not any(folder.glob("*.yaml")):
+        raise ConfigError([f"{folder}: no event type files (*.yaml) found"])
+    for path, spec in read_specs(folder, EventTypeSpec, problems, config_root=base):
         _check_contracts(spec, str(path), problems)
         if spec.name in specs:
             problems.append(f"{path}: name: event type {spec.name!r} is defined twice")
@@ -253,102 +264,13 @@ def _load_event_types(base: Path, signature: tuple[tuple[str, int, int], ...]) -
     return specs
 
 
-def event_type(name: str, root: Path | None = None) -> EventTypeSpec:
-    """One event type by name; ConfigError naming the known ones if it does not exist."""
-    specs = load_event_types(root)
+def pick(specs: dict[str, SpecT], name: str, folder: Path, kind: str) -> SpecT:
+    """``specs[name]``, or a ConfigError naming the folder and the known names."""
     if name not in specs:
-        raise ConfigError(
-            [f"{(root or config_dir()) / 'event_types'}: unknown event type {name!r}; known: {sorted(specs)}"]
-        )
+        raise ConfigError([f"{folder}: unknown {kind} {name!r}; known: {sorted(specs)}"])
     return specs[name]
 
 
-class Reconciliation(_Model):
-    """A Gold aggregate that must equal an aggregate over the Silver rows of the same interval."""
-
-    gold: str
-    silver_source: str
-    silver: str
-    tolerance: float = 0.0
-
-
-class MartChecks(_Model):
-    """The DQ gate in front of a mart's load."""
-
-    expect_rows: bool = True
-    unique_keys: bool = True
-    reconcile: Reconciliation | None = None
-
-
-class MartSpec(_Model):
-    """A Gold mart: what it reads, its grain (= primary key), its date partition column and serving table.
-
-    ``load_mode: interval`` (the default) marts are built and loaded per date interval of ``date_column``, which
-    must be part of the grain; ``load_mode: full`` marts (dimensions) are rebuilt and replaced as a whole on
-    every run, so they may have no ``date_column`` and may read reference data only (``sources: []``).
-    """
-
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    description: str
-    sources: list[str] = Field(default_factory=list)
-    grain: list[str] = Field(min_length=1)
-    date_column: str | None = None
-    serving_table: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    load_mode: Literal["interval", "full"] = "interval"
-    late_data_span_days: int = Field(default=1, ge=1)
-    checks: MartChecks = Field(default_factory=MartChecks)
-    source_file: Path = Path()
-
-    @model_validator(mode="after")
-    def _date_in_grain(self) -> MartSpec:
-        if self.load_mode == "full":
-            return self
-        problems = []
-        if not self.sources:
-            problems.append("sources: an interval mart must read at least one event type")
-        if self.date_column is None:
-            problems.append("date_column: an interval mart needs one (or set load_mode: full)")
-        elif self.date_column not in self.grain:
-            problems.append(f"date_column {self.date_column!r} must be part of the grain {self.grain}")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
-
-
-def load_marts(root: Path | None = None) -> dict[str, MartSpec]:
-    """All mart specs of a config folder, validated (every problem at once, with file and key)."""
-    base = root or config_dir()
-    known_sources = set(load_event_types(base))
-    problems: list[str] = []
-    marts: dict[str, MartSpec] = {}
-    for path in sorted((base / "marts").glob("*.yaml")):
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            problems.append(f"{path}: not valid YAML: {exc}")
-            continue
-        sources = raw.get("sources") if isinstance(raw, dict) else None
-        for source in sources if isinstance(sources, list) else []:
-            if source not in known_sources:
-                problems.append(f"{path}: sources: unknown event type {source!r}; known: {sorted(known_sources)}")
-        try:
-            mart = MartSpec(**raw, source_file=path)
-        except ValidationError as exc:
-            problems.extend(
-                f"{path}: {'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
-            )
-            continue
-        if mart.name in marts:
-            problems.append(f"{path}: name: mart {mart.name!r} is defined twice")
-        marts[mart.name] = mart
-    if problems:
-        raise ConfigError(problems)
-    return marts
-
-
-def mart(name: str, root: Path | None = None) -> MartSpec:
-    """One mart by name; ConfigError naming the known marts if it does not exist."""
-    marts = load_marts(root)
-    if name not in marts:
-        raise ConfigError([f"{(root or config_dir()) / 'marts'}: unknown mart {name!r}; known: {sorted(marts)}"])
-    return marts[name]
+def event_type(name: str, root: Path | None = None) -> EventTypeSpec:
+    """One event type by name; ConfigError naming the known ones if it does not exist."""
+    return pick(load_event_types(root), name, (root or config_dir()) / "event_types", "event type")

@@ -13,8 +13,9 @@ Every mart in `config/marts/` gets a task group **build → dq_gate → load** f
 * **load** COPYs the rebuilt days into a staging table and swaps them into `serving.<mart>` in one transaction.
 
 Backfill: `airflow backfill create --dag-id gold_marts --from-date 2026-11-01 --to-date 2026-11-07`.
-Failures write a row to `serving.load_alerts`. Spark runs with `spark-submit` against the master of the
-environment config (`LAKEHOUSE_ENV`: local, cluster) or as a Databricks run (`databricks`).
+Failures write a row to `serving.load_alerts`. build and load reach Spark as the environment's `spark.deploy`
+says: as Spark Connect clients of the local stack's server (`connect`, the local default), with `spark-submit`
+against the environment's master, or hosting the driver in the task's process (`in-process`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Asset, TaskGroup, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from lakehouse.config.specs import load_marts
+from lakehouse.config.marts import load_marts
 from lakehouse.orchestration.airflow_tasks import record_failure, run_dq_gate, run_gold_step
 
 default_args = {
@@ -48,7 +49,7 @@ with DAG(
     doc_md=__doc__,
 ) as dag:
     for spec in load_marts().values():
-        silver_assets = [Asset(f"lakehouse://silver/{source}") for source in spec.sources]
+        silver_assets = [Asset(f"lakehouse://silver/{source}") for source in spec.inputs.silver]
         serving_asset = Asset(f"lakehouse://serving/{spec.serving_table}")
 
         with TaskGroup(group_id=spec.name, tooltip=spec.description):

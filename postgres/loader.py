@@ -1,11 +1,12 @@
-"""Atomic, idempotent loads of one mart's date interval from its Gold Delta table into PostgreSQL.
+"""Atomic, idempotent loads of one date interval of a table into PostgreSQL: the PostgreSQL side.
 
-1. a staging table ``<schema>._stage_<table>_<epoch>_<hex>`` is created like the target;
-2. the Spark executors COPY the frame's rows into it in PostgreSQL's binary format (encoded from the Arrow
-   batches by pgpq, after casting each column to the target column's type), so nothing but one row count per
-   partition reaches the driver;
-3. one transaction replaces the interval ``start <= date_column < end`` of the target and records
-   ``serving.freshness``; then the staging table is dropped.
+1. ``prepare`` checks the rows' columns against the target's and creates a staging table like the target
+   (``lakehouse.postgres.staging``);
+2. the caller COPYs the rows into it: ``lakehouse.spark.io.postgres`` does it from the Spark executors, in
+   PostgreSQL's binary format, each column cast to the type ``StagedLoad.spark_types`` names;
+3. ``finish`` checks the staged rows, then one transaction replaces the interval ``start <= date_column < end``
+   of the target and records ``serving.freshness``; then the staging table is dropped (``abandon`` drops it
+   when the COPY failed).
 
 How step 3 replaces the interval depends on the target:
 
@@ -18,47 +19,32 @@ How step 3 replaces the interval depends on the target:
   the swap deletes the interval (every row, for a full refresh) and inserts the staged rows.
 
 Readers see the old interval or the new one, never a mix, and a rerun gives the same rows. A load killed
-mid-COPY leaves only its staging table; the epoch in its name lets a later load drop it after an hour without
-touching the staging table of a load still running.
+mid-COPY leaves only its staging table, which a later load drops once it is an hour old.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
 import logging
 import re
-import secrets
-import time
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
 
-from lakehouse.config.settings import Settings
-from lakehouse.postgres.errors import DataQualityError, ServingError
+from lakehouse.postgres import staging
+from lakehouse.postgres.errors import ServingError
 from lakehouse.postgres.migrate import where
-
-if TYPE_CHECKING:
-    import pyarrow as pa
-    from pyspark.sql import DataFrame, SparkSession
+from lakehouse.postgres.staging import APPLICATION_NAME, ORPHAN_AGE, StagedLoad
 
 log = logging.getLogger(__name__)
 
 SERVING_SCHEMA = "serving"
 FRESHNESS_TABLE = ("serving", "freshness")
-ORPHAN_AGE = timedelta(hours=1)
-APPLICATION_NAME = "lakehouse-loader"
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
-# 63 (PostgreSQL's identifier limit) - len("_stage_") - len("_<10-digit epoch>_<8 hex>")
-_STAGE_TABLE_CHARS = 36
-_STAGE_NAME = re.compile(r"^_stage_(?P<table>[a-z0-9_]+)_(?P<epoch>\d{10})_[0-9a-f]{8}$")
 # 63 - len("_p<yyyymmdd>"): longer names of day-partitioned tables would be truncated in their partitions' names
 _PARTITIONED_TABLE_CHARS = 53
-INDEX_BUILD_MEMORY = "256MB"
 
 
 @dataclass(frozen=True)
@@ -81,51 +67,6 @@ class LoadResult:
         )
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """One load in flight: target, staging table, columns in table order, interval and mart.
-
-    ``date_column`` None means a full refresh: the staged rows replace the whole table. ``owner`` is set when
-    the target is partitioned by day on ``date_column``: the role the partition swap runs as.
-    """
-
-    schema: str
-    name: str
-    stage: str
-    columns: list[str]
-    spark_types: dict[str, str]
-    date_column: str | None
-    start: date
-    end: date
-    mart: str
-    owner: str | None = None
-
-    @property
-    def days(self) -> list[date]:
-        return [self.start + timedelta(days=n) for n in range((self.end - self.start).days)]
-
-    def day_partition(self, day: date) -> str:
-        """Name of the target's partition of ``day``."""
-        return f"{self.name}_p{day:%Y%m%d}"
-
-    def stage_partition(self, day: date | None) -> str:
-        """Name of the staging table's partition of ``day`` (None: its DEFAULT partition)."""
-        suffix = self.stage.removeprefix(f"_stage_{self.name[:_STAGE_TABLE_CHARS]}")
-        return f"_stage_{'default' if day is None else f'p{day:%Y%m%d}'}{suffix}"
-
-    @property
-    def target(self) -> str:
-        return f"{self.schema}.{self.name}"
-
-    @property
-    def staging(self) -> str:
-        return f"{self.schema}.{self.stage}"
-
-    @property
-    def column_list(self) -> sql.Composed:
-        return sql.SQL(", ").join(map(sql.Identifier, self.columns))
-
-
 def split_table(table: str) -> tuple[str, str]:
     """``"serving.fct"`` -> ``("serving", "fct")``; an unqualified name is in the serving schema."""
     schema, _, name = table.rpartition(".")
@@ -136,32 +77,25 @@ def split_table(table: str) -> tuple[str, str]:
     return schema, name
 
 
-def load_frame(
-    df: DataFrame,
+def prepare(
     dsn: str,
     table: str,
     date_column: str | None,
     start: date,
     end: date,
+    frame_columns: Sequence[str],
     *,
     mart: str | None = None,
-    silver_watermark: datetime | None = None,
-    lock_timeout: str = "60s",
-    max_writers: int | None = None,
-) -> LoadResult:
-    """Replace the rows of ``table`` with ``start <= date_column < end`` by the rows of ``df``, atomically.
+) -> StagedLoad:
+    """Start a load of ``[start, end)`` of ``table`` from rows with ``frame_columns`` (any order): check them
+    against the table's columns, drop the table's orphan staging tables and create this load's, ready for the COPY.
 
-    ``df`` must have exactly the target's columns (any order) and only rows inside the interval. The COPY
-    runs on the executors, each opening its own connection (``max_writers`` caps them by coalescing). The
-    swap waits at most ``lock_timeout`` for locks. Raises ServingError (DataQualityError for duplicate keys
-    or rows outside the interval) and leaves the target untouched on any failure.
-
-    ``date_column=None`` is a full refresh: ``df`` replaces every row of ``table`` in one transaction (readers
-    see the old table or the new one); ``[start, end)`` then only names the run in ``serving.freshness``.
+    ``date_column=None`` is a full refresh (the rows will replace the whole table). ``mart`` names the load in
+    messages and in ``serving.freshness`` (default: the table's name). Raises ServingError, before anything is
+    created, for an empty interval, a missing table, a column type the loader cannot write or other columns.
     """
     if end <= start:
         raise ServingError(f"table {table}: interval end {end} must be after its start {start}")
-    began = time.perf_counter()
     schema, name = split_table(table)
     mart_name = mart or name
     with psycopg.connect(dsn, autocommit=True, application_name=APPLICATION_NAME) as conn:
@@ -170,92 +104,50 @@ def load_frame(
             raise ServingError(
                 f"mart {mart_name}: table {schema}.{name} does not exist in {where(dsn)}: run `lakehouse migrate`"
             )
-        columns = list(spark_types)
-        _check_columns(list(df.columns), columns, date_column, mart_name, f"{schema}.{name}")
+        _check_columns(list(frame_columns), list(spark_types), date_column, mart_name, f"{schema}.{name}")
         owner = _partition_owner(conn, schema, name, date_column, mart_name)
-        _drop_orphans(conn, schema, name, ORPHAN_AGE)
-        plan = _Plan(
-            schema,
-            name,
-            _new_stage_name(conn, name),
-            columns,
-            spark_types,
-            date_column,
-            start,
-            end,
-            mart_name,
-            owner,
+        staging.drop_orphans(conn, schema, name, ORPHAN_AGE)
+        staged = StagedLoad(
+            dsn=dsn,
+            schema=schema,
+            name=name,
+            stage=staging.new_name(conn, name),
+            columns=tuple(spark_types),
+            spark_types=spark_types,
+            date_column=date_column,
+            start=start,
+            end=end,
+            mart=mart_name,
+            owner=owner,
         )
-        if plan.owner is None:
-            _create_stage(conn, plan)
-        else:
-            _create_partitioned_stage(conn, plan)
-    log.info("loading %s %s..%s into %s via %s on %s", mart_name, start, end, plan.target, plan.staging, where(dsn))
-    try:
-        copied = _copy(df, dsn, plan, max_writers)
-        with psycopg.connect(dsn, autocommit=True, application_name=APPLICATION_NAME) as conn:
-            _check_stage(conn, plan, copied)
-            if plan.owner is None:
-                replaced = _swap(conn, plan, copied, silver_watermark, lock_timeout)
-            else:
-                _index_stage(conn, plan)
-                replaced = _swap_partitions(conn, plan, copied, silver_watermark, lock_timeout)
-    finally:
-        _drop_stage(dsn, schema, plan.stage)
-    result = LoadResult(mart_name, plan.target, start, end, copied, time.perf_counter() - began)
-    log.info("%s (%s)", result.summary(), replaced)
-    return result
+        staging.create(conn, staged)
+    log.info("loading %s %s..%s into %s via %s on %s", mart_name, start, end, staged.target, staged.staging, where(dsn))
+    return staged
 
 
-def load_mart(
-    settings: Settings,
-    mart_name: str,
-    start: date,
-    end: date,
-    *,
-    dsn: str | None = None,
-    spark: SparkSession | None = None,
-    silver_watermark: datetime | None = None,
-) -> LoadResult:
-    """Load ``[start, end)`` of a mart's Gold Delta table into ``serving.<serving_table>``.
+def finish(
+    staged: StagedLoad, copied_rows: int, *, silver_watermark: datetime | None = None, lock_timeout: str = "60s"
+) -> str:
+    """Make the ``copied_rows`` rows COPYed into the staging table the interval's rows in one transaction and
+    record them in ``serving.freshness``; then drop the staging table, whether the load succeeded or not.
 
-    An interval without Gold rows is still replaced (stale serving rows are deleted) and gives ``rows=0``.
-    A ``load_mode: full`` mart (a dimension) replaces the whole serving table with the whole Gold table.
+    The swap waits at most ``lock_timeout`` for locks. Raises ServingError (DataQualityError for duplicate keys
+    or rows outside the interval) and leaves the target untouched on any failure. Returns what the swap replaced.
     """
-    from pyspark.sql import functions as F
+    try:
+        with psycopg.connect(staged.dsn, autocommit=True, application_name=APPLICATION_NAME) as conn:
+            staging.check_rows(conn, staged, copied_rows)
+            if staged.owner is None:
+                return _swap(conn, staged, copied_rows, silver_watermark, lock_timeout)
+            staging.build_indexes(conn, staged)
+            return _swap_partitions(conn, staged, copied_rows, silver_watermark, lock_timeout)
+    finally:
+        staging.drop(staged)
 
-    from lakehouse.config.specs import mart as mart_spec
-    from lakehouse.spark.io.delta import table_exists
-    from lakehouse.spark.session import get_spark
 
-    spec = mart_spec(mart_name)
-    path = settings.storage.table_path("gold", spec.name)
-    session = spark or get_spark(f"load-{spec.name}", settings=settings)
-    if not table_exists(session, path):
-        raise ServingError(
-            f"mart {spec.name}: no Gold Delta table at {path}: build it first "
-            f"(`lakehouse gold {spec.name} --start {start} --end {end}`)"
-        )
-    frame = session.read.format("delta").load(path)
-    date_column = None if spec.load_mode == "full" else spec.date_column
-    if date_column is not None:
-        column = F.col(date_column)
-        frame = frame.where((column >= F.lit(start)) & (column < F.lit(end)))
-    result = load_frame(
-        frame,
-        dsn or settings.postgres_dsn(),
-        f"{SERVING_SCHEMA}.{spec.serving_table}",
-        date_column,
-        start,
-        end,
-        mart=spec.name,
-        silver_watermark=silver_watermark,
-    )
-    if result.rows == 0 and date_column is None:
-        log.warning("no rows for %s: table cleared", spec.name)
-    elif result.rows == 0:
-        log.warning("no rows for %s %s..%s: interval cleared", spec.name, start, end)
-    return result
+def abandon(staged: StagedLoad) -> None:
+    """Drop the staging table of a load that will not finish (its COPY failed); the target was not touched."""
+    staging.drop(staged)
 
 
 def drop_orphan_stages(
@@ -270,7 +162,7 @@ def drop_orphan_stages(
     if table is not None:
         schema, name = split_table(table if "." in table else f"{schema}.{table}")
     with psycopg.connect(dsn, autocommit=True, application_name=APPLICATION_NAME) as conn:
-        return _drop_orphans(conn, schema, name, older_than)
+        return staging.drop_orphans(conn, schema, name, older_than)
 
 
 # PostgreSQL column types the binary COPY writes, and the Spark type whose Arrow encoding pgpq turns into each
@@ -349,249 +241,62 @@ def _partition_owner(
     return str(owner)
 
 
-def _new_stage_name(conn: psycopg.Connection, name: str) -> str:
-    row = conn.execute("SELECT extract(epoch FROM now())::bigint").fetchone()
-    assert row is not None
-    # the server's clock, not this host's: orphan ages are then comparable across loader hosts
-    return f"_stage_{name[:_STAGE_TABLE_CHARS]}_{int(row[0]):010d}_{secrets.token_hex(4)}"
-
-
-def _create_stage(conn: psycopg.Connection, plan: _Plan) -> None:
-    conn.execute(
-        sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
-            sql.Identifier(plan.schema, plan.stage), sql.Identifier(plan.schema, plan.name)
-        )
-    )
-
-
-def _set_owner_role(conn: psycopg.Connection, plan: _Plan) -> None:
-    """Act as the target's owner for the rest of the transaction: only the owner may attach and detach."""
-    try:
-        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(str(plan.owner))))
-    except psycopg.errors.InsufficientPrivilege as exc:
-        raise ServingError(
-            f"mart {plan.mart}: the loading role must be a member of {plan.owner}, the owner of {plan.target}, "
-            f"to swap its day partitions: GRANT {plan.owner} TO <loading role>"
-        ) from exc
-
-
-def _create_partitioned_stage(conn: psycopg.Connection, plan: _Plan) -> None:
-    """The staging table: one partition per day of the interval and a DEFAULT partition for any other row.
-
-    Created as the target's owner, so the partitions it becomes part of belong to the owner like the rest.
-    Without indexes: they are built in bulk after the COPY (``_index_stage``). Each day partition gets a CHECK
-    of its bounds while it is empty (free), so attaching it to the target later needs no scan.
-    """
-    stage = sql.Identifier(plan.schema, plan.stage)
-    with conn.transaction():
-        _set_owner_role(conn, plan)
-        conn.execute(
-            sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS) PARTITION BY RANGE ({})").format(
-                stage, sql.Identifier(plan.schema, plan.name), sql.Identifier(str(plan.date_column))
-            )
-        )
-        for day in plan.days:
-            partition = sql.Identifier(plan.schema, plan.stage_partition(day))
-            bounds = (sql.Literal(day), sql.Literal(day + timedelta(days=1)))
-            conn.execute(
-                sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
-                    partition, stage, *bounds
-                )
-            )
-            # the CHECK that lets the swap attach the partition without a scan, checked row by row by the COPY
-            conn.execute(
-                sql.SQL("ALTER TABLE {} ADD CONSTRAINT day_bounds CHECK ({c} >= {} AND {c} < {})").format(
-                    partition, *bounds, c=sql.Identifier(str(plan.date_column))
-                )
-            )
-        conn.execute(
-            sql.SQL("CREATE TABLE {} PARTITION OF {} DEFAULT").format(
-                sql.Identifier(plan.schema, plan.stage_partition(None)), stage
-            )
-        )
-
-
-def _copy(df: DataFrame, dsn: str, plan: _Plan, max_writers: int | None) -> int:
-    """COPY the frame into the staging table from the executors; returns the number of rows written."""
-    from pyspark.errors import PySparkException
-    from pyspark.sql import functions as F
-
-    frame = df.select(*[F.col(c).cast(plan.spark_types[c]).alias(c) for c in plan.columns])
-    if max_writers is not None:
-        frame = frame.coalesce(max_writers)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
-        sql.Identifier(plan.schema, plan.stage), plan.column_list
-    )
-    writer = functools.partial(_copy_partition, dsn, statement.as_string().encode())
-    try:
-        counts = frame.mapInArrow(writer, "rows long").collect()
-    except PySparkException as exc:
-        raise ServingError(
-            f"mart {plan.mart}: computing the frame or copying it to the staging table of {plan.target} failed: "
-            f"{_worker_error(exc)}; "
-            f"{plan.target} was not changed"
-        ) from exc
-    return sum(int(row["rows"]) for row in counts)
-
-
-def _worker_error(exc: Exception) -> str:
-    """The PostgreSQL error raised in a Python worker, out of Spark's wrapping traceback."""
-    text = str(exc)
-    match = re.search(r"^psycopg\.\S+: .*(?:\nDETAIL: .*)?", text, re.MULTILINE)
-    if match:
-        return match.group(0).replace("\n", " ")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][:500] if lines else type(exc).__name__
-
-
-def _copy_partition(dsn: str, statement: bytes, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Runs on an executor: one connection and one binary COPY per partition, committed only when all of it is
-    sent."""
-    import pyarrow as pa
-    from pgpq import ArrowToPostgresBinaryEncoder
-
-    non_empty = (batch for batch in batches if batch.num_rows)
-    first = next(non_empty, None)
-    rows = 0
-    if first is not None:
-        encoder = ArrowToPostgresBinaryEncoder(first.schema)
-        with (
-            psycopg.connect(dsn, application_name=APPLICATION_NAME) as conn,
-            conn.cursor() as cursor,
-            cursor.copy(statement) as copy,
-        ):
-            copy.write(encoder.write_header())
-            for batch in itertools.chain([first], non_empty):
-                copy.write(encoder.write_batch(batch))
-                rows += batch.num_rows
-            copy.write(encoder.finish())
-    yield pa.RecordBatch.from_arrays([pa.array([rows], pa.int64())], names=["rows"])
-
-
-def _check_stage(conn: psycopg.Connection, plan: _Plan, copied: int) -> None:
-    stage = sql.Identifier(plan.schema, plan.stage)
-    if plan.date_column is None:
-        row = conn.execute(sql.SQL("SELECT count(*), 0 FROM {}").format(stage)).fetchone()
-    else:
-        query = sql.SQL(
-            "SELECT count(*), count(*) FILTER (WHERE {c} IS NULL OR {c} < %s OR {c} >= %s) FROM {stage}"
-        ).format(c=sql.Identifier(plan.date_column), stage=stage)
-        row = conn.execute(query, (plan.start, plan.end)).fetchone()
-    assert row is not None
-    staged, outside = int(row[0]), int(row[1])
-    if staged != copied:
-        raise ServingError(
-            f"mart {plan.mart}: {staged} rows were staged for {plan.target} but Spark reported {copied} (a task "
-            "attempt committed and was retried); nothing was loaded: rerun the load"
-        )
-    if outside:
-        raise DataQualityError(
-            f"mart {plan.mart}: {outside} of {staged} rows have {plan.date_column} outside "
-            f"{plan.start}..{plan.end} (or NULL); filter the frame to the interval; {plan.target} was not changed"
-        )
-
-
 def _swap(
-    conn: psycopg.Connection, plan: _Plan, rows: int, silver_watermark: datetime | None, lock_timeout: str
+    conn: psycopg.Connection, staged: StagedLoad, rows: int, silver_watermark: datetime | None, lock_timeout: str
 ) -> str:
     """Replace the interval in one transaction by deleting and inserting rows; says how many it replaced."""
-    target = sql.Identifier(plan.schema, plan.name)
+    target = sql.Identifier(staged.schema, staged.name)
     try:
         with conn.transaction():
             conn.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
             # serialises loads of this table (two swaps of one interval would otherwise collide on its keys)
             # while readers (ACCESS SHARE) go on reading the old rows until COMMIT
             conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target))
-            if plan.date_column is None:
+            if staged.date_column is None:
                 # full refresh: DELETE, not TRUNCATE, so readers keep seeing the old rows until COMMIT
                 deleted = conn.execute(sql.SQL("DELETE FROM {}").format(target)).rowcount
             else:
                 deleted = conn.execute(
                     sql.SQL("DELETE FROM {} WHERE {c} >= %s AND {c} < %s").format(
-                        target, c=sql.Identifier(plan.date_column)
+                        target, c=sql.Identifier(staged.date_column)
                     ),
-                    (plan.start, plan.end),
+                    (staged.start, staged.end),
                 ).rowcount
             conn.execute(
                 sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
-                    target, plan.column_list, plan.column_list, sql.Identifier(plan.schema, plan.stage)
+                    target, staged.column_list, staged.column_list, sql.Identifier(staged.schema, staged.stage)
                 )
             )
-            _record_freshness(conn, plan, rows, silver_watermark)
+            _record_freshness(conn, staged, rows, silver_watermark)
     except psycopg.errors.UniqueViolation as exc:
-        raise _duplicate_keys(plan, exc) from exc
+        raise staging.duplicate_keys(staged, exc) from exc
     except psycopg.errors.LockNotAvailable as exc:
-        raise _lock_timeout(plan, lock_timeout) from exc
+        raise _lock_timeout(staged, lock_timeout) from exc
     return f"replaced {deleted:,} rows"
 
 
-def _record_freshness(conn: psycopg.Connection, plan: _Plan, rows: int, silver_watermark: datetime | None) -> None:
+def _record_freshness(
+    conn: psycopg.Connection, staged: StagedLoad, rows: int, silver_watermark: datetime | None
+) -> None:
     conn.execute(
         sql.SQL(
             "INSERT INTO {} (mart, interval_start, interval_end, rows, silver_watermark, loaded_at) "
             "VALUES (%s, %s, %s, %s, %s, now()) ON CONFLICT (mart, interval_start, interval_end) DO UPDATE "
             "SET rows = EXCLUDED.rows, silver_watermark = EXCLUDED.silver_watermark, loaded_at = EXCLUDED.loaded_at"
         ).format(sql.Identifier(*FRESHNESS_TABLE)),
-        (plan.mart, plan.start, plan.end, rows, silver_watermark),
+        (staged.mart, staged.start, staged.end, rows, silver_watermark),
     )
 
 
-def _duplicate_keys(plan: _Plan, exc: psycopg.errors.UniqueViolation) -> DataQualityError:
-    return DataQualityError(
-        f"mart {plan.mart}: rows for {plan.start}..{plan.end} repeat a primary key of {plan.target} "
-        f"({exc.diag.message_detail}); fix the mart's grain; {plan.target} was not changed"
-    )
-
-
-def _lock_timeout(plan: _Plan, lock_timeout: str) -> ServingError:
+def _lock_timeout(staged: StagedLoad, lock_timeout: str) -> ServingError:
     return ServingError(
-        f"mart {plan.mart}: could not lock {plan.target} within {lock_timeout} (another load or a long "
-        f"transaction holds it); {plan.target} was not changed: retry the load"
+        f"mart {staged.mart}: could not lock {staged.target} within {lock_timeout} (another load or a long "
+        f"transaction holds it); {staged.target} was not changed: retry the load"
     )
-
-
-_INDEX_DEFINITION = re.compile(r"^CREATE (?P<unique>UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ (?P<rest>USING .*)$", re.DOTALL)
-
-
-def _index_stage(conn: psycopg.Connection, plan: _Plan) -> None:
-    """Give the staging table the target's unique constraints and indexes: one bulk build each, rather than
-    row-by-row maintenance during the COPY, so attaching its partitions builds nothing while the target is
-    locked. Repeated keys fail here, before the target is touched."""
-    target = f"{plan.schema}.{plan.name}"
-    constraints = conn.execute(
-        "SELECT pg_catalog.pg_get_constraintdef(oid) FROM pg_catalog.pg_constraint "
-        "WHERE conrelid = %s::regclass AND contype IN ('p', 'u') ORDER BY contype, conname",
-        (target,),
-    ).fetchall()
-    indexes = conn.execute(
-        "SELECT pg_catalog.pg_get_indexdef(i.indexrelid) FROM pg_catalog.pg_index i "
-        "WHERE i.indrelid = %s::regclass AND NOT EXISTS "
-        "(SELECT FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid) "
-        "ORDER BY i.indexrelid",
-        (target,),
-    ).fetchall()
-    stage = sql.Identifier(plan.schema, plan.stage)
-    try:
-        with conn.transaction():
-            _set_owner_role(conn, plan)
-            conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (INDEX_BUILD_MEMORY,))
-            for (definition,) in constraints:
-                conn.execute(sql.SQL("ALTER TABLE {} ADD {}").format(stage, sql.SQL(definition)))
-            for (definition,) in indexes:
-                match = _INDEX_DEFINITION.match(definition)
-                if match is None:
-                    raise ServingError(f"mart {plan.mart}: cannot rebuild index {definition!r} of {plan.target}")
-                conn.execute(
-                    sql.SQL("CREATE {}INDEX ON {} {}").format(
-                        sql.SQL(match["unique"] or ""), stage, sql.SQL(match["rest"])
-                    )
-                )
-    except psycopg.errors.UniqueViolation as exc:
-        raise _duplicate_keys(plan, exc) from exc
 
 
 def _swap_partitions(
-    conn: psycopg.Connection, plan: _Plan, rows: int, silver_watermark: datetime | None, lock_timeout: str
+    conn: psycopg.Connection, staged: StagedLoad, rows: int, silver_watermark: datetime | None, lock_timeout: str
 ) -> str:
     """Replace the interval's day partitions of the target by the staged ones in one transaction.
 
@@ -599,87 +304,49 @@ def _swap_partitions(
     table); only when a day already has a partition does dropping it take the lock that makes readers wait for
     the (catalog-only) commit.
     """
-    target = sql.Identifier(plan.schema, plan.name)
+    target = sql.Identifier(staged.schema, staged.name)
     try:
         with conn.transaction():
             conn.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
-            _set_owner_role(conn, plan)
+            staging.set_owner_role(conn, staged)
             conn.execute(sql.SQL("LOCK TABLE {} IN SHARE UPDATE EXCLUSIVE MODE").format(target))
             existing = {
                 name
                 for (name,) in conn.execute(
                     "SELECT c.relname FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid "
                     "WHERE i.inhparent = %s::regclass",
-                    (f"{plan.schema}.{plan.name}",),
+                    (staged.target,),
                 )
             }
-            replaced = [day for day in plan.days if plan.day_partition(day) in existing]
+            replaced = [day for day in staged.days if staged.day_partition(day) in existing]
             if replaced:
                 conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(target))
-            for day in plan.days:
-                partition = sql.Identifier(plan.schema, plan.day_partition(day))
-                staged = sql.Identifier(plan.schema, plan.stage_partition(day))
+            for day in staged.days:
+                partition = sql.Identifier(staged.schema, staged.day_partition(day))
+                staged_day = sql.Identifier(staged.schema, staged.stage_partition(day))
                 if day in replaced:
                     conn.execute(sql.SQL("DROP TABLE {}").format(partition))
                 conn.execute(
                     sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
-                        sql.Identifier(plan.schema, plan.stage), staged
+                        sql.Identifier(staged.schema, staged.stage), staged_day
                     )
                 )
                 conn.execute(
-                    sql.SQL("ALTER TABLE {} RENAME TO {}").format(staged, sql.Identifier(plan.day_partition(day)))
+                    sql.SQL("ALTER TABLE {} RENAME TO {}").format(staged_day, sql.Identifier(staged.day_partition(day)))
                 )
                 conn.execute(
                     sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
                         target, partition, sql.Literal(day), sql.Literal(day + timedelta(days=1))
                     )
                 )
-            _record_freshness(conn, plan, rows, silver_watermark)
+            _record_freshness(conn, staged, rows, silver_watermark)
     except psycopg.errors.LockNotAvailable as exc:
-        raise _lock_timeout(plan, lock_timeout) from exc
+        raise _lock_timeout(staged, lock_timeout) from exc
     except psycopg.errors.ObjectNotInPrerequisiteState as exc:
-        raise ServingError(f"mart {plan.mart}: {exc}; {plan.target} was not changed") from exc
+        raise ServingError(f"mart {staged.mart}: {exc}; {staged.target} was not changed") from exc
     except psycopg.errors.InvalidObjectDefinition as exc:
         raise ServingError(
-            f"mart {plan.mart}: {exc} (a partition of {plan.target} that is not one day, <table>_p<yyyymmdd>, "
-            f"overlaps the interval); {plan.target} was not changed"
+            f"mart {staged.mart}: {exc} (a partition of {staged.target} that is not one day, <table>_p<yyyymmdd>, "
+            f"overlaps the interval); {staged.target} was not changed"
         ) from exc
-    return f"{len(plan.days)} day partitions attached, {len(replaced)} of them replacing one"
-
-
-def _drop_stage(dsn: str, schema: str, stage: str) -> None:
-    statement = sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, stage))
-    try:
-        with psycopg.connect(dsn, autocommit=True, application_name=APPLICATION_NAME) as conn, conn.transaction():
-            conn.execute("SELECT set_config('lock_timeout', '30s', true)")
-            conn.execute(statement)
-    except psycopg.Error as exc:
-        # the load's own outcome stands; drop_orphan_stages() removes the table once it is an hour old
-        log.warning("could not drop staging table %s.%s (%s); it will be dropped as an orphan", schema, stage, exc)
-
-
-def _drop_orphans(conn: psycopg.Connection, schema: str, table: str | None, older_than: timedelta) -> list[str]:
-    rows = conn.execute(
-        "SELECT c.relname, extract(epoch FROM now())::bigint FROM pg_catalog.pg_class c "
-        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND left(c.relname, 7) = '_stage_' "
-        "AND pg_catalog.pg_has_role(c.relowner, 'USAGE') ORDER BY c.relname",
-        (schema,),
-    ).fetchall()
-    dropped: list[str] = []
-    for relname, now in rows:
-        match = _STAGE_NAME.match(relname)
-        if match is None or (table is not None and match["table"] != table[:_STAGE_TABLE_CHARS]):
-            continue
-        if now - int(match["epoch"]) < older_than.total_seconds():
-            continue
-        try:
-            with conn.transaction():
-                conn.execute("SELECT set_config('lock_timeout', '5s', true)")
-                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, relname)))
-        except psycopg.errors.LockNotAvailable:
-            log.warning("staging table %s.%s is in use; not dropped", schema, relname)
-            continue
-        log.info("dropped orphan staging table %s.%s", schema, relname)
-        dropped.append(f"{schema}.{relname}")
-    return dropped
+    return f"{len(staged.days)} day partitions attached, {len(replaced)} of them replacing one"

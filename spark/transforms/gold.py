@@ -1,10 +1,13 @@
-"""Gold transforms: marts built from Silver events and reference dimensions. Pure ``DataFrame -> DataFrame``."""
+"""Gold transforms: marts built from Silver events and reference dimensions. Pure ``DataFrame -> DataFrame``.
+
+Each mart's transform is the function named like it; its parameters are the inputs its contract declares
+(``config/marts/<name>.yaml``), and its result has the contract's columns (``lakehouse.spark.marts``)."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 UNKNOWN = "unknown"
@@ -18,14 +21,16 @@ def fct_orders_daily(orders: DataFrame, products: DataFrame) -> DataFrame:
     """Orders per tenant, order date, region, channel and product category.
 
     ORDER_PLACED events count as placed orders (units, gross revenue, customers); ORDER_CANCELLED events as
-    cancellations on the day they happen; ORDER_UPDATED events do not change the counts. v1 events have no
-    channel and products missing from the reference data have no category: both report as ``unknown``.
+    cancellations on the day they happen; ORDER_UPDATED events change no count and are not read, so a group
+    with only updates has no row. v1 events have no channel and products missing from the reference data have
+    no category: both report as ``unknown``.
     """
     categories = products.select("product_id", F.col("category").alias("_category"))
     placed = F.col("event_type") == "ORDER_PLACED"
     cancelled = F.col("event_type") == "ORDER_CANCELLED"
     facts = (
-        orders.join(F.broadcast(categories), on="product_id", how="left")
+        orders.where(placed | cancelled)
+        .join(F.broadcast(categories), on="product_id", how="left")
         .select(
             "tenant_id",
             F.col("event_date").alias("order_date"),
@@ -387,17 +392,11 @@ def dim_customer(customers: DataFrame) -> DataFrame:
     )
 
 
-def date_spine(spark: SparkSession, first: date, last: date) -> DataFrame:
-    """One row per day ``first..last`` (both inclusive) in column ``date_key``."""
-    days = (last - first).days + 1
-    return spark.range(days).select(F.date_add(F.lit(first), F.col("id").cast("int")).alias("date_key"))
-
-
-def dim_date(days: DataFrame) -> DataFrame:
+def dim_date(calendar: DataFrame) -> DataFrame:
     """Calendar attributes of each ``date_key``: ISO week and ISO week-year, ISO day of week (1 = Monday
     .. 7 = Sunday), weekend flag (Saturday, Sunday) and the English month name."""
     day = F.col("date_key")
-    return days.select(
+    return calendar.select(
         day.alias("date_key"),
         F.year(day).alias("year"),
         F.quarter(day).alias("quarter"),

@@ -45,7 +45,7 @@ def test_every_dag_has_docs_tags_and_retries(dagbag) -> None:  # type: ignore[no
 
 
 def test_gold_dag_has_a_gated_task_group_per_mart(dagbag) -> None:  # type: ignore[no-untyped-def]
-    from lakehouse.config.specs import load_marts
+    from lakehouse.config.marts import load_marts
 
     dag = dagbag.get_dag("gold_marts")
     for name in load_marts():

@@ -24,8 +24,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from lakehouse.config.marts import MartSpec, load_marts
 from lakehouse.config.settings import Settings, settings
-from lakehouse.config.specs import MartSpec, load_marts
 from tests.silver_samples import EXPECTED_FULL_ROWS, EXPECTED_ROWS, EXPECTED_TOTALS, write_silver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

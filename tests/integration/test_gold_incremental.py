@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from lakehouse.config.marts import mart
 from lakehouse.config.settings import Settings
-from lakehouse.config.specs import mart
 
 pytestmark = pytest.mark.integration
 D1 = date(2023, 2, 1)

@@ -16,8 +16,8 @@ import pytest
 from psycopg import sql
 
 from lakehouse.config.settings import Settings
-from lakehouse.postgres.loader import load_frame
 from lakehouse.scripts.bench import ROOT, named_queries
+from lakehouse.spark.io.postgres import load_frame
 
 pytestmark = pytest.mark.integration
 

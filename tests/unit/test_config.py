@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from lakehouse.config.errors import ConfigError
+from lakehouse.config.marts import load_marts
 from lakehouse.config.settings import interpolate, load_settings, mask, masked_mapping
-from lakehouse.config.specs import load_event_types, load_marts
+from lakehouse.config.specs import load_event_types
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
@@ -108,9 +109,51 @@ def test_event_types_are_read_again_when_a_file_changes(tmp_path: Path) -> None:
 def test_mart_with_unknown_source_fails_before_any_write(tmp_path: Path) -> None:
     shutil.copytree(CONFIG, tmp_path / "config", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     (tmp_path / "config" / "marts" / "bad.yaml").write_text(
-        "name: bad\ndescription: x\nsources: [shipments]\ngrain: [tenant_id]\ndate_column: day\nserving_table: bad\n"
+        "name: bad\ndescription: x\ninputs: {silver: [shipments]}\ngrain: [tenant_id]\ndate_column: day\n"
+        "serving_table: bad\ncolumns: [{name: tenant_id, type: string, description: t}]\n"
     )
     with pytest.raises(ConfigError) as err:
         load_marts(tmp_path / "config")
     joined = "\n".join(err.value.problems)
     assert "bad.yaml" in joined and "shipments" in joined and "date_column" in joined
+
+
+def test_mart_contract_problems_are_all_listed_with_file_and_key(tmp_path: Path) -> None:
+    shutil.copytree(CONFIG, tmp_path / "config", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    (tmp_path / "config" / "marts" / "bad.yaml").write_text(
+        """
+name: bad
+description: x
+inputs: {silver: [orders], references: {nowhere: current}}
+grain: [tenant_id, day, missing_key]
+date_column: day
+serving_table: bad
+columns:
+  - {name: tenant_id, type: string, description: t}
+  - {name: day, type: date, description: d}
+unit_tests:
+  - name: case
+    given: {clicks: []}
+    expect: [{tenant_id: t1, nope: 1}]
+"""
+    )
+    with pytest.raises(ConfigError) as err:
+        load_marts(tmp_path / "config")
+    joined = "\n".join(err.value.problems)
+    assert "inputs.references: no reference table 'nowhere'" in joined
+    assert "'missing_key' is not one of the columns" in joined
+    assert "unit_tests.case.given: 'clicks' is not an input" in joined
+    assert "unit_tests.case.expect: 'nope' is not a column" in joined
+
+
+def test_mart_column_types_are_the_ones_the_loader_writes(tmp_path: Path) -> None:
+    shutil.copytree(CONFIG, tmp_path / "config", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    contract = tmp_path / "config" / "marts" / "dim_date.yaml"
+    contract.write_text(
+        contract.read_text().replace("{name: month_name, type: string", "{name: month_name, type: text")
+    )
+    with pytest.raises(ConfigError) as err:
+        load_marts(tmp_path / "config")
+    assert "dim_date.yaml: columns.9.type: Value error, type 'text' is not one the serving loader writes" in str(
+        err.value
+    )

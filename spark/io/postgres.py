@@ -1,0 +1,169 @@
+"""PostgreSQL sink: atomic, idempotent loads of a DataFrame, or of a date interval of a mart's Gold Delta table,
+into a serving table.
+
+``lakehouse.postgres.loader`` creates the staging table and swaps its rows in; between the two, the executors
+COPY the frame's rows into it in PostgreSQL's binary format, encoded from the Arrow batches by pgpq after each
+column is cast to the serving column's type. Each partition writes over a connection of its own, so nothing but
+one row count per partition reaches the driver.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import re
+import time
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+import psycopg
+from pyspark.errors import PySparkException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.config.settings import Settings
+from lakehouse.postgres import loader
+from lakehouse.postgres.errors import ServingError
+from lakehouse.postgres.loader import SERVING_SCHEMA, LoadResult
+from lakehouse.postgres.staging import APPLICATION_NAME, StagedLoad
+from lakehouse.spark.io.delta import table_exists
+from lakehouse.spark.session import get_spark
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from lakehouse.config.marts import MartSpec
+
+log = logging.getLogger(__name__)
+
+
+def load_frame(
+    df: DataFrame,
+    dsn: str,
+    table: str,
+    date_column: str | None,
+    start: date,
+    end: date,
+    *,
+    mart: str | None = None,
+    silver_watermark: datetime | None = None,
+    lock_timeout: str = "60s",
+    max_writers: int | None = None,
+) -> LoadResult:
+    """Replace the rows of ``table`` with ``start <= date_column < end`` by the rows of ``df``, atomically.
+
+    ``df`` must have exactly the target's columns (any order) and only rows inside the interval. The COPY
+    runs on the executors, each opening its own connection (``max_writers`` caps them by coalescing). The
+    swap waits at most ``lock_timeout`` for locks. Raises ServingError (DataQualityError for duplicate keys
+    or rows outside the interval) and leaves the target untouched on any failure.
+
+    ``date_column=None`` is a full refresh: ``df`` replaces every row of ``table`` in one transaction (readers
+    see the old table or the new one); ``[start, end)`` then only names the run in ``serving.freshness``.
+    """
+    began = time.perf_counter()
+    staged = loader.prepare(dsn, table, date_column, start, end, df.columns, mart=mart)
+    try:
+        copied = _copy(df, staged, max_writers)
+    except BaseException:
+        loader.abandon(staged)
+        raise
+    replaced = loader.finish(staged, copied, silver_watermark=silver_watermark, lock_timeout=lock_timeout)
+    result = LoadResult(staged.mart, staged.target, start, end, copied, time.perf_counter() - began)
+    log.info("%s (%s)", result.summary(), replaced)
+    return result
+
+
+def load_mart(
+    settings: Settings,
+    spec: MartSpec,
+    start: date,
+    end: date,
+    *,
+    dsn: str | None = None,
+    spark: SparkSession | None = None,
+    silver_watermark: datetime | None = None,
+) -> LoadResult:
+    """Load ``[start, end)`` of a mart's Gold Delta table into ``serving.<serving_table>``.
+
+    An interval without Gold rows is still replaced (stale serving rows are deleted) and gives ``rows=0``.
+    A ``load_mode: full`` mart (a dimension) replaces the whole serving table with the whole Gold table.
+    """
+    path = settings.storage.table_path("gold", spec.name)
+    session = spark or get_spark(f"load-{spec.name}", settings=settings)
+    if not table_exists(session, path):
+        raise ServingError(
+            f"mart {spec.name}: no Gold Delta table at {path}: build it first "
+            f"(`lakehouse gold {spec.name} --start {start} --end {end}`)"
+        )
+    frame = session.read.format("delta").load(path)
+    date_column = None if spec.load_mode == "full" else spec.date_column
+    if date_column is not None:
+        column = F.col(date_column)
+        frame = frame.where((column >= F.lit(start)) & (column < F.lit(end)))
+    result = load_frame(
+        frame,
+        dsn or settings.postgres_dsn(),
+        f"{SERVING_SCHEMA}.{spec.serving_table}",
+        date_column,
+        start,
+        end,
+        mart=spec.name,
+        silver_watermark=silver_watermark,
+    )
+    if result.rows == 0 and date_column is None:
+        log.warning("no rows for %s: table cleared", spec.name)
+    elif result.rows == 0:
+        log.warning("no rows for %s %s..%s: interval cleared", spec.name, start, end)
+    return result
+
+
+def _copy(df: DataFrame, staged: StagedLoad, max_writers: int | None) -> int:
+    """COPY the frame into the staging table from the executors; returns the number of rows written."""
+    frame = df.select(*[F.col(c).cast(staged.spark_types[c]).alias(c) for c in staged.columns])
+    if max_writers is not None:
+        frame = frame.coalesce(max_writers)
+    writer = functools.partial(_copy_partition, staged.dsn, staged.copy_statement.encode())
+    try:
+        counts = frame.mapInArrow(writer, "rows long").collect()
+    except PySparkException as exc:
+        raise ServingError(
+            f"mart {staged.mart}: computing the frame or copying it to the staging table of {staged.target} "
+            f"failed: {_worker_error(exc)}; {staged.target} was not changed"
+        ) from exc
+    return sum(int(row["rows"]) for row in counts)
+
+
+def _worker_error(exc: Exception) -> str:
+    """The PostgreSQL error raised in a Python worker, out of Spark's wrapping traceback."""
+    text = str(exc)
+    match = re.search(r"^psycopg\.\S+: .*(?:\nDETAIL: .*)?", text, re.MULTILINE)
+    if match:
+        return match.group(0).replace("\n", " ")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else type(exc).__name__
+
+
+def _copy_partition(dsn: str, statement: bytes, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Runs on an executor: one connection and one binary COPY per partition, committed only when all of it is
+    sent."""
+    import pyarrow as pa
+    from pgpq import ArrowToPostgresBinaryEncoder
+
+    non_empty = (batch for batch in batches if batch.num_rows)
+    first = next(non_empty, None)
+    rows = 0
+    if first is not None:
+        encoder = ArrowToPostgresBinaryEncoder(first.schema)
+        with (
+            psycopg.connect(dsn, application_name=APPLICATION_NAME) as conn,
+            conn.cursor() as cursor,
+            cursor.copy(statement) as copy,
+        ):
+            copy.write(encoder.write_header())
+            for batch in itertools.chain([first], non_empty):
+                copy.write(encoder.write_batch(batch))
+                rows += batch.num_rows
+            copy.write(encoder.finish())
+    yield pa.RecordBatch.from_arrays([pa.array([rows], pa.int64())], names=["rows"])
