@@ -140,27 +140,48 @@ class EventProducer:
 
         return self._send(spec.topic, pairs(), rate, total, what=f"{spec.name} events")
 
-    def send_file(self, topic: str, path: Path | str) -> int:
-        """Send each line of a file as one message, byte for byte and without key; returns the count delivered.
+    def send_file(self, topic: str, path: Path | str, key_field: str | None = None, rate: float = 0) -> int:
+        """Send each line of a file as one message, byte for byte; returns the count delivered.
 
         Only the line ending (``\\n`` or ``\\r\\n``) is removed; nothing is decoded. An empty last line is
-        ignored; empty lines elsewhere become empty messages.
+        ignored; empty lines elsewhere become empty messages. Without ``key_field`` messages have no key; with it,
+        a line's key is that field of the JSON object on the line (so a key's lines stay in order on one
+        partition), and lines that are not JSON objects or lack the field are sent without key (a warning counts
+        them). ``rate`` > 0 limits the pace to that many messages per second.
         """
         file = Path(path)
         if not file.is_file():
             raise KafkaClientError(f"cannot send {file} to topic {topic!r}: no such file")
+        unkeyed = 0
 
-        def lines() -> Iterator[tuple[bytes | None, bytes]]:
+        def lines() -> Iterator[bytes]:
             with file.open("rb") as handle:
                 previous: bytes | None = None
                 for line in handle:
                     if previous is not None:
-                        yield None, previous
+                        yield previous
                     previous = line[:-2] if line.endswith(b"\r\n") else line.removesuffix(b"\n")
                 if previous:
-                    yield None, previous
+                    yield previous
 
-        return self._send(topic, lines(), 0, None, what=f"lines of {file}")
+        def messages() -> Iterator[tuple[bytes | None, bytes]]:
+            nonlocal unkeyed
+            for value in lines():
+                key = None if key_field is None else _json_key(value, key_field)
+                if key is None and key_field is not None:
+                    unkeyed += 1
+                yield key, value
+
+        delivered = self._send(topic, messages(), rate, None, what=f"lines of {file}")
+        if unkeyed:
+            log.warning(
+                "%d line(s) of %s are not JSON objects with a %r field, so their messages to topic %s have no key",
+                unkeyed,
+                file,
+                key_field,
+                topic,
+            )
+        return delivered
 
     def send_raw(self, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
         """Send (key, value) pairs as they are; returns how many were delivered."""
@@ -249,6 +270,16 @@ class EventProducer:
             f"topic {topic!r} does not exist on {self.bootstrap_servers}; create the event types' topics with "
             "`lakehouse topics` (or create this topic with your Kafka tooling)"
         )
+
+
+def _json_key(value: bytes, field: str) -> bytes | None:
+    """``field`` of the JSON object ``value`` as a message key (its text, as ``send_events`` keys), or None."""
+    try:
+        parsed = json.loads(value)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    key = parsed.get(field) if isinstance(parsed, dict) else None
+    return None if key is None else str(key).encode()
 
 
 class _ProgressBar:

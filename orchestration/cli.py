@@ -94,30 +94,51 @@ def topics() -> None:
 def produce(
     event_type: Annotated[str | None, typer.Option(help="Generate synthetic events of this type.")] = None,
     count: Annotated[int, typer.Option(help="How many events to generate.")] = 1000,
-    rate: Annotated[float, typer.Option(help="Events per second (0 = as fast as possible).")] = 0,
-    tenants: Annotated[int, typer.Option(help="Number of tenants.")] = 5,
+    rate: Annotated[float, typer.Option(help="Messages per second, steady (0 = as fast as possible).")] = 0,
+    tenants: Annotated[
+        int | None, typer.Option(help="Number of tenants, named tenant_01, tenant_02, ... (default 5).")
+    ] = None,
+    tenant_id: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Tenant id of the generated events; repeat it or separate ids by commas (not with --tenants)."
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed, for reproducible data.")] = None,
     topic: Annotated[str | None, typer.Option(help="With --file: the topic to send to.")] = None,
     file: Annotated[
         Path | None, typer.Option(help="Send each line of this file as one message, byte for byte.")
     ] = None,
+    key_field: Annotated[
+        str | None,
+        typer.Option(help="With --file: the message key is this field of each line's JSON object (default: no key)."),
+    ] = None,
 ) -> None:
-    """Publish events to Kafka: synthetic ones (--event-type) or the lines of a file (--topic --file)."""
+    """Publish events to Kafka: synthetic ones (--event-type) or the lines of a file (--topic --file).
+
+    Event types without a hand-written model get events made from their JSON Schema contracts."""
     from lakehouse.kafka.producer import EventProducer
 
-    with EventProducer(settings()) as producer:
-        if file is not None:
-            if not topic:
-                raise typer.BadParameter("--file needs --topic")
-            sent = producer.send_file(topic, file)
-        else:
-            from lakehouse.kafka.generator import GeneratorOptions, generate
+    if file is not None:
+        if not topic:
+            raise typer.BadParameter("--file needs --topic")
+        with EventProducer(settings()) as producer:
+            producer.send_file(topic, file, key_field=key_field, rate=rate)
+        return
+    from lakehouse.kafka.generator import GeneratorOptions, generate
 
-            if not event_type:
-                raise typer.BadParameter("give --event-type (synthetic events) or --topic with --file")
-            options = GeneratorOptions(tenants=tenants, seed=seed)
-            sent = producer.send_events(event_type, generate(event_type, count, options), rate=rate, total=count)
-    console.print(f"sent {sent} message(s)")
+    if not event_type:
+        raise typer.BadParameter("give --event-type (synthetic events) or --topic with --file")
+    if key_field:
+        raise typer.BadParameter("--key-field goes with --file: generated events are keyed by their kafka_key")
+    ids = [name.strip() for value in tenant_id or [] for name in value.split(",") if name.strip()]
+    if ids and tenants is not None:
+        raise typer.BadParameter("give --tenants or --tenant-id, not both")
+    options = GeneratorOptions(tenants=5 if tenants is None else tenants, tenant_ids=ids, seed=seed)
+    messages = generate(event_type, count, options)
+    with EventProducer(settings()) as producer:
+        # the producer logs what it sent
+        producer.send_events(event_type, messages, rate=rate, total=count)
 
 
 @app.command()
@@ -142,7 +163,9 @@ def stream(
 def gold(
     mart: Annotated[str, typer.Argument(help="Mart name, e.g. fct_orders_daily")],
     start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD), inclusive.")],
-    end: Annotated[str, typer.Option(help="Last day (YYYY-MM-DD), exclusive.")],
+    end: Annotated[
+        str, typer.Option(help="Day after the last day to build (YYYY-MM-DD): the interval is [start, end).")
+    ],
     load: Annotated[bool, typer.Option(help="Also load the result into PostgreSQL.")] = True,
 ) -> None:
     """Build one Gold mart for [start, end) and check it (the DQ gate), then load it into PostgreSQL: what the

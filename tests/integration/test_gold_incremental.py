@@ -126,6 +126,12 @@ def test_failed_gate_loads_nothing_and_empty_interval_loads_nothing(isolated_ser
     spark.read.format("delta").load(gold_path).limit(1).write.format("delta").mode("append").save(gold_path)
     problems, _, _ = gold_job.check(spark, env, spec, day, next_day)
     assert any("duplicate key" in p for p in problems)
+    # a channel outside the contract's accepted values fails its column test
+    spark.read.format("delta").load(gold_path).limit(1).selectExpr(
+        *[("'fax' AS channel" if c == "channel" else c) for c in spec.column_names]
+    ).write.format("delta").mode("append").save(gold_path)
+    channel_problems, _, _ = gold_job.check(spark, env, spec, day, next_day)
+    assert f"{spec.name}: column test accepted_values(channel) fails for 1 row(s)" in channel_problems
     from lakehouse.postgres import gold_checks
 
     recorded = gold_checks.latest(dsn, spec.name, day, next_day)

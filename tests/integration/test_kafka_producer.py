@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,15 +16,43 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError
 from confluent_kafka.admin import AdminClient, NewTopic
+from jsonschema import Draft202012Validator
+from typer.testing import CliRunner
 
-from lakehouse.config.settings import Settings
+from lakehouse.config.settings import Settings, config_dir
 from lakehouse.config.specs import EventTypeSpec, load_event_types
 from lakehouse.kafka.admin import ensure_topics
 from lakehouse.kafka.errors import KafkaClientError
 from lakehouse.kafka.generator import GeneratorOptions, generate
 from lakehouse.kafka.producer import EventProducer
+from lakehouse.orchestration.cli import app
 
 pytestmark = pytest.mark.integration
+LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
+SHIPMENTS_YAML = """\
+name: shipments
+topic: shipments_{unique}
+kafka_key: shipment_id
+event_types: [SHIPPED, DELIVERED]
+contracts:
+  1: contracts/shipments/v1.json
+tables: {{bronze: shipments, silver: shipments}}
+"""
+SHIPMENTS_V1 = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["event_id", "event_type", "schema_version", "tenant_id", "event_timestamp", "shipment_id"],
+    "properties": {
+        "event_id": {"type": "string", "format": "uuid"},
+        "event_type": {"type": "string", "enum": ["SHIPPED", "DELIVERED"]},
+        "schema_version": {"type": "integer", "const": 1},
+        "tenant_id": {"type": "string", "minLength": 1},
+        "event_timestamp": {"type": "string", "format": "date-time"},
+        "shipment_id": {"type": "string", "minLength": 1},
+        "weight_kg": {"type": "number", "x-spark-type": "decimal(8,3)", "minimum": 0.001},
+        "carrier": {"type": ["string", "null"], "enum": ["DHL", "UPS", None]},
+    },
+}
 
 
 class Topics:
@@ -56,6 +87,15 @@ def _consume(
     settings: Settings, topic: str, expected: int, timeout_s: float = 60
 ) -> list[tuple[int, bytes | None, bytes]]:
     """(partition, key, value) of the first ``expected`` messages of a topic, by partition and offset."""
+    return [
+        (partition, key, value) for partition, key, value, _ in _consume_timed(settings, topic, expected, timeout_s)
+    ]
+
+
+def _consume_timed(
+    settings: Settings, topic: str, expected: int, timeout_s: float = 60
+) -> list[tuple[int, bytes | None, bytes, int]]:
+    """(partition, key, value, create time in ms) of the first ``expected`` messages, by partition and offset."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,
@@ -65,7 +105,7 @@ def _consume(
         }
     )
     consumer.subscribe([topic])
-    records: list[tuple[int, int, bytes | None, bytes]] = []
+    records: list[tuple[int, int, bytes | None, bytes, int]] = []
     try:
         deadline = time.monotonic() + timeout_s
         while len(records) < expected and time.monotonic() < deadline:
@@ -78,11 +118,12 @@ def _consume(
                 continue
             value = message.value()
             assert value is not None
-            records.append((message.partition() or 0, message.offset() or 0, message.key(), value))
+            _, created_ms = message.timestamp()
+            records.append((message.partition() or 0, message.offset() or 0, message.key(), value, created_ms))
     finally:
         consumer.close()
     records.sort(key=lambda r: (r[0], r[1]))
-    return [(partition, key, value) for partition, _, key, value in records]
+    return [(partition, key, value, created) for partition, _, key, value, created in records]
 
 
 def _pairs(records: list[tuple[int, bytes | None, bytes]]) -> list[tuple[bytes | None, bytes]]:
@@ -183,6 +224,89 @@ def test_send_raw_respects_the_rate(kafka_stack: Settings, topics: Topics, uniqu
         assert producer.send_raw(topic, [(b"k", b"v"), (None, b"\xff")]) == 2
     assert time.monotonic() - started >= 0.55
     assert _pairs(_consume(kafka_stack, topic, 62))[-2:] == [(b"k", b"v"), (None, b"\xff")]
+
+
+def _lakehouse(*args: str) -> str:
+    """Run the ``lakehouse`` command as a user does; its output (stdout, and the log on stderr)."""
+    result = subprocess.run([LAKEHOUSE, *args], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def _sent_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if re.search(r"\bsent\b", line)]
+
+
+def test_produce_file_keyed_by_a_json_field_at_a_steady_rate(
+    kafka_stack: Settings, topics: Topics, unique: str, tmp_path: Path
+) -> None:
+    topic = topics.create(f"replay_{unique}", partitions=3)
+    order_ids = [f"ORD-{n:03d}" for n in range(12)]
+    lines = [json.dumps({"order_id": order_ids[i % 12], "seq": i}).encode() for i in range(36)]
+    lines += [b"not json", b'{"seq": 99}', b'["ORD-001"]']  # no key: not an object, or no order_id
+    path = tmp_path / "replay.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    rate = 50
+
+    output = _lakehouse(
+        "produce", "--topic", topic, "--file", str(path), "--key-field", "order_id", "--rate", str(rate)
+    )
+
+    consumed = _consume_timed(kafka_stack, topic, len(lines))
+    expected = [(order_ids[i % 12].encode(), line) for i, line in enumerate(lines[:36])] + [
+        (None, line) for line in lines[36:]
+    ]
+    assert sorted(((key or b"", value) for _, key, value, _ in consumed)) == sorted(
+        (key or b"", value) for key, value in expected
+    )
+    sequences: dict[bytes, list[int]] = {}
+    partitions_of_key: dict[bytes, set[int]] = {}
+    for partition, key, value, _ in consumed:
+        if key is not None:
+            sequences.setdefault(key, []).append(json.loads(value)["seq"])
+            partitions_of_key.setdefault(key, set()).add(partition)
+    assert all(len(p) == 1 for p in partitions_of_key.values()), "one key, one partition"
+    assert len(set().union(*partitions_of_key.values())) > 1, "the keys spread over the partitions"
+    assert all(seqs == sorted(seqs) for seqs in sequences.values()), "a key's lines keep their order"
+    created = sorted(ms for *_, ms in consumed)
+    for i, ms in enumerate(created):  # never ahead of a steady schedule of `rate` messages per second
+        assert ms - created[0] >= i * 1000 / rate - 25, (i, ms - created[0])
+    assert created[-1] - created[0] < (len(lines) - 1) * 1000 / rate + 2000
+    assert len(_sent_lines(output)) == 1, output
+    assert f"sent {len(lines)} lines of {path}" in output
+    assert "3 line(s)" in output, "the lines sent without key are counted"
+
+
+def test_produce_a_yaml_only_event_type_for_given_tenants(
+    kafka_stack: Settings, isolated_lake: Settings, topics: Topics, unique: str
+) -> None:
+    config = config_dir()
+    (config / "event_types" / "shipments.yaml").write_text(SHIPMENTS_YAML.format(unique=unique))
+    (config / "contracts" / "shipments").mkdir()
+    (config / "contracts" / "shipments" / "v1.json").write_text(json.dumps(SHIPMENTS_V1))
+    topic = topics.create(f"shipments_{unique}", partitions=3)
+
+    args = ["--event-type", "shipments", "--count", "90", "--seed", "5"]
+    output = _lakehouse("produce", *args, "--tenant-id", "acme", "--tenant-id", "globex,initech")
+
+    consumed = _consume(kafka_stack, topic, 90)
+    assert len(consumed) == 90
+    validator = Draft202012Validator(SHIPMENTS_V1, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    events = [json.loads(value) for _, _, value in consumed]
+    assert all(list(validator.iter_errors(event)) == [] for event in events)
+    assert {event["tenant_id"] for event in events} == {"acme", "globex", "initech"}
+    assert all(key == json.loads(value)["shipment_id"].encode() for _, key, value in consumed)
+    assert {partition for partition, _, _ in consumed} == {0, 1, 2}
+    assert len(_sent_lines(output)) == 1, output
+    assert f"sent 90 shipments events to topic {topic}" in output
+
+
+def test_produce_rejects_options_that_do_not_go_together() -> None:
+    runner = CliRunner()
+    both = runner.invoke(app, ["produce", "--event-type", "orders", "--tenants", "3", "--tenant-id", "acme"])
+    assert both.exit_code == 2 and "not both" in both.output
+    key = runner.invoke(app, ["produce", "--event-type", "orders", "--key-field", "order_id"])
+    assert key.exit_code == 2 and "--key-field goes with --file" in key.output
 
 
 def test_undelivered_messages_fail_on_exit(kafka_stack: Settings, topics: Topics, unique: str) -> None:

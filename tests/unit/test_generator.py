@@ -357,3 +357,16 @@ def test_bad_options_and_unknown_types_are_rejected() -> None:
         GeneratorOptions(duplicate_fraction=0.6, invalid_fraction=0.6)
     with pytest.raises(GeneratorError, match="no_such_type"):
         list(generate("no_such_type", 1, GeneratorOptions()))
+
+
+def test_tenant_ids_name_the_tenants() -> None:
+    events = [m.event for m in generate("device_metrics", 600, GeneratorOptions(seed=2, tenant_ids=("acme", "globex")))]
+    assert {e["tenant_id"] for e in events if e} == {"acme", "globex"}
+    assert all(e["device_id"].startswith(e["tenant_id"] + "-D") for e in events if e)
+    # orders and customer events pick customers of the tenant from the reference data
+    with pytest.raises(GeneratorError, match=r"no customers for tenant\(s\) \['acme'\].*config/reference/customers"):
+        generate("orders", 1, GeneratorOptions(tenant_ids=["tenant_01", "acme"]))
+    with pytest.raises(GeneratorError, match="distinct"):
+        GeneratorOptions(tenant_ids=["a", "a"])
+    with pytest.raises(GeneratorError, match="blank"):
+        GeneratorOptions(tenant_ids=["a", " "])
