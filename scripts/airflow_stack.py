@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -15,7 +16,11 @@ from lakehouse.scripts.errors import StackError
 from lakehouse.scripts.process import Service, port_open, require_free_port, wait_until
 
 log = logging.getLogger(__name__)
-COMPONENTS = ("api-server", "scheduler", "dag-processor")
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# argv after ``airflow <component>``: the triggerer's trigger logs are files under BASE_LOG_FOLDER, which the
+# api-server on this machine reads directly, so it needs no log server of its own (one process less, and no
+# fixed port 8794 that a second local stack would contend for)
+COMPONENT_ARGS = {"triggerer": ("--skip-serve-logs",)}
 SERVING_CONN_ID = "lakehouse_postgres"
 
 
@@ -72,7 +77,7 @@ def airflow_argv(*args: str) -> list[str]:
 
 
 class AirflowStack:
-    """api-server, scheduler and dag-processor as background processes."""
+    """api-server, scheduler, dag-processor and triggerer as background processes."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -110,9 +115,17 @@ class AirflowStack:
         self.migrate()
         for name, service in self.services.items():
             if service.pid() is None:
-                service.start(airflow_argv(name), env=self.env(), cwd=self.settings.home)
+                service.start(airflow_argv(name, *COMPONENT_ARGS.get(name, ())), env=self.env(), cwd=self.settings.home)
         wait_until(self._healthy, 180, f"Airflow api-server on {self.url}", self.services["api-server"].log_file)
         log.info("Airflow up on %s", self.url)
+
+    def health(self) -> dict[str, str | None]:
+        """Each part's status as the api-server reports it (``/api/v2/monitor/health``): ``metadatabase``,
+        ``scheduler``, ``triggerer`` and ``dag_processor``, each "healthy", "unhealthy" (no recent heartbeat), or
+        None (it never ran against this metadata database)."""
+        with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=10) as response:  # noqa: S310
+            report = json.loads(response.read())
+        return {name: part.get("status") for name, part in report.items()}
 
     def _healthy(self) -> bool:
         if self.services["api-server"].pid() is None:

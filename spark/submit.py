@@ -32,8 +32,8 @@ def submit_base(settings: Settings, name: str) -> list[str]:
     """spark-submit with the environment's master, jars and properties, up to the application to run."""
     if settings.spark.master == "databricks":
         raise SparkJobError(
-            "spark-submit does not run on Databricks: use the Databricks operator "
-            "(environment 'databricks' in dags/) or a Databricks job with the lakehouse wheel"
+            "the databricks environment cannot run jobs yet: running them as Databricks runs is planned "
+            "(see README, Planned); use LAKEHOUSE_ENV=local"
         )
     conf = session_conf(settings)
     jars = conf.pop("spark.jars", "")

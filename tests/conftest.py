@@ -4,6 +4,7 @@ so it never touches a stack started by `make demo`. Nothing is mocked: fixtures 
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,8 +94,13 @@ def airflow_db(postgres_stack: Settings) -> Settings:
 @pytest.fixture(scope="session")
 def spark(lakehouse_settings: Settings):  # type: ignore[no-untyped-def]
     """One local SparkSession with Delta for the whole suite (local[2], 2 shuffle partitions, UI off)."""
+    import logging
+
     from lakehouse.spark.session import get_spark
 
+    # as every job does (lakehouse.spark.jobs.common.run_job): py4j's INFO lines would otherwise be written at
+    # interpreter exit, when its connections are garbage-collected, to streams pytest has already closed
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     session = get_spark("lakehouse-tests", {"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"})
     yield session
     session.stop()
@@ -155,9 +161,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from lakehouse.scripts.stack import LocalStack
 
     stack = LocalStack(settings())
+    if "postgres" in _STARTED_HERE:
+        _close_airflow_connections()
     if "spark" in _STARTED_HERE:
         stack.spark.stop()
     if "kafka" in _STARTED_HERE:
         stack.kafka.stop()
     if "postgres" in _STARTED_HERE:
         stack.postgres.stop()
+
+
+def _close_airflow_connections() -> None:
+    """Close the Airflow ORM's session and pooled connections while PostgreSQL still runs.
+
+    Airflow closes them at interpreter exit (``atexit``: ``airflow.settings.dispose_orm``), after this hook has
+    stopped PostgreSQL. ``dag.test`` leaves the scoped session in an open transaction, so that late rollback met a
+    closed server and printed a traceback at the end of every run that used it."""
+    airflow_settings = sys.modules.get("airflow.settings")
+    if airflow_settings is not None:
+        airflow_settings.dispose_orm()

@@ -2,8 +2,8 @@
 
 1. the daily runs: one run of the whole DAG (27 tasks) per day, through ``dag.test``;
 2. ``airflow backfill create`` over the same days, executed by the real scheduler (api-server, scheduler,
-   dag-processor, LocalExecutor: every task its own process), with the Gold tasks as clients of the stack's
-   Spark Connect server.
+   dag-processor, triggerer, LocalExecutor: every task its own process), with the Gold tasks as clients of the
+   stack's Spark Connect server; afterwards Airflow's health endpoint reports every component healthy.
 
 The backfill reprocesses days the daily runs already loaded, and must leave every serving table exactly as the
 daily runs did: backfills equal daily runs, and reruns change nothing. Interval marts are also checked against
@@ -79,7 +79,7 @@ def _airflow(stack: Any, *args: str) -> subprocess.CompletedProcess[str]:
 
 @contextmanager
 def _running_airflow(env: Settings) -> Iterator[Any]:
-    """The stack's Airflow (api-server, scheduler, dag-processor) for the duration of the block."""
+    """The stack's Airflow (api-server, scheduler, dag-processor, triggerer) for the duration of the block."""
     from lakehouse.scripts.airflow_stack import AirflowStack
 
     stack = AirflowStack(env)
@@ -181,7 +181,10 @@ def test_backfill_over_a_range_equals_the_daily_runs(
     settings.cache_clear()
     with _running_airflow(settings()) as stack:
         runs = _backfill(stack, settings().postgres_dsn(settings().airflow.metadata_database), days)
+        health = stack.health()
     assert runs == [(day, day + timedelta(days=1), "success") for day in days]
+    # what the UI's home page shows: every component of the local stack, the triggerer included, heartbeating
+    assert "triggerer" in health and health == dict.fromkeys(health, "healthy"), health
 
     assert _snapshot(dsn) == daily
     with psycopg.connect(dsn) as conn:
