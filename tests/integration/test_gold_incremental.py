@@ -137,8 +137,19 @@ def test_failed_gate_loads_nothing_and_empty_interval_loads_nothing(isolated_ser
     recorded = gold_checks.latest(dsn, spec.name, day, next_day)
     assert recorded is not None
     gold_checks.record(dsn, gold_checks.GoldCheck(**{**recorded.__dict__, "problems": problems}))
-    with pytest.raises(AirflowFailException, match="duplicate key"):
+    with pytest.raises(AirflowFailException, match="duplicate key") as gate_failure:
         run_dq_gate(spec.name, datetime(2023, 3, 1), datetime(2023, 3, 2))
+    # the DAG's on_failure_callback writes the alert the runbook tells operators to read
+    from types import SimpleNamespace
+
+    from lakehouse.orchestration.airflow_tasks import record_failure
+
+    task = SimpleNamespace(dag_id="gold_marts", task_id="fct_orders_daily.dq_gate")
+    record_failure({"task_instance": task, "run_id": "manual__2023-03-01", "exception": gate_failure.value})
+    with psycopg.connect(dsn) as conn:
+        alerts = conn.execute("SELECT dag_id, task_id, run_id, mart, reason FROM serving.load_alerts").fetchall()
+    assert [a[:4] for a in alerts] == [("gold_marts", "fct_orders_daily.dq_gate", "manual__2023-03-01", spec.name)]
+    assert alerts[0][4].startswith("AirflowFailException: DQ gate failed") and "duplicate key" in alerts[0][4]
     with pytest.raises(DataQualityError):
         load(spark, env, spec, day, next_day, dsn)
     assert _serving(dsn, day, next_day) == before, "serving keeps the previous rows"
