@@ -229,6 +229,22 @@ def test_a_load_attaches_one_partition_per_day_and_replaces_them(spark, dsn: str
     assert indexed == (1,)
 
 
+def test_a_reader_holding_a_replaced_day_makes_the_load_time_out_and_change_nothing(
+    spark, dsn: str, target: str
+) -> None:
+    day1 = [fact("acme", D1, "north", 4, "100.00")]
+    load_frame(spark.createDataFrame(day1, SPARK_SCHEMA), dsn, target, "order_date", D1, D2)
+    rerun = spark.createDataFrame([fact("acme", D1, "north", 5, "120.00")], SPARK_SCHEMA)
+    with psycopg.connect(dsn) as reader:
+        # a long BI query: its transaction holds the table (ACCESS SHARE) until it ends
+        reader.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(target))).fetchone()
+        with pytest.raises(ServingError, match=rf"could not lock {target} within 1s .* was not changed: retry"):
+            load_frame(rerun, dsn, target, "order_date", D1, D2, lock_timeout="1s")
+        reader.rollback()
+    assert rows_in(dsn, target) == day1
+    assert stages_of(dsn, target) == []
+
+
 def test_an_empty_frame_clears_its_interval(spark, dsn: str, target: str) -> None:
     day1 = [fact("acme", D1, "north", 4, "100.00")]
     day2 = [fact("acme", D2, "north", 5, "50.00")]
