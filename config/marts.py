@@ -146,9 +146,18 @@ class MartSpec(_Model):
     serving_table: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     load_mode: Literal["interval", "full"] = "interval"
     columns: list[MartColumn] = Field(min_length=1)
+    sinks: list[str] = Field(default_factory=lambda: ["postgres"], min_length=1)
     checks: MartChecks = Field(default_factory=MartChecks)
     unit_tests: list[MartUnitTest] = Field(default_factory=list)
     source_file: Path = Path()
+
+    @field_validator("sinks")
+    @classmethod
+    def _sink_names(cls, sinks: list[str]) -> list[str]:
+        bad = [s for s in sinks if not re.match(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$", s)]
+        if bad or len(set(sinks)) != len(sinks):
+            raise ValueError(f"sinks {sinks}: each a format of lakehouse.spark.io (postgres) or a module path, once")
+        return sinks
 
     @property
     def is_full_refresh(self) -> bool:

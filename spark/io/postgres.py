@@ -28,7 +28,7 @@ from lakehouse.postgres import loader
 from lakehouse.postgres.errors import ServingError
 from lakehouse.postgres.loader import SERVING_SCHEMA, LoadResult
 from lakehouse.postgres.staging import APPLICATION_NAME, StagedLoad
-from lakehouse.spark.io.delta import table_exists
+from lakehouse.spark.io.sinks import SinkRun, gold_rows
 from lakehouse.spark.session import get_spark
 
 if TYPE_CHECKING:
@@ -75,6 +75,30 @@ def load_frame(
     return result
 
 
+def write_mart(run: SinkRun) -> LoadResult:
+    """The ``postgres`` sink: replace ``[run.start, run.end)`` of ``serving.<serving_table>`` by the run's Gold rows
+    (the whole table for a full-refresh mart), recording ``serving.freshness``.
+
+    An interval without Gold rows is still replaced (stale serving rows are deleted) and gives ``rows=0``."""
+    spec = run.spec
+    date_column = None if spec.is_full_refresh else spec.date_column
+    result = load_frame(
+        run.rows,
+        run.dsn,
+        f"{SERVING_SCHEMA}.{spec.serving_table}",
+        date_column,
+        run.start,
+        run.end,
+        mart=spec.name,
+        silver_watermark=run.silver_watermark,
+    )
+    if result.rows == 0 and date_column is None:
+        log.warning("no rows for %s: table cleared", spec.name)
+    elif result.rows == 0:
+        log.warning("no rows for %s %s..%s: interval cleared", spec.name, run.start, run.end)
+    return result
+
+
 def load_mart(
     settings: Settings,
     spec: MartSpec,
@@ -85,38 +109,11 @@ def load_mart(
     spark: SparkSession | None = None,
     silver_watermark: datetime | None = None,
 ) -> LoadResult:
-    """Load ``[start, end)`` of a mart's Gold Delta table into ``serving.<serving_table>``.
-
-    An interval without Gold rows is still replaced (stale serving rows are deleted) and gives ``rows=0``.
-    A ``load_mode: full`` mart (a dimension) replaces the whole serving table with the whole Gold table.
-    """
-    path = settings.storage.table_path("gold", spec.name)
+    """Load ``[start, end)`` of a mart's Gold Delta table into ``serving.<serving_table>`` (the ``postgres`` sink
+    alone; the Gold job's load writes to every sink of the contract)."""
     session = spark or get_spark(f"load-{spec.name}", settings=settings)
-    if not table_exists(session, path):
-        raise ServingError(
-            f"mart {spec.name}: no Gold Delta table at {path}: build it first "
-            f"(`lakehouse gold {spec.name} --start {start} --end {end}`)"
-        )
-    frame = session.read.format("delta").load(path)
-    date_column = None if spec.load_mode == "full" else spec.date_column
-    if date_column is not None:
-        column = F.col(date_column)
-        frame = frame.where((column >= F.lit(start)) & (column < F.lit(end)))
-    result = load_frame(
-        frame,
-        dsn or settings.postgres_dsn(),
-        f"{SERVING_SCHEMA}.{spec.serving_table}",
-        date_column,
-        start,
-        end,
-        mart=spec.name,
-        silver_watermark=silver_watermark,
-    )
-    if result.rows == 0 and date_column is None:
-        log.warning("no rows for %s: table cleared", spec.name)
-    elif result.rows == 0:
-        log.warning("no rows for %s %s..%s: interval cleared", spec.name, start, end)
-    return result
+    rows = gold_rows(session, settings, spec, start, end)
+    return write_mart(SinkRun(settings, spec, start, end, rows, dsn or settings.postgres_dsn(), silver_watermark))
 
 
 def _copy(df: DataFrame, staged: StagedLoad, max_writers: int | None) -> int:

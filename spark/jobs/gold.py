@@ -27,6 +27,7 @@ from lakehouse.postgres import gold_checks
 from lakehouse.postgres.errors import DataQualityError
 from lakehouse.postgres.gold_checks import GoldCheck
 from lakehouse.spark.errors import SparkJobError
+from lakehouse.spark.io import sinks
 from lakehouse.spark.io.delta import read_table, replace_range
 from lakehouse.spark.jobs.common import run_job
 from lakehouse.spark.marts import build_frame, silver_rows
@@ -208,10 +209,9 @@ def build_and_check(
 
 
 def load(spark: SparkSession, settings: Settings, spec: MartSpec, start: date, end: date, dsn: str) -> int:
-    """Load the days the build replaced (interval + late days) into PostgreSQL, each contiguous range in one
-    transaction (COPY into staging, then swap), and mark the build loaded."""
-    from lakehouse.spark.io.postgres import load_mart
-
+    """Write the days the build replaced (interval + late days) to every sink of the mart (PostgreSQL: each
+    contiguous range in one transaction, COPY into staging, then swap), and mark the build loaded. Returns the
+    rows written to the first sink."""
     recorded = gold_checks.latest(dsn, spec.name, start, end)
     if recorded is not None and not recorded.passed:
         raise DataQualityError(
@@ -221,9 +221,7 @@ def load(spark: SparkSession, settings: Settings, spec: MartSpec, start: date, e
     ranges = [(start, end)] if not recorded or not recorded.built_dates else _blocks(recorded.built_dates)
     rows = 0
     for range_start, range_end in ranges:
-        result = load_mart(settings, spec, range_start, range_end, dsn=dsn, spark=spark, silver_watermark=watermark)
-        log.info("%s", result.summary())
-        rows += result.rows
+        rows += sinks.write(spark, settings, spec, range_start, range_end, dsn, watermark)[0].rows
     if recorded is not None:
         gold_checks.mark_loaded(dsn, spec.name, start, end)
     return rows

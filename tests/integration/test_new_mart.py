@@ -128,3 +128,56 @@ def test_a_mart_is_its_contract_a_transform_and_a_migration(
         (tenant, day, "ORDER_CANCELLED", 1, Decimal("20.00")),
         (tenant, day, "ORDER_PLACED", 2, Decimal("25.00")),
     ]
+
+
+SINK = '''
+import time
+
+from lakehouse.postgres.loader import LoadResult
+from lakehouse.spark.io.sinks import SinkRun
+
+
+def write_mart(run: SinkRun) -> LoadResult:
+    """Parquet files of the mart under <lake_root>/exports/<mart>, one folder per day: each load replaces its days."""
+    began = time.perf_counter()
+    path = run.settings.storage.table_path("exports", run.spec.name)
+    run.rows.write.mode("overwrite").option("partitionOverwriteMode", "dynamic").partitionBy(
+        str(run.spec.date_column)
+    ).parquet(path)
+    rows = run.rows.count()
+    return LoadResult(run.spec.name, path, run.start, run.end, rows, time.perf_counter() - began)
+'''
+
+
+def test_a_sink_is_a_module_and_its_name_in_the_contract(
+    isolated_serving: Settings, spark: Any, tmp_path: Path, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # in the package it would be spark/io/parquet_export.py, named `parquet_export`; outside it, a module path
+    package = tmp_path / "modules" / "newcomer_sinks"
+    package.mkdir(parents=True)
+    (package / "parquet_export.py").write_text(SINK)
+    monkeypatch.syspath_prepend(str(tmp_path / "modules"))
+    contract = tmp_path / "config" / "marts" / "device_metrics_minute.yaml"
+    contract.write_text(contract.read_text() + "sinks: [postgres, newcomer_sinks.parquet_export]\n")
+    spec = load_marts()["device_metrics_minute"]
+    dsn = isolated_serving.postgres_dsn()
+    day, tenant = date(2024, 5, 2), f"t_{unique}"
+    write_silver(spark, isolated_serving, tenant, day)
+
+    for _ in range(2):  # a rerun replaces its day in every sink
+        assert gold_job.build_and_check(spark, isolated_serving, spec, day, day + timedelta(days=1), dsn).passed
+        gold_job.load(spark, isolated_serving, spec, day, day + timedelta(days=1), dsn)
+
+    exported = spark.read.parquet(isolated_serving.storage.table_path("exports", spec.name))
+    keys = "tenant_id, metric_date, minute_start, device_id, metric, readings"
+    with psycopg.connect(dsn) as conn:
+        served = conn.execute(f"SELECT {keys} FROM serving.device_metrics_minute ORDER BY 3, 4, 5").fetchall()
+    # the sample day: dev1 temperature (2 readings) and humidity at 10:00, dev2 pressure at 10:05
+    assert [(r[3], r[4], r[5]) for r in served] == [
+        ("dev1", "humidity", 1),
+        ("dev1", "temperature", 2),
+        ("dev2", "pressure", 1),
+    ]
+    assert sorted(
+        (r["device_id"], r["metric"], r["readings"]) for r in exported.select(*keys.split(", ")).collect()
+    ) == [(r[3], r[4], r[5]) for r in served]
