@@ -16,6 +16,7 @@ import pytest
 from psycopg import sql
 
 from lakehouse.config.settings import Settings
+from lakehouse.postgres.errors import ServingError
 from lakehouse.scripts.bench import ROOT, named_queries
 from lakehouse.spark.io.postgres import load_frame
 
@@ -181,3 +182,33 @@ def test_loader_role_runs_a_whole_load(spark, loader_dsn: str, scratch: dict[str
     finally:
         admin.execute("DELETE FROM serving.freshness WHERE mart = %s", (mart,))
         admin.execute("DROP TABLE IF EXISTS serving.fct_orders_daily_p24000101")
+
+
+def test_a_role_outside_lakehouse_loader_gets_the_runbook_fix(
+    spark, admin: psycopg.Connection, postgres_stack: Settings, unique: str
+) -> None:
+    """A role with every table privilege but not a member of lakehouse_loader, the owner of the day-partitioned
+    serving tables, cannot swap their partitions: the load names the GRANT (docs/runbook.md) and changes nothing."""
+    role = f"t_outsider_{unique}"
+    admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    admin.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA serving TO {}").format(sql.Identifier(role)))
+    admin.execute(sql.SQL("GRANT ALL ON ALL TABLES IN SCHEMA serving TO {}").format(sql.Identifier(role)))
+    frame = spark.sql(
+        "SELECT 'acme' AS tenant_id, DATE'2401-01-01' AS order_date, 'east' AS region, 'web' AS channel, "
+        "'books' AS product_category, 1L AS orders_placed, 0L AS orders_cancelled, 1L AS units, "
+        "1.00 AS gross_revenue, 0.00 AS cancelled_revenue, 1.00 AS avg_order_value, 1L AS unique_customers"
+    )
+    outsider = psycopg.conninfo.make_conninfo(postgres_stack.postgres_dsn(), user=role)
+    try:
+        with pytest.raises(
+            ServingError,
+            match=r"must be a member of lakehouse_loader, the owner of serving\.fct_orders_daily, .*: "
+            r"GRANT lakehouse_loader TO <loading role>",
+        ):
+            load_frame(frame, outsider, "serving.fct_orders_daily", "order_date", date(2401, 1, 1), date(2401, 1, 2))
+        assert admin.execute(
+            "SELECT count(*) FROM serving.fct_orders_daily WHERE order_date >= '2401-01-01'"
+        ).fetchone() == (0,)
+    finally:
+        admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
