@@ -26,33 +26,10 @@ from lakehouse.kafka.errors import KafkaClientError
 from lakehouse.kafka.generator import GeneratorOptions, generate
 from lakehouse.kafka.producer import EventProducer
 from lakehouse.orchestration.cli import app
+from tests.shipments import SHIPMENTS_V1, onboard_shipments
 
 pytestmark = pytest.mark.integration
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
-SHIPMENTS_YAML = """\
-name: shipments
-topic: shipments_{unique}
-kafka_key: shipment_id
-event_types: [SHIPPED, DELIVERED]
-contracts:
-  1: contracts/shipments/v1.json
-tables: {{bronze: shipments, silver: shipments}}
-"""
-SHIPMENTS_V1 = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "type": "object",
-    "required": ["event_id", "event_type", "schema_version", "tenant_id", "event_timestamp", "shipment_id"],
-    "properties": {
-        "event_id": {"type": "string", "format": "uuid"},
-        "event_type": {"type": "string", "enum": ["SHIPPED", "DELIVERED"]},
-        "schema_version": {"type": "integer", "const": 1},
-        "tenant_id": {"type": "string", "minLength": 1},
-        "event_timestamp": {"type": "string", "format": "date-time"},
-        "shipment_id": {"type": "string", "minLength": 1},
-        "weight_kg": {"type": "number", "x-spark-type": "decimal(8,3)", "minimum": 0.001},
-        "carrier": {"type": ["string", "null"], "enum": ["DHL", "UPS", None]},
-    },
-}
 
 
 class Topics:
@@ -281,9 +258,7 @@ def test_produce_a_yaml_only_event_type_for_given_tenants(
     kafka_stack: Settings, isolated_lake: Settings, topics: Topics, unique: str
 ) -> None:
     config = config_dir()
-    (config / "event_types" / "shipments.yaml").write_text(SHIPMENTS_YAML.format(unique=unique))
-    (config / "contracts" / "shipments").mkdir()
-    (config / "contracts" / "shipments" / "v1.json").write_text(json.dumps(SHIPMENTS_V1))
+    onboard_shipments(config, unique)
     topic = topics.create(f"shipments_{unique}", partitions=3)
 
     args = ["--event-type", "shipments", "--count", "90", "--seed", "5"]

@@ -24,45 +24,11 @@ import pytest
 
 from lakehouse.config.settings import Settings
 from lakehouse.kafka.generator import INVALID_FAULTS, MALFORMED_FAULTS, GeneratedMessage, GeneratorOptions, generate
+from tests.shipments import onboard_shipments
 
 pytestmark = pytest.mark.integration
 DEAD_LETTER_FAULTS = set(MALFORMED_FAULTS)
 QUARANTINE_FAULTS = set(INVALID_FAULTS)
-
-SHIPMENTS_YAML = """\
-name: shipments
-topic: shipments_{unique}
-kafka_key: shipment_id
-event_types: [SHIPPED, DELIVERED]
-contracts:
-  1: contracts/shipments/v1.json
-quality_rules:
-  - {{name: weight_positive, type: range, column: weight_kg, min: 0.001}}
-tables: {{bronze: shipments, silver: shipments}}
-"""
-SHIPMENTS_SCHEMA = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "type": "object",
-    "required": [
-        "event_id",
-        "event_type",
-        "schema_version",
-        "tenant_id",
-        "event_timestamp",
-        "shipment_id",
-        "weight_kg",
-    ],
-    "properties": {
-        "event_id": {"type": "string"},
-        "event_type": {"type": "string"},
-        "schema_version": {"type": "integer"},
-        "tenant_id": {"type": "string"},
-        "event_timestamp": {"type": "string", "format": "date-time"},
-        "shipment_id": {"type": "string"},
-        "weight_kg": {"type": "number"},
-        "carrier": {"type": "string"},
-    },
-}
 
 
 def _count(spark: Any, path: str, where: str = "true") -> int:
@@ -88,9 +54,7 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
     from lakehouse.spark.submit import run_spark_job
 
     config = config_dir()
-    (config / "event_types" / "shipments.yaml").write_text(SHIPMENTS_YAML.format(unique=unique))
-    (config / "contracts" / "shipments").mkdir()
-    (config / "contracts" / "shipments" / "v1.json").write_text(json.dumps(SHIPMENTS_SCHEMA))
+    onboard_shipments(config, unique)
     ensure_topics(isolated_lake)
 
     options = GeneratorOptions(
