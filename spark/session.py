@@ -29,7 +29,6 @@ DEFAULT_CONF = {
     "spark.sql.ansi.enabled": "true",
     "spark.databricks.delta.schema.autoMerge.enabled": "false",
     "spark.sql.sources.partitionOverwriteMode": "static",
-    "spark.sql.streaming.stopGracefullyOnShutdown": "true",
     "spark.ui.showConsoleProgress": "false",
     # on: each DataFrame/Column call makes ~5 extra JVM round trips to record its Python call site for error
     # messages, half of the time a Gold build spends composing its plan; set it to "true" in spark.conf to debug
