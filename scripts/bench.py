@@ -27,6 +27,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from lakehouse.scripts.bench_report import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +72,7 @@ def bench_streaming(events: int, rate: int, seconds: int) -> dict[str, Any]:
     from lakehouse.kafka.admin import ensure_topics
     from lakehouse.kafka.generator import GeneratorOptions, generate
     from lakehouse.kafka.producer import EventProducer
+    from lakehouse.spark.io.delta import checkpoint_app_id
     from lakehouse.spark.session import get_spark
     from lakehouse.spark.submit import run_spark_job, submit_command
 
@@ -89,17 +92,18 @@ def bench_streaming(events: int, rate: int, seconds: int) -> dict[str, Any]:
         ["--event-type=orders", "--available-now", "--max-records-per-batch=100000"],
     )
     spark = get_spark("bench", own_driver=True)
-    audit = spark.read.format("delta").load(env.storage.table_path("_audit", "stream_batches"))
     result: dict[str, Any] = {"events": events, "produce_events_per_s": events / produce_s}
     for layer in ("bronze", "silver"):
-        row = (
-            audit.where(f"layer = '{layer}'")
-            .selectExpr("sum(input_rows) n", "sum(processing_ms) ms", "count(*) batches")
-            .first()
-        )
+        app_id = checkpoint_app_id(spark, env.storage.checkpoint_path(f"{layer}_orders"))
+        with psycopg.connect(env.postgres_dsn()) as conn:
+            row = conn.execute(
+                "SELECT sum(input_rows), sum(processing_ms), count(*) FROM lakehouse_meta.stream_batches "
+                "WHERE query = %s AND app_id = %s",
+                (f"{layer}_orders", app_id),
+            ).fetchone()
         assert row is not None
-        result[f"{layer}_events_per_s"] = row["n"] / (row["ms"] / 1000)
-        result[f"{layer}_batches"] = row["batches"]
+        result[f"{layer}_events_per_s"] = float(row[0]) / (float(row[1]) / 1000)
+        result[f"{layer}_batches"] = row[2]
     result["pipeline_events_per_s"] = 1 / (1 / result["bronze_events_per_s"] + 1 / result["silver_events_per_s"])
 
     # freshness: continuous pipeline, 1 s trigger, events produced at `rate` for `seconds`
@@ -396,11 +400,13 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.update(BENCH_ENV)
     from lakehouse.config.settings import settings
+    from lakehouse.postgres.migrate import migrate
     from lakehouse.scripts.stack import LocalStack
 
     settings.cache_clear()
     stack = LocalStack(settings())
     stack.up(("kafka", "postgres"))
+    migrate(settings().postgres_dsn())  # the streams record their batches in lakehouse_meta.stream_batches
     chosen = args.only or ["streaming", "loader", "bi", "incremental"]
     runs: dict[str, Callable[[], Any]] = {
         "streaming": lambda: bench_streaming(args.events, args.rate, args.seconds),

@@ -88,7 +88,7 @@ class BronzeBatchWriter:
                 )
                 audit.min_event_time = min(s["min_ts"] for s in stats)
                 audit.max_event_time = max(s["max_ts"] for s in stats)
-            audit.finish(rows.sparkSession, self.settings)
+            audit.finish(self.settings)
         finally:
             rows.unpersist()
         log.info(

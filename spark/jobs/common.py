@@ -1,4 +1,4 @@
-"""What every streaming job shares: command line, query start-up, waiting, and the audit table."""
+"""What every streaming job shares: command line, query start-up, waiting, and the per-batch audit."""
 
 from __future__ import annotations
 
@@ -16,16 +16,11 @@ from pyspark.sql.streaming import StreamingQuery
 from lakehouse.config.errors import LakehouseError
 from lakehouse.config.settings import Settings
 from lakehouse.config.specs import EventTypeSpec, load_event_types
+from lakehouse.postgres.stream_audit import record_batch
 from lakehouse.spark.errors import SparkJobError
-from lakehouse.spark.io.delta import append_once, checkpoint_app_id, ensure_table
+from lakehouse.spark.io.delta import checkpoint_app_id, ensure_table
 
 log = logging.getLogger(__name__)
-AUDIT_SCHEMA = (
-    "query string, layer string, source string, app_id string, batch_id long, status string, "
-    "offset_ranges string, input_rows long, output_rows long, dead_letter_rows long, quarantined_rows long, "
-    "deduplicated_rows long, min_event_time timestamp, max_event_time timestamp, started_at timestamp, "
-    "finished_at timestamp, processing_ms long, source_lag_ms long"
-)
 
 
 @dataclass
@@ -51,20 +46,15 @@ class BatchAudit:
     processing_ms: int = 0
     source_lag_ms: int | None = None
 
-    def finish(self, spark: SparkSession, settings: Settings) -> None:
-        """Stamp the end time and append the row (idempotent per app id and batch)."""
+    def finish(self, settings: Settings) -> None:
+        """Stamp the end time and upsert the row into ``lakehouse_meta.stream_batches`` (idempotent per query, app
+        id and batch: a replayed batch replaces its row)."""
         self.finished_at = datetime.now(UTC).replace(tzinfo=None)
         if self.started_at:
             self.processing_ms = int((self.finished_at - self.started_at).total_seconds() * 1000)
         if self.max_event_time:
             self.source_lag_ms = int((self.finished_at - self.max_event_time).total_seconds() * 1000)
-        row = spark.createDataFrame([tuple(asdict(self).values())], AUDIT_SCHEMA)
-        append_once(
-            row,
-            settings.storage.table_path("_audit", "stream_batches"),
-            f"{self.app_id}:audit:{self.query}",
-            self.batch_id,
-        )
+        record_batch(settings.postgres_dsn(), asdict(self))
 
 
 def now_utc() -> datetime:
@@ -118,9 +108,9 @@ class SharedTable:
 
 
 def prepare_query(spark: SparkSession, settings: Settings, name: str, tables: Sequence[SharedTable]) -> tuple[str, str]:
-    """Create the query's output tables and the audit table unless they exist (several queries creating one table
-    at once would conflict), and return the query's checkpoint and the transaction id stored in it."""
-    for table in [*tables, SharedTable(settings.storage.table_path("_audit", "stream_batches"), AUDIT_SCHEMA)]:
+    """Create the query's output tables unless they exist (several queries creating one table at once would
+    conflict), and return the query's checkpoint and the transaction id stored in it."""
+    for table in tables:
         ensure_table(spark, table.path, table.schema, table.partition_by)
     checkpoint = settings.storage.checkpoint_path(name)
     return checkpoint, checkpoint_app_id(spark, checkpoint)

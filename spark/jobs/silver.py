@@ -120,7 +120,7 @@ class SilverBatchWriter:
                 event_times = [t for s in stats for t in (s["min_ts"], s["max_ts"]) if t is not None]
                 audit.min_event_time = min(event_times) if event_times else None
                 audit.max_event_time = max(event_times) if event_times else None
-            audit.finish(spark, self.settings)
+            audit.finish(self.settings)
         finally:
             events.unpersist()
         log.info(

@@ -1,0 +1,54 @@
+"""The per-batch audit of the streaming queries, in ``lakehouse_meta.stream_batches`` (migration V009).
+
+Each micro-batch upserts one row keyed by (query, app id, batch id) after its data commits, so a replayed batch
+replaces its own row and the audit costs no Delta commit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from lakehouse.postgres.errors import ServingError
+from lakehouse.postgres.migrate import where
+
+TABLE = ("lakehouse_meta", "stream_batches")
+COLUMNS = (
+    "query", "app_id", "batch_id", "layer", "source", "status", "offset_ranges", "input_rows", "output_rows",
+    "dead_letter_rows", "quarantined_rows", "deduplicated_rows", "min_event_time", "max_event_time", "started_at",
+    "finished_at", "processing_ms", "source_lag_ms",
+)  # fmt: skip
+_KEY = ("query", "app_id", "batch_id")
+
+
+def record_batch(dsn: str, batch: Mapping[str, Any]) -> None:
+    """Insert or replace the audit row of one batch (``batch`` has every column of ``COLUMNS``; the naive times
+    are UTC, as in the Spark session)."""
+    values = {**batch, "offset_ranges": json.dumps(json.loads(str(batch["offset_ranges"])))}
+    statement = sql.SQL(
+        "INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    ).format(
+        table=sql.Identifier(*TABLE),
+        columns=sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
+        values=sql.SQL(", ").join(sql.Placeholder(c) for c in COLUMNS),
+        key=sql.SQL(", ").join(map(sql.Identifier, _KEY)),
+        updates=sql.SQL(", ").join(
+            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in COLUMNS if c not in _KEY
+        ),
+    )
+    try:
+        with psycopg.connect(dsn, connect_timeout=10, application_name="lakehouse-stream-audit") as conn:
+            conn.execute("SET TIME ZONE 'UTC'")
+            conn.execute(statement, values)
+    except psycopg.errors.UndefinedTable as exc:
+        raise ServingError(
+            f"{'.'.join(TABLE)} does not exist in {where(dsn)}: run `lakehouse migrate` before starting the streams"
+        ) from exc
+    except psycopg.OperationalError as exc:
+        raise ServingError(
+            f"the streams record each batch in PostgreSQL and cannot reach {where(dsn)} ({str(exc).strip()}): "
+            "start it (`lakehouse stack up postgres`) or set LAKEHOUSE_PG_DSN"
+        ) from exc
