@@ -5,7 +5,6 @@ replaces its own row and the audit costs no Delta commit."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,9 +24,8 @@ _KEY = ("query", "app_id", "batch_id")
 
 
 def record_batch(dsn: str, batch: Mapping[str, Any]) -> None:
-    """Insert or replace the audit row of one batch (``batch`` has every column of ``COLUMNS``; the naive times
-    are UTC, as in the Spark session)."""
-    values = {**batch, "offset_ranges": json.dumps(json.loads(str(batch["offset_ranges"])))}
+    """Insert or replace the audit row of one batch (``batch`` has every column of ``COLUMNS``; ``offset_ranges``
+    is JSON text; the naive times are UTC, as in the Spark session)."""
     statement = sql.SQL(
         "INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT ({key}) DO UPDATE SET {updates}"
     ).format(
@@ -42,7 +40,7 @@ def record_batch(dsn: str, batch: Mapping[str, Any]) -> None:
     try:
         with psycopg.connect(dsn, connect_timeout=10, application_name="lakehouse-stream-audit") as conn:
             conn.execute("SET TIME ZONE 'UTC'")
-            conn.execute(statement, values)
+            conn.execute(statement, dict(batch))
     except psycopg.errors.UndefinedTable as exc:
         raise ServingError(
             f"{'.'.join(TABLE)} does not exist in {where(dsn)}: run `lakehouse migrate` before starting the streams"

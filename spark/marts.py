@@ -96,8 +96,8 @@ def read_inputs(
     if inputs.references:
         reference.refresh(spark, settings, list(inputs.references))
     for table, rows in inputs.references.items():
-        versions = spark.read.format("delta").load(settings.storage.table_path("reference", table))
-        frames[table] = versions.where("_is_current") if rows == "current" else versions
+        read = reference.current if rows == "current" else reference.versions
+        frames[table] = read(spark, settings, table)
     if inputs.calendar is not None:
         frames["calendar"] = date_spine(spark, inputs.calendar.first, inputs.calendar.last)
     return frames

@@ -13,6 +13,7 @@ from typing import Any
 
 from lakehouse.config.settings import Settings
 from lakehouse.config.specs import event_type
+from lakehouse.spark.marts import silver_schema
 
 # Gold rows of one day of the Silver rows of ``silver_rows``, counted by hand (see the comments there).
 EXPECTED_ROWS = {
@@ -97,9 +98,6 @@ def write_silver(spark: Any, settings: Settings, tenant: str, day: date) -> None
     for name, rows in silver_rows(day).items():
         spec = event_type(name)
         columns = [field.name for field in spec.fields]
-        schema = ", ".join(
-            [*(f"`{f.name}` {f.spark_type}" for f in spec.fields), "event_date date", "_ingested_at timestamp"]
-        )
         values = [
             (
                 *({**row, "event_id": str(uuid.uuid4()), "tenant_id": tenant}.get(c) for c in columns),
@@ -108,7 +106,7 @@ def write_silver(spark: Any, settings: Settings, tenant: str, day: date) -> None
             )
             for row in rows
         ]
-        frame = spark.createDataFrame(values, schema)
+        frame = spark.createDataFrame(values, silver_schema(name))
         frame.write.format("delta").mode("append").partitionBy("tenant_id", "event_date").save(
             settings.storage.table_path("silver", spec.tables.silver)
         )

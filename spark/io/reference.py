@@ -86,6 +86,11 @@ def refresh(spark: SparkSession, settings: Settings, tables: list[str], root: Pa
         log.info("reference table %s refreshed", table)
 
 
+def versions(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
+    """Every version of one reference table (its Delta copy), with ``_valid_from`` and ``_is_current``."""
+    return spark.read.format("delta").load(settings.storage.table_path("reference", table))
+
+
 def current(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
     """The current rows of one reference table."""
-    return spark.read.format("delta").load(settings.storage.table_path("reference", table)).where("_is_current")
+    return versions(spark, settings, table).where("_is_current")
