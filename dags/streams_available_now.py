@@ -1,11 +1,12 @@
 """
 ### Bronze and Silver on a schedule (available-now)
 
-For users who do not keep the streaming jobs running: every 30 minutes this DAG runs the Bronze job and then the
-Silver job with `--available-now`, which processes everything that arrived since the last run (tracked by the
-streaming checkpoints) and exits. Exactly-once holds across runs: checkpoints plus idempotent Delta writes.
+For users who do not keep the streaming job running: every 30 minutes this DAG runs it with `--available-now`
+(one query per event type, writing Bronze and Silver from the same micro-batch), which processes everything that
+arrived since the last run (tracked by the streaming checkpoints) and exits. Exactly-once holds across runs:
+checkpoints plus idempotent Delta writes.
 
-Do not run it while `lakehouse stream ...` runs continuously on the same checkpoints.
+Do not run it while `lakehouse stream` runs continuously on the same checkpoints.
 """
 
 from __future__ import annotations
@@ -36,14 +37,12 @@ with DAG(
 ) as dag:
     event_types = sorted(load_event_types())
 
-    @task(task_id="bronze", outlets=[Asset(f"lakehouse://bronze/{name}") for name in event_types])
-    def bronze() -> None:
-        """Kafka -> Bronze for every event type, until caught up."""
-        run_streams_available_now("bronze")
+    @task(
+        task_id="stream",
+        outlets=[Asset(f"lakehouse://{layer}/{name}") for layer in ("bronze", "silver") for name in event_types],
+    )
+    def stream() -> None:
+        """Kafka -> Bronze and Silver for every event type, until caught up."""
+        run_streams_available_now()
 
-    @task(task_id="silver", outlets=[Asset(f"lakehouse://silver/{name}") for name in event_types])
-    def silver() -> None:
-        """Bronze -> Silver for every event type, until caught up."""
-        run_streams_available_now("silver")
-
-    bronze() >> silver()
+    stream()

@@ -73,9 +73,9 @@ def run_dq_gate(mart: str, data_interval_start: datetime, data_interval_end: dat
     )
 
 
-def run_streams_available_now(layer: str) -> None:
-    """Run the Bronze or Silver job in available-now mode (process what is there, then exit)."""
-    _run(f"lakehouse.spark.jobs.{layer}", ["--available-now"], streaming=True)
+def run_streams_available_now() -> None:
+    """Run the streaming job in available-now mode (process what is there, then exit)."""
+    _run("lakehouse.spark.jobs.stream", ["--available-now"], streaming=True)
 
 
 def _run(module: str, args: list[str], *, streaming: bool) -> None:

@@ -143,20 +143,29 @@ def produce(
 
 @app.command()
 def stream(
-    layer: Annotated[str, typer.Argument(help="bronze, silver, or all (both in one Spark application)")],
     event_type: Annotated[list[str] | None, typer.Option(help="Event types (default: all).")] = None,
     available_now: Annotated[bool, typer.Option(help="Process what is there, then exit.")] = False,
 ) -> None:
-    """Run the Bronze or Silver streaming job through spark-submit (or in this process, when so deployed)."""
+    """Run the streaming job through spark-submit (or in this process, when so deployed): one query per event
+    type, Kafka -> Bronze and Silver."""
     from lakehouse.spark.submit import job_exit_code
 
     args = [f"--event-type={name}" for name in event_type or []]
     if available_now:
         args.append("--available-now")
-    module = {"bronze": "bronze", "silver": "silver", "all": "pipeline"}.get(layer)
-    if module is None:
-        raise typer.BadParameter(f"unknown layer {layer!r}: use bronze, silver or all")
-    raise typer.Exit(job_exit_code(settings(), f"lakehouse.spark.jobs.{module}", args, streaming=True))
+    raise typer.Exit(job_exit_code(settings(), "lakehouse.spark.jobs.stream", args, streaming=True))
+
+
+@app.command("rebuild-silver")
+def rebuild_silver(
+    event_type: Annotated[list[str] | None, typer.Option(help="Event types (default: all).")] = None,
+) -> None:
+    """Recompute Silver and the quarantine from Bronze with the current rules and contracts (stop the stream
+    first)."""
+    from lakehouse.spark.submit import job_exit_code
+
+    args = [f"--event-type={name}" for name in event_type or []]
+    raise typer.Exit(job_exit_code(settings(), "lakehouse.spark.jobs.silver", args))
 
 
 @app.command()

@@ -88,26 +88,24 @@ def bench_streaming(events: int, rate: int, seconds: int) -> dict[str, Any]:
 
     run_spark_job(
         env,
-        "lakehouse.spark.jobs.pipeline",
+        "lakehouse.spark.jobs.stream",
         ["--event-type=orders", "--available-now", "--max-records-per-batch=100000"],
     )
     spark = get_spark("bench", own_driver=True)
     result: dict[str, Any] = {"events": events, "produce_events_per_s": events / produce_s}
-    for layer in ("bronze", "silver"):
-        app_id = checkpoint_app_id(spark, env.storage.checkpoint_path(f"{layer}_orders"))
-        with psycopg.connect(env.postgres_dsn()) as conn:
-            row = conn.execute(
-                "SELECT sum(input_rows), sum(processing_ms), count(*) FROM lakehouse_meta.stream_batches "
-                "WHERE query = %s AND app_id = %s",
-                (f"{layer}_orders", app_id),
-            ).fetchone()
-        assert row is not None
-        result[f"{layer}_events_per_s"] = float(row[0]) / (float(row[1]) / 1000)
-        result[f"{layer}_batches"] = row[2]
-    result["pipeline_events_per_s"] = 1 / (1 / result["bronze_events_per_s"] + 1 / result["silver_events_per_s"])
+    app_id = checkpoint_app_id(spark, env.storage.checkpoint_path("stream_orders"))
+    with psycopg.connect(env.postgres_dsn()) as conn:
+        row = conn.execute(
+            "SELECT sum(input_rows), sum(processing_ms), count(*) FROM lakehouse_meta.stream_batches "
+            "WHERE query = %s AND app_id = %s",
+            ("stream_orders", app_id),
+        ).fetchone()
+    assert row is not None
+    result["pipeline_events_per_s"] = float(row[0]) / (float(row[1]) / 1000)
+    result["pipeline_batches"] = row[2]
 
     # freshness: continuous pipeline, 1 s trigger, events produced at `rate` for `seconds`
-    argv = submit_command(env, "lakehouse.spark.jobs.pipeline", ["--event-type=orders", "--trigger-seconds=1"])
+    argv = submit_command(env, "lakehouse.spark.jobs.stream", ["--event-type=orders", "--trigger-seconds=1"])
     proc_env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     log = (work / "continuous.log").open("ab")
     proc = subprocess.Popen(argv, env=proc_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -147,14 +147,14 @@ def run_demo(settings: Settings, console: Console) -> None:
     from lakehouse.spark.submit import run_spark_job
 
     started = time.monotonic()
-    console.rule("1/6 local stack")
+    console.rule("1/5 local stack")
     stack = LocalStack(settings)
     stack.up()
     migrate(settings.postgres_dsn())
     ensure_topics(settings)
 
     day = (datetime.now(UTC) - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    console.rule(f"2/6 produce {EVENTS_PER_TYPE} events per type for {day:%Y-%m-%d}")
+    console.rule(f"2/5 produce {EVENTS_PER_TYPE} events per type for {day:%Y-%m-%d}")
     options = GeneratorOptions(
         tenants=5,
         seed=DEMO_SEED,
@@ -171,17 +171,15 @@ def run_demo(settings: Settings, console: Console) -> None:
             sent = producer.send_events(name, generate(name, EVENTS_PER_TYPE, options), total=EVENTS_PER_TYPE)
             console.print(f"{name}: {sent} messages")
 
-    console.rule("3/6 Bronze (available-now)")
-    run_spark_job(settings, "lakehouse.spark.jobs.bronze", ["--available-now"])
-    console.rule("4/6 Silver (available-now)")
-    run_spark_job(settings, "lakehouse.spark.jobs.silver", ["--available-now"])
+    console.rule("3/5 Kafka -> Bronze and Silver (the streaming job, available-now)")
+    run_spark_job(settings, "lakehouse.spark.jobs.stream", ["--available-now"])
 
-    console.rule("5/6 gold_marts DAG through the Airflow scheduler")
+    console.rule("4/5 gold_marts DAG through the Airflow scheduler")
     state = trigger_and_wait(settings, "gold_marts", day, console)
     if state != "success":
         raise StackError(f"gold_marts run ended {state}: open {stack.airflow.url}/dags/gold_marts for the task logs")
 
-    console.rule("6/6 BI query on PostgreSQL")
+    console.rule("5/5 BI query on PostgreSQL")
     with psycopg.connect(settings.postgres_dsn()) as conn:
         cursor = conn.execute(BI_QUERY, (day.date(),))
         columns = [c.name for c in cursor.description or []]

@@ -29,6 +29,7 @@ BRONZE_SCHEMA = (
     "ingested_at timestamp, ingest_date date, value_bytes int, event_type string, schema_version string, "
     "tenant_id string, error_class string, error_message string"
 )
+PARSED = "_parsed"
 DEAD_LETTER_SCHEMA = (
     "topic string, partition int, offset long, key string, value binary, value_bytes int, error_class string, "
     "error_message string, kafka_timestamp timestamp, ingested_at timestamp, ingest_date date, source string"
@@ -62,11 +63,19 @@ def from_kafka(df: DataFrame, ingested_at: Column | None = None) -> DataFrame:
     ).withColumn("ingest_date", F.to_date("ingested_at"))
 
 
-def classify(df: DataFrame, event_types: Sequence[str], versions: Sequence[int], max_message_bytes: int) -> DataFrame:
+def classify(
+    df: DataFrame,
+    event_types: Sequence[str],
+    versions: Sequence[int],
+    max_message_bytes: int,
+    keep_parsed: bool = False,
+) -> DataFrame:
     """Add envelope hints and, for a message that cannot be an event, ``error_class`` and ``error_message``.
 
     Classes, first match wins: EMPTY_VALUE, OVERSIZED, INVALID_UTF8, NOT_A_JSON_OBJECT (malformed JSON or any
     other JSON value), UNKNOWN_EVENT_TYPE, UNKNOWN_SCHEMA_VERSION. A null ``error_class`` means: goes to Silver.
+    With ``keep_parsed`` the parsed value stays in a ``_parsed`` variant column, for Silver to read rather than
+    parse the JSON again.
     """
     text = F.col("value").cast("string")
     valid_utf8 = F.col("_valid_utf8")
@@ -132,7 +141,7 @@ def classify(df: DataFrame, event_types: Sequence[str], versions: Sequence[int],
         .withColumn("error_class", F.col("_error").getField("col1"))
         .withColumn("error_message", F.col("_error").getField("col2"))
         .drop("_error")
-        .select(*BRONZE_COLUMNS)
+        .select(*BRONZE_COLUMNS, *([PARSED] if keep_parsed else []))
     )
 
 

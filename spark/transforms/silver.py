@@ -18,6 +18,7 @@ from lakehouse.config.specs import (
     RangeRule,
     RegexRule,
 )
+from lakehouse.spark.transforms.bronze import PARSED
 
 LINEAGE_COLUMNS = ("_kafka_topic", "_kafka_partition", "_kafka_offset", "_ingested_at")
 QUARANTINE_SCHEMA = (
@@ -106,8 +107,11 @@ def _json_type(field: ContractField) -> str:
 
 def parse_events(bronze: DataFrame, spec: EventTypeSpec) -> DataFrame:
     """Accepted Bronze rows -> one typed column per contract field (null where the event's version lacks it),
-    lineage columns, ``event_date`` and ``_violations`` (every contract rule the row breaks)."""
-    variant = F.try_parse_json(F.col("value").cast("string"))
+    lineage columns, ``event_date`` and ``_violations`` (every contract rule the row breaks).
+
+    The stream passes the rows ``bronze.classify(..., keep_parsed=True)`` returns, whose ``_parsed`` column holds
+    the value already parsed; rows read back from a Bronze table are parsed here."""
+    variant = F.col(PARSED) if PARSED in bronze.columns else F.try_parse_json(F.col("value").cast("string"))
     version = F.col("schema_version").cast("int")
     base = bronze.where(F.col("error_class").isNull()).select(
         F.col("value").alias("_raw_value"),
@@ -199,14 +203,16 @@ def accepted(events: DataFrame) -> DataFrame:
 
 
 def first_per_key(events: DataFrame, key: str) -> DataFrame:
-    """One row per ``key``: the earliest in Kafka order (partition, offset), deterministic on replay."""
-    order = Window.partitionBy(key).orderBy("_kafka_partition", "_kafka_offset")
+    """One row per ``key`` and ``event_date``: the first to arrive, in ingest then Kafka order (``_ingested_at``,
+    partition, offset). The stream stamps one ``_ingested_at`` per micro-batch, so this is the order in which the
+    stream saw the copies, and a rebuild from Bronze keeps the same copy; deterministic on replay."""
+    order = Window.partitionBy(key, "event_date").orderBy("_ingested_at", "_kafka_partition", "_kafka_offset")
     return events.withColumn("_rank", F.row_number().over(order)).where("_rank = 1").drop("_rank")
 
 
 def not_already_in(events: DataFrame, existing: DataFrame, key: str) -> DataFrame:
-    """Rows whose ``key`` is absent from ``existing`` (cross-batch deduplication)."""
-    return events.join(existing.select(key).distinct(), on=key, how="left_anti")
+    """Rows whose ``key`` and ``event_date`` are absent from ``existing`` (cross-batch deduplication)."""
+    return events.join(existing.select(key, "event_date").distinct(), on=[key, "event_date"], how="left_anti")
 
 
 def enrich(events: DataFrame, spec: EventTypeSpec, references: Mapping[str, DataFrame]) -> DataFrame:

@@ -126,8 +126,7 @@ def test_orders_from_kafka_to_postgres_through_airflow(
     with EventProducer(env) as producer:
         assert producer.send_events("orders", messages, total=len(messages)) == len(messages)
 
-    run_spark_job(env, "lakehouse.spark.jobs.bronze", ["--event-type=orders", "--available-now"])
-    run_spark_job(env, "lakehouse.spark.jobs.silver", ["--event-type=orders", "--available-now"])
+    run_spark_job(env, "lakehouse.spark.jobs.stream", ["--event-type=orders", "--available-now"])
 
     # every message is accounted for: Bronze = produced; dead letters + quarantine + Silver + duplicates = produced
     fault_of = {m.value: m.fault for m in messages if m.fault != "duplicate"}

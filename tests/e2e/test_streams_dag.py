@@ -1,4 +1,4 @@
-"""The streams_available_now DAG end to end: Kafka -> Bronze -> Silver through Airflow (dag.test), twice; the
+"""The streams_available_now DAG end to end: Kafka -> Bronze and Silver through Airflow (dag.test), twice; the
 second run finds nothing new and changes nothing (checkpoints + idempotent writes)."""
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
             producer.send_events(name, messages)
         producer.send_raw(f"shipments_{unique}", [(None, value) for value in shipments])
 
-    run_spark_job(isolated_lake, "lakehouse.spark.jobs.pipeline", ["--available-now"])
+    run_spark_job(isolated_lake, "lakehouse.spark.jobs.stream", ["--available-now"])
 
     lake = isolated_lake.storage
     for name, messages in produced.items():
@@ -157,8 +157,28 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
     )
     assert [r["violations"] for r in quarantined] == [["dq:weight_positive"]]
     assert _count(spark, lake.table_path("bronze", "_dead_letters"), f"topic = 'shipments_{unique}'") == 1
-    totals = _audit(isolated_lake, spark, "silver_shipments", "sum(input_rows), sum(deduplicated_rows)")
-    assert totals == [(22, 1)]
+    totals = _audit(
+        isolated_lake, spark, "stream_shipments", "sum(input_rows), sum(dead_letter_rows), sum(deduplicated_rows)"
+    )
+    assert totals == [(23, 1, 1)]
+
+    # the batch rebuild from Bronze gives the rows the stream wrote (all but the processing stamps)
+    def silver_rows(name: str) -> list[tuple[Any, ...]]:
+        frame = spark.read.format("delta").load(lake.table_path("silver", name))
+        return sorted(tuple(r) for r in frame.drop("_silver_batch", "_processed_at").collect())
+
+    def quarantine_rows() -> list[tuple[Any, ...]]:
+        frame = spark.read.format("delta").load(lake.table_path("silver", "_quarantine"))
+        return sorted((tuple(r) for r in frame.collect()), key=repr)
+
+    streamed = {name: silver_rows(name) for name in (*produced, "shipments")}
+    streamed_quarantine = quarantine_rows()
+    run_spark_job(isolated_lake, "lakehouse.spark.jobs.silver", [])
+    for name, rows in streamed.items():
+        assert silver_rows(name) == rows, name
+    assert quarantine_rows() == streamed_quarantine
+    batches = spark.read.format("delta").load(lake.table_path("silver", "orders")).select("_silver_batch").distinct()
+    assert [r[0].split(":")[0] for r in batches.collect()] == ["rebuild"]
 
 
 def test_exactly_once_across_sigkills(
@@ -182,17 +202,17 @@ def test_exactly_once_across_sigkills(
 
     argv = submit_command(
         isolated_lake,
-        "lakehouse.spark.jobs.pipeline",
+        "lakehouse.spark.jobs.stream",
         ["--event-type=orders", "--trigger-seconds=1", "--max-records-per-batch=700"],
     )
     env = submit_env(isolated_lake)
     rng = random.Random(1234)
     kills = 0
-    log = (tmp_path / "pipeline.log").open("ab")
+    log = (tmp_path / "stream.log").open("ab")
     while kills < 3:
         proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         time.sleep(rng.uniform(12, 25))
-        assert proc.poll() is None, f"the streaming process died on its own; see {tmp_path / 'pipeline.log'}"
+        assert proc.poll() is None, f"the streaming process died on its own; see {tmp_path / 'stream.log'}"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         kills += 1
@@ -206,7 +226,7 @@ def test_exactly_once_across_sigkills(
         stderr=subprocess.STDOUT,
         check=False,
     )
-    assert finish.returncode == 0, f"see {tmp_path / 'pipeline.log'}"
+    assert finish.returncode == 0, f"see {tmp_path / 'stream.log'}"
 
     lake = isolated_lake.storage
     bronze = spark.read.format("delta").load(lake.table_path("bronze", "orders"))
@@ -217,4 +237,4 @@ def test_exactly_once_across_sigkills(
     assert set(ids) == distinct_ids, "lost or invented events"
     assert max(ids.values()) == 1, "duplicated events in Silver"
     # every Silver row is counted once in the audit, however often its batch was replayed after a kill
-    assert _audit(isolated_lake, spark, "silver_orders", "sum(output_rows)") == [(silver.count(),)]
+    assert _audit(isolated_lake, spark, "stream_orders", "sum(output_rows)") == [(silver.count(),)]

@@ -7,7 +7,6 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from pyspark.sql import SparkSession
-from pyspark.testing import assertDataFrameEqual
 
 from lakehouse.config.specs import event_type
 from lakehouse.spark.transforms import silver
@@ -105,15 +104,27 @@ def test_quality_rules_name_every_failure(spark: SparkSession) -> None:
     assert sorted(r["event_id"] for r in silver.accepted(checked).collect()) == ["e3"]
 
 
-def test_dedup_keeps_the_first_in_kafka_order_and_skips_known_keys(spark: SparkSession) -> None:
+def test_dedup_keeps_the_first_to_arrive_per_key_and_event_date_and_skips_known_keys(spark: SparkSession) -> None:
+    from datetime import date, datetime
+
+    d1, d2 = date(2026, 11, 20), date(2026, 11, 21)
+    early, late = datetime(2026, 11, 20, 10), datetime(2026, 11, 20, 11)
     frame = spark.createDataFrame(
-        [("a", 0, 5, "late copy"), ("a", 0, 2, "first"), ("b", 1, 1, "only"), ("c", 0, 3, "known")],
-        "event_id string, _kafka_partition int, _kafka_offset long, note string",
+        [
+            ("a", d1, early, 0, 5, "later offset"),
+            ("a", d1, early, 0, 2, "first"),
+            ("a", d1, late, 0, 1, "later batch"),
+            ("a", d2, late, 0, 7, "other date"),
+            ("b", d1, late, 1, 1, "only"),
+            ("c", d1, early, 0, 3, "known"),
+            ("c", d2, early, 0, 4, "known key, other date"),
+        ],
+        "event_id string, event_date date, _ingested_at timestamp, _kafka_partition int, _kafka_offset long, "
+        "note string",
     )
-    existing = spark.createDataFrame([("c",)], "event_id string")
+    existing = spark.createDataFrame([("c", d1)], "event_id string, event_date date")
     result = silver.not_already_in(silver.first_per_key(frame, "event_id"), existing, "event_id")
-    expected = spark.createDataFrame([("a", 0, 2, "first"), ("b", 1, 1, "only")], frame.schema)
-    assertDataFrameEqual(result, expected)
+    assert sorted(r["note"] for r in result.collect()) == ["first", "known key, other date", "only", "other date"]
 
 
 def test_enrichment_flags_missing_reference_rows(spark: SparkSession) -> None:
