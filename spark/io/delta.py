@@ -47,8 +47,16 @@ def table_exists(spark: SparkSession, path: str) -> bool:
     return read_table(spark, path) is not None
 
 
-def append_once(df: DataFrame, path: str, app_id: str, version: int, partition_by: Sequence[str] = ()) -> int | None:
+def append_once(
+    df: DataFrame,
+    path: str,
+    app_id: str,
+    version: int,
+    partition_by: Sequence[str] = (),
+    user_metadata: str | None = None,
+) -> int | None:
     """Append ``df`` unless this (app_id, version) was already committed to the table (a replayed batch).
+    ``user_metadata`` goes into the commit (``DESCRIBE HISTORY``'s ``userMetadata``).
 
     Returns the number of rows appended, counted while writing them, or None when the append was skipped (or the
     count did not arrive with the write, which a Spark Connect session does not promise)."""
@@ -63,6 +71,8 @@ def append_once(df: DataFrame, path: str, app_id: str, version: int, partition_b
     )
     if partition_by:
         writer = writer.partitionBy(*partition_by)
+    if user_metadata is not None:
+        writer = writer.option("userMetadata", user_metadata)
     writer.save(path)
     return _observed_rows(observation)
 

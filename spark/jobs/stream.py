@@ -173,7 +173,9 @@ class TopicBatchWriter:
             .withColumn("_silver_batch", F.lit(batch_tag))
             .withColumn("_processed_at", F.current_timestamp())
         )
-        appended = append_once(enriched, self.silver_path, self.app_id, batch_id, spec.partition_by)
+        # the commit names its batch, so the time rows became visible can be read from the table's history
+        commit_tag = json.dumps({"query": self.query, "app_id": self.app_id, "batch_id": batch_id})
+        appended = append_once(enriched, self.silver_path, self.app_id, batch_id, spec.partition_by, commit_tag)
         # a replayed batch computes the rows its first attempt appended (see the class docstring)
         audit.output_rows = appended if appended is not None else enriched.count()
         observed = checked.values()

@@ -162,6 +162,11 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
     )
     assert totals == [(23, 1, 1)]
 
+    # each Silver commit names its batch (the time its rows became visible is the commit's timestamp)
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{lake.table_path('silver', 'orders')}`")
+    tags = [json.loads(r[0]) for r in history.select("userMetadata").collect() if r[0]]
+    assert {(t["query"], t["batch_id"]) for t in tags} == {("stream_orders", 0)}
+
     # the batch rebuild from Bronze gives the rows the stream wrote (all but the processing stamps)
     def silver_rows(name: str) -> list[tuple[Any, ...]]:
         frame = spark.read.format("delta").load(lake.table_path("silver", name))
