@@ -117,6 +117,7 @@ class EventTypeSpec(_Model):
     event_types: list[str] = Field(min_length=1)
     contracts: dict[int, str] = Field(min_length=1)
     dedup_key: str = "event_id"
+    dedup_watermark: str = Field(default="2 days", pattern=r"^\d+ (day|days|hour|hours)$")
     partition_by: list[str] = Field(default_factory=lambda: ["tenant_id", "event_date"])
     quality_rules: list[QualityRule] = Field(default_factory=list)
     enrich: list[Enrichment] = Field(default_factory=list)
@@ -132,6 +133,21 @@ class EventTypeSpec(_Model):
         if duplicates:
             raise ValueError(f"quality rule names must be unique, repeated: {duplicates}")
         return self
+
+    @model_validator(mode="after")
+    def _watermark_at_least_a_day(self) -> EventTypeSpec:
+        if self.dedup_watermark_ms < 86_400_000:
+            raise ValueError(
+                f"dedup_watermark {self.dedup_watermark!r} is shorter than a day: a duplicate arriving later than "
+                "the watermark on the same event date would land twice"
+            )
+        return self
+
+    @property
+    def dedup_watermark_ms(self) -> int:
+        """``dedup_watermark`` in milliseconds."""
+        count, unit = self.dedup_watermark.split()
+        return int(count) * (86_400_000 if unit.startswith("day") else 3_600_000)
 
     def contract(self, version: int) -> dict[str, Any]:
         """The parsed JSON Schema of one version."""

@@ -80,3 +80,18 @@ def batch_offsets(spark: SparkSession, checkpoint: str, batch_id: int) -> BatchO
         initial = _log_lines(spark, f"{root}/sources/0/0")
         start = _flatten(initial[-1])
     return BatchOffsets(start=start, end=_flatten(current[2]), watermark_ms=int(metadata.get("batchWatermarkMs", 0)))
+
+
+def has_batches(spark: SparkSession, checkpoint: str) -> bool:
+    """True when the query at ``checkpoint`` has planned a micro-batch (its offset log is not empty)."""
+    location = f"{checkpoint.rstrip('/')}/offsets"
+    parsed = urlparse(location)
+    if parsed.scheme in ("", "file"):
+        folder = Path(parsed.path if parsed.scheme else location)
+        return folder.is_dir() and any(entry.name.isdigit() for entry in folder.iterdir())
+    from pyspark.errors import AnalysisException
+
+    try:
+        return bool(spark.read.text(f"{location}/*").limit(1).count())
+    except AnalysisException:
+        return False

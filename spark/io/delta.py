@@ -47,6 +47,12 @@ def table_exists(spark: SparkSession, path: str) -> bool:
     return read_table(spark, path) is not None
 
 
+def table_is_empty(spark: SparkSession, path: str) -> bool:
+    """True when ``path`` holds no Delta table or a table without rows."""
+    table = read_table(spark, path)
+    return table is None or table.limit(1).count() == 0
+
+
 def append_once(
     df: DataFrame,
     path: str,

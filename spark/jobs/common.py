@@ -45,6 +45,8 @@ class BatchAudit:
     finished_at: datetime | None = None
     processing_ms: int = 0
     source_lag_ms: int | None = None
+    watermark: datetime | None = None
+    late_rows: int = 0
 
     def finish(self, settings: Settings) -> None:
         """Stamp the end time and upsert the row into ``lakehouse_meta.stream_batches`` (idempotent per query, app

@@ -17,6 +17,8 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import cast
 
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -25,10 +27,11 @@ from pyspark.sql.streaming import StreamingQuery
 from lakehouse.config.settings import Settings
 from lakehouse.config.settings import settings as current_settings
 from lakehouse.config.specs import EventTypeSpec
+from lakehouse.spark.errors import SparkJobError
 from lakehouse.spark.io import kafka as kafka_io
 from lakehouse.spark.io import reference
-from lakehouse.spark.io.checkpoint import batch_offsets
-from lakehouse.spark.io.delta import append_once, read_table
+from lakehouse.spark.io.checkpoint import batch_offsets, has_batches
+from lakehouse.spark.io.delta import append_once, read_table, table_is_empty
 from lakehouse.spark.jobs.common import (
     BatchAudit,
     SharedTable,
@@ -46,6 +49,16 @@ from lakehouse.spark.transforms import bronze, silver
 log = logging.getLogger(__name__)
 DEAD_LETTER_TABLE = "_dead_letters"
 QUARANTINE_TABLE = "_quarantine"
+
+
+# the dedup state: RocksDB, checkpointed as a changelog per batch (a full snapshot only now and then); a new
+# checkpoint records these, an existing one keeps what it was created with
+STATE_STORE_CONF = {
+    "spark.sql.streaming.stateStore.providerClass": (
+        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+    ),
+    "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+}
 
 
 def query_name(spec: EventTypeSpec) -> str:
@@ -75,6 +88,40 @@ class _Counted:
         return dict(self.observation.get)
 
 
+def keyed_stream(kafka: DataFrame, spec: EventTypeSpec) -> DataFrame:
+    """The query's plan up to its micro-batches: every message classified and parsed once, then deduplicated.
+
+    Each message becomes a ``_row`` (its Bronze columns in ``_bronze`` and, for events, the typed and checked
+    Silver columns). An accepted event also yields a key row ``(_k1, _k2) = (dedup key, event_date)`` with its
+    event time ``_t``. ``dropDuplicatesWithinWatermark`` keeps a key row only the first time its key is seen
+    within the event type's ``dedup_watermark``, in a RocksDB state store; message rows carry a key of their own
+    and no event time, so they all pass (and leave the state at the next eviction). Key rows older than the
+    watermark are dropped by the operator: the batch checks those events against Silver instead."""
+    rows = bronze.classify(
+        bronze.from_kafka(kafka), spec.event_types, spec.versions, spec.max_message_bytes, keep_parsed=True
+    )
+    events = silver.apply_quality_rules(silver.parse_events(rows, spec, carry_bronze=True), spec)
+    row = F.struct(*[F.col(c) for c in events.columns])
+    message = F.struct(
+        F.concat_ws(":", F.col(f"{silver.BRONZE}.partition"), F.col(f"{silver.BRONZE}.offset")).alias("_k1"),
+        F.lit(None).cast("date").alias("_k2"),
+        F.lit(None).cast("timestamp").alias("_t"),
+        row.alias("_row"),
+    )
+    key = F.struct(
+        F.col(spec.dedup_key).cast("string").alias("_k1"),
+        F.col("event_date").alias("_k2"),
+        F.col("event_timestamp").alias("_t"),
+        F.when(F.lit(False), row).alias("_row"),
+    )
+    copies = F.when(silver.is_accepted_row(), F.array(message, key)).otherwise(F.array(message))
+    return (
+        events.select(F.inline(copies))
+        .withWatermark("_t", spec.dedup_watermark)
+        .dropDuplicatesWithinWatermark(["_k1", "_k2"])
+    )
+
+
 class TopicBatchWriter:
     """foreachBatch handler of one event type: Bronze, dead letters, Silver and quarantine from one micro-batch,
     then the batch's audit row. Replays compute the same rows (the Silver rows of the batch's own earlier attempt
@@ -92,8 +139,8 @@ class TopicBatchWriter:
         self.dead_letter_path = lake.table_path("bronze", DEAD_LETTER_TABLE)
         self.quarantine_path = lake.table_path("silver", QUARANTINE_TABLE)
 
-    def _existing_keys(self, spark: SparkSession, dates: list[object], batch_tag: str) -> DataFrame | None:
-        """Silver's keys on the batch's event dates, without the rows an earlier attempt of this batch wrote."""
+    def _existing_keys(self, spark: SparkSession, dates: list[date], batch_tag: str) -> DataFrame | None:
+        """Silver's keys on the given event dates, without the rows an earlier attempt of this batch wrote."""
         table = read_table(spark, self.silver_path) if dates else None
         if table is None:
             return None
@@ -105,19 +152,24 @@ class TopicBatchWriter:
         """Process one micro-batch."""
         spark = batch.sparkSession
         audit = BatchAudit(self.query, "bronze+silver", self.spec.topic, self.app_id, batch_id, started_at=now_utc())
-        spec = self.spec
-        # parsed once and kept: four writes read it
-        rows = bronze.classify(
-            bronze.from_kafka(batch), spec.event_types, spec.versions, spec.max_message_bytes, keep_parsed=True
-        ).persist()
-        try:
-            self._write(spark, rows, batch_id, audit)
-        finally:
-            rows.unpersist()
-        audit.offset_ranges = json.dumps(batch_offsets(spark, self.checkpoint, batch_id).ranges(), sort_keys=True)
+        offsets = batch_offsets(spark, self.checkpoint, batch_id)
+        audit.offset_ranges = json.dumps(offsets.ranges(), sort_keys=True)
+        if offsets.watermark_ms:
+            audit.watermark = datetime.fromtimestamp(offsets.watermark_ms / 1000, UTC).replace(tzinfo=None)
+        if audit.offset_ranges == "{}":
+            # no new message (a batch that only moves the watermark on): nothing to write, but the dedup state must
+            # still run, to evict what the watermark passed and commit
+            batch.write.format("noop").mode("overwrite").save()
+        else:
+            # kept: four writes read the parsed rows, and the dedup state must be computed once
+            batch.persist()
+            try:
+                self._write(spark, batch, batch_id, audit)
+            finally:
+                batch.unpersist()
         audit.finish(self.settings)
         log.info(
-            "%s batch %d: %d in, %d to Silver, %d dead letters, %d quarantined, %d duplicates",
+            "%s batch %d: %d in, %d to Silver, %d dead letters, %d quarantined, %d duplicates, %d late",
             self.query,
             batch_id,
             audit.input_rows,
@@ -125,51 +177,63 @@ class TopicBatchWriter:
             audit.dead_letter_rows,
             audit.quarantined_rows,
             audit.deduplicated_rows,
+            audit.late_rows,
         )
 
-    def _write(self, spark: SparkSession, rows: DataFrame, batch_id: int, audit: BatchAudit) -> None:
+    def _write(self, spark: SparkSession, batch: DataFrame, batch_id: int, audit: BatchAudit) -> None:
         spec = self.spec
-        landed = _Counted("bronze", {"rows": F.count(F.lit(1)), "dead": F.count("error_class")})
+        rows = batch.where(F.col("_row").isNotNull()).select("_row.*")
+        landed = _Counted("bronze", _batch_counts(audit.watermark))
         append_once(
-            landed.on(rows.drop(bronze.PARSED)), self.bronze_path, self.app_id, batch_id, partition_by=("ingest_date",)
+            silver.bronze_rows(landed.on(rows)),
+            self.bronze_path,
+            self.app_id,
+            batch_id,
+            partition_by=("ingest_date",),
         )
-        counts = landed.values() or {  # a replay whose Bronze append was committed before
-            "rows": rows.count(),
-            "dead": rows.where(F.col("error_class").isNotNull()).count(),
-        }
-        audit.input_rows, audit.dead_letter_rows = int(str(counts["rows"])), int(str(counts["dead"]))
+        # a replay whose Bronze append was committed before observes nothing: count with a job of its own
+        counts = landed.values() or _count(rows, _batch_counts(audit.watermark))
+        audit.input_rows = int(str(counts["rows"]))
         if audit.input_rows == 0:
             return
+        audit.dead_letter_rows = int(str(counts["dead"]))
+        audit.quarantined_rows = int(str(counts["bad"]))
+        audit.late_rows = int(str(counts["late"]))
+        audit.min_event_time = cast(datetime | None, counts["min_ts"])
+        audit.max_event_time = cast(datetime | None, counts["max_ts"])
         if audit.dead_letter_rows:
             append_once(
-                bronze.dead_letters(rows).withColumn("source", F.lit(spec.name)),
+                bronze.dead_letters(silver.bronze_rows(rows)).withColumn("source", F.lit(spec.name)),
                 self.dead_letter_path,
                 f"{self.app_id}:{spec.name}",
                 batch_id,
                 partition_by=("ingest_date",),
             )
+        events = silver.candidate_events(rows)
+        if audit.quarantined_rows:
+            append_once(
+                silver.quarantined(events, spec.name),
+                self.quarantine_path,
+                f"{self.app_id}:{spec.name}",
+                batch_id,
+                partition_by=("source", "ingest_date"),
+            )
 
-        events = silver.apply_quality_rules(silver.parse_events(rows, spec), spec)
-        checked = _Counted(
-            "silver",
-            {
-                "bad": F.count(F.when(F.size("_violations") > 0, 1)),
-                "min_ts": F.min("event_timestamp"),
-                "max_ts": F.max("event_timestamp"),
-            },
-        )
-        # the dates a batch's accepted events fall on bound the duplicate lookup; a small job on the cached rows
-        dates = sorted(
-            {r[0] for r in silver.accepted(events).select("event_date").distinct().collect() if r[0] is not None}
-        )
         batch_tag = f"{self.app_id}:{batch_id}"
-        good = silver.first_per_key(silver.accepted(checked.on(events)), spec.dedup_key)
-        existing = self._existing_keys(spark, dates, batch_tag)
-        if existing is not None:
-            good = silver.not_already_in(good, existing, spec.dedup_key)
+        good = silver.accepted(events)
+        new_keys = batch.where(F.col("_row").isNull()).select(
+            F.col("_k1").alias(spec.dedup_key), F.col("_k2").alias("event_date")
+        )
+        fresh = good.where(~late_time(audit.watermark)).join(new_keys, [spec.dedup_key, "event_date"], "left_semi")
+        if audit.late_rows:
+            older = good.where(late_time(audit.watermark))
+            existing = self._existing_keys(spark, sorted(cast(list[date], counts["late_dates"])), batch_tag)
+            if existing is not None:
+                older = silver.not_already_in(older, existing, spec.dedup_key)
+            fresh = fresh.unionByName(older)
         references = {j.reference: reference.current(spark, self.settings, j.reference) for j in spec.enrich}
         enriched = (
-            silver.enrich(good, spec, references)
+            silver.enrich(silver.first_per_key(fresh, spec.dedup_key), spec, references)
             .withColumn("_silver_batch", F.lit(batch_tag))
             .withColumn("_processed_at", F.current_timestamp())
         )
@@ -178,21 +242,35 @@ class TopicBatchWriter:
         appended = append_once(enriched, self.silver_path, self.app_id, batch_id, spec.partition_by, commit_tag)
         # a replayed batch computes the rows its first attempt appended (see the class docstring)
         audit.output_rows = appended if appended is not None else enriched.count()
-        observed = checked.values()
-        bad = int(str(observed["bad"])) if observed else events.where(F.size("_violations") > 0).count()
-        if bad:
-            append_once(
-                silver.quarantined(events, spec.name),
-                self.quarantine_path,
-                f"{self.app_id}:{spec.name}",
-                batch_id,
-                partition_by=("source", "ingest_date"),
-            )
-        audit.quarantined_rows = bad
-        audit.deduplicated_rows = audit.input_rows - audit.dead_letter_rows - bad - audit.output_rows
-        if observed:
-            audit.min_event_time = observed["min_ts"]  # type: ignore[assignment]
-            audit.max_event_time = observed["max_ts"]  # type: ignore[assignment]
+        audit.deduplicated_rows = audit.input_rows - audit.dead_letter_rows - audit.quarantined_rows - audit.output_rows
+
+
+def _batch_counts(watermark: datetime | None) -> dict[str, Column]:
+    """What the audit needs of a batch's message rows, as aggregates."""
+    accepted = silver.is_accepted_row()
+    late = accepted & late_time(watermark)
+    return {
+        "rows": F.count(F.lit(1)),
+        "dead": F.count(f"{silver.BRONZE}.error_class"),
+        "bad": F.count(F.when(F.col(f"{silver.BRONZE}.error_class").isNull() & ~accepted, 1)),
+        "late": F.count(F.when(late, 1)),
+        "late_dates": F.collect_set(F.when(late, F.col("event_date"))),
+        "min_ts": F.min(F.when(accepted, F.col("event_timestamp"))),
+        "max_ts": F.max(F.when(accepted, F.col("event_timestamp"))),
+    }
+
+
+def _count(rows: DataFrame, aggregates: dict[str, Column]) -> dict[str, object]:
+    row = rows.agg(*[agg.alias(name) for name, agg in aggregates.items()]).first()
+    return row.asDict() if row else {}
+
+
+def late_time(watermark: datetime | None) -> Column:
+    """True for an event at or before ``watermark``: the dedup state may have forgotten its key (never true
+    before the first watermark)."""
+    if watermark is None:
+        return F.lit(False)
+    return F.coalesce(F.col("event_timestamp") <= F.lit(watermark), F.lit(False))
 
 
 def start(
@@ -218,7 +296,15 @@ def start(
             ),
         ],
     )
-    stream = kafka_io.read_stream(spark, settings, spec.topic, max_records)
+    silver_path = lake.table_path("silver", spec.tables.silver)
+    if not has_batches(spark, checkpoint) and not table_is_empty(spark, silver_path):
+        raise SparkJobError(
+            f"{silver_path} has rows but the checkpoint {checkpoint} is new, so the stream's dedup state would not "
+            "know their keys: restore the checkpoint, or restart the event type from scratch (docs/runbook.md)"
+        )
+    for key, value in STATE_STORE_CONF.items():
+        spark.conf.set(key, value)
+    stream = keyed_stream(kafka_io.read_stream(spark, settings, spec.topic, max_records), spec)
     return start_query(
         stream, name, checkpoint, TopicBatchWriter(settings, spec, app_id, checkpoint), available_now, trigger_seconds
     )

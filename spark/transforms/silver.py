@@ -18,8 +18,9 @@ from lakehouse.config.specs import (
     RangeRule,
     RegexRule,
 )
-from lakehouse.spark.transforms.bronze import PARSED
+from lakehouse.spark.transforms.bronze import BRONZE_COLUMNS, PARSED
 
+BRONZE = "_bronze"
 LINEAGE_COLUMNS = ("_kafka_topic", "_kafka_partition", "_kafka_offset", "_ingested_at")
 QUARANTINE_SCHEMA = (
     "source string, event_id string, tenant_id string, event_type string, schema_version bigint, "
@@ -105,15 +106,19 @@ def _json_type(field: ContractField) -> str:
     return f"_json_type_{field.name}"
 
 
-def parse_events(bronze: DataFrame, spec: EventTypeSpec) -> DataFrame:
+def parse_events(bronze: DataFrame, spec: EventTypeSpec, *, carry_bronze: bool = False) -> DataFrame:
     """Accepted Bronze rows -> one typed column per contract field (null where the event's version lacks it),
     lineage columns, ``event_date`` and ``_violations`` (every contract rule the row breaks).
 
     The stream passes the rows ``bronze.classify(..., keep_parsed=True)`` returns, whose ``_parsed`` column holds
-    the value already parsed; rows read back from a Bronze table are parsed here."""
+    the value already parsed; rows read back from a Bronze table are parsed here. With ``carry_bronze`` every row
+    is kept, rejected ones too, with its Bronze columns in a ``_bronze`` struct (see ``bronze_rows``)."""
     variant = F.col(PARSED) if PARSED in bronze.columns else F.try_parse_json(F.col("value").cast("string"))
     version = F.col("schema_version").cast("int")
-    base = bronze.where(F.col("error_class").isNull()).select(
+    carried = [F.struct(*BRONZE_COLUMNS).alias(BRONZE)] if carry_bronze else []
+    rows = bronze if carry_bronze else bronze.where(F.col("error_class").isNull())
+    base = rows.select(
+        *carried,
         F.col("value").alias("_raw_value"),
         variant.alias("_v"),
         version.alias("_version"),
@@ -147,12 +152,33 @@ def parse_events(bronze: DataFrame, spec: EventTypeSpec) -> DataFrame:
     ]
     violations = _labels(checks)
     return fields.select(
+        # the carried Bronze row holds the raw value already (candidate_events takes it from there)
+        *([F.col(BRONZE)] if carry_bronze else [F.col("_raw_value")]),
         *[F.col(field.name) for field in spec.fields],
-        F.col("_raw_value"),
         *LINEAGE_COLUMNS,
         F.col("ingest_date"),
         violations.alias("_violations"),
     ).withColumn("event_date", F.to_date("event_timestamp"))
+
+
+def bronze_rows(events: DataFrame) -> DataFrame:
+    """The Bronze rows carried by ``parse_events(..., carry_bronze=True)``."""
+    return events.select(f"{BRONZE}.*")
+
+
+def candidate_events(events: DataFrame) -> DataFrame:
+    """The rows of ``parse_events(..., carry_bronze=True)`` that are events (not dead letters), as
+    ``parse_events`` returns them without ``carry_bronze``."""
+    return (
+        events.where(F.col(f"{BRONZE}.error_class").isNull())
+        .withColumn("_raw_value", F.col(f"{BRONZE}.value"))
+        .drop(BRONZE)
+    )
+
+
+def is_accepted_row() -> Column:
+    """True for a row of ``parse_events(..., carry_bronze=True)`` that goes to Silver: an event breaking no rule."""
+    return F.col(f"{BRONZE}.error_class").isNull() & (F.size("_violations") == 0)
 
 
 def _rule_failure(rule: QualityRule) -> Column:
