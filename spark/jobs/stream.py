@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import cast
 
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
@@ -321,7 +323,29 @@ def main(argv: list[str]) -> None:
         start(spark, settings, spec, args.available_now, args.trigger_seconds, args.max_records_per_batch)
         for spec in specs
     ]
-    await_queries(spark, queries, args.available_now)
+    try:
+        await_queries(spark, queries, args.available_now)
+    except StreamingQueryException as exc:
+        raise _explained(exc) from exc
+
+
+# what Spark reports when a checkpoint's offset log or state store cannot be read
+_DAMAGED_CHECKPOINT = ("the streaming checkpoint has no", "STATE_STORE", "STATE_DIRECTORY", "CANNOT_LOAD_STATE")
+
+
+def _explained(exc: StreamingQueryException) -> Exception:
+    """A damaged checkpoint as one line naming the recovery; any other failure as it is."""
+    text = str(exc)
+    if not any(marker in text for marker in _DAMAGED_CHECKPOINT):
+        return exc
+    # the innermost "[ERROR_CLASS] message" of the error's first line, without the query's ids
+    first = next((line.strip() for line in text.splitlines() if line.strip()), text)
+    conditions = re.findall(r"\[[A-Z][A-Z_.]+\][^\[]*", first)
+    first = conditions[-1].strip() if conditions else first
+    return SparkJobError(
+        f"the checkpoint of a stream cannot be read ({first[:300]}): it is damaged; "
+        "see 'A damaged checkpoint' in docs/runbook.md"
+    )
 
 
 if __name__ == "__main__":

@@ -85,3 +85,32 @@ def test_state_catches_recent_duplicates_and_silver_the_late_ones_across_a_resta
     )
     with pytest.raises(SparkJobError, match=r"checkpoint .* is new"):
         _run(spark, fresh)
+
+
+def test_a_damaged_state_store_stops_the_stream_with_one_line_naming_the_recovery(
+    kafka_stack: Settings, isolated_serving: Settings, spark: Any
+) -> None:
+    import shutil
+    from pathlib import Path
+
+    from lakehouse.kafka.admin import ensure_topics
+    from lakehouse.kafka.producer import EventProducer
+    from lakehouse.spark.errors import SparkJobError
+    from lakehouse.spark.jobs import stream
+
+    env = isolated_serving
+    ensure_topics(env)
+    messages = [m for m in generate("orders", 30, GeneratorOptions(seed=9)) if m.fault is None]
+    with EventProducer(env) as producer:
+        producer.send_events("orders", messages[:15])
+    stream.main(["--event-type=orders", "--available-now"])
+    state = Path(env.storage.checkpoint_path("stream_orders")) / "state"
+    assert state.is_dir()
+    shutil.rmtree(state)
+
+    with EventProducer(env) as producer:
+        producer.send_events("orders", messages[15:])
+    with pytest.raises(SparkJobError, match=r"cannot be read .*see 'A damaged checkpoint' in docs/runbook.md") as error:
+        stream.main(["--event-type=orders", "--available-now"])
+    assert "\n" not in str(error.value)
+    assert "MISSING_STATE_DIRECTORY" in str(error.value)
