@@ -13,14 +13,18 @@ spark-submit spark/jobs/stream.py [--event-type orders] [--available-now]
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import cast
 
+from pyspark import inheritable_thread_target
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -203,26 +207,49 @@ class TopicBatchWriter:
         audit.late_rows = int(str(counts["late"]))
         audit.min_event_time = cast(datetime | None, counts["min_ts"])
         audit.max_event_time = cast(datetime | None, counts["max_ts"])
+        # the other writes depend on nothing but the cached batch: run them at once, each an idempotent commit
+        writes: list[Callable[[], object]] = [
+            functools.partial(self._write_silver, spark, batch, rows, batch_id, audit, counts)
+        ]
         if audit.dead_letter_rows:
-            append_once(
-                bronze.dead_letters(silver.bronze_rows(rows)).withColumn("source", F.lit(spec.name)),
-                self.dead_letter_path,
-                f"{self.app_id}:{spec.name}",
-                batch_id,
-                partition_by=("ingest_date",),
+            writes.append(
+                functools.partial(
+                    append_once,
+                    bronze.dead_letters(silver.bronze_rows(rows)).withColumn("source", F.lit(spec.name)),
+                    self.dead_letter_path,
+                    f"{self.app_id}:{spec.name}",
+                    batch_id,
+                    partition_by=("ingest_date",),
+                )
             )
-        events = silver.candidate_events(rows)
         if audit.quarantined_rows:
-            append_once(
-                silver.quarantined(events, spec.name),
-                self.quarantine_path,
-                f"{self.app_id}:{spec.name}",
-                batch_id,
-                partition_by=("source", "ingest_date"),
+            writes.append(
+                functools.partial(
+                    append_once,
+                    silver.quarantined(silver.candidate_events(rows), spec.name),
+                    self.quarantine_path,
+                    f"{self.app_id}:{spec.name}",
+                    batch_id,
+                    partition_by=("source", "ingest_date"),
+                )
             )
+        with ThreadPoolExecutor(max_workers=len(writes), thread_name_prefix=self.query) as pool:
+            for done in [pool.submit(inheritable_thread_target(write)) for write in writes]:
+                done.result()
+        audit.deduplicated_rows = audit.input_rows - audit.dead_letter_rows - audit.quarantined_rows - audit.output_rows
 
+    def _write_silver(
+        self,
+        spark: SparkSession,
+        batch: DataFrame,
+        rows: DataFrame,
+        batch_id: int,
+        audit: BatchAudit,
+        counts: dict[str, object],
+    ) -> None:
+        spec = self.spec
         batch_tag = f"{self.app_id}:{batch_id}"
-        good = silver.accepted(events)
+        good = silver.accepted(silver.candidate_events(rows))
         new_keys = batch.where(F.col("_row").isNull()).select(
             F.col("_k1").alias(spec.dedup_key), F.col("_k2").alias("event_date")
         )
@@ -244,7 +271,6 @@ class TopicBatchWriter:
         appended = append_once(enriched, self.silver_path, self.app_id, batch_id, spec.partition_by, commit_tag)
         # a replayed batch computes the rows its first attempt appended (see the class docstring)
         audit.output_rows = appended if appended is not None else enriched.count()
-        audit.deduplicated_rows = audit.input_rows - audit.dead_letter_rows - audit.quarantined_rows - audit.output_rows
 
 
 def _batch_counts(watermark: datetime | None) -> dict[str, Column]:
