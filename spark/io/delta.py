@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -83,12 +84,18 @@ def append_once(
     return _observed_rows(observation)
 
 
-def _observed_rows(observation: Observation) -> int | None:
-    # a skipped append runs no query, so nothing is observed, and Observation.get would wait forever
+def observed(observation: Observation) -> dict[str, Any]:
+    """What ``observation`` collected, or ``{}`` when its frame was never run (a skipped append runs no query,
+    so nothing is observed, and ``Observation.get`` would wait forever)."""
     jvm_observation = getattr(observation, "_jo", None)
     if jvm_observation is None or not jvm_observation.future().isCompleted():
-        return None
-    return int(observation.get["rows"])
+        return {}
+    return dict(observation.get)
+
+
+def _observed_rows(observation: Observation) -> int | None:
+    values = observed(observation)
+    return int(values["rows"]) if values else None
 
 
 def replace_range(

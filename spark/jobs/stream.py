@@ -37,7 +37,7 @@ from lakehouse.spark.errors import SparkJobError
 from lakehouse.spark.io import kafka as kafka_io
 from lakehouse.spark.io import reference
 from lakehouse.spark.io.checkpoint import batch_offsets, has_batches
-from lakehouse.spark.io.delta import append_once, read_table, table_is_empty
+from lakehouse.spark.io.delta import append_once, observed, read_table, table_is_empty
 from lakehouse.spark.jobs.common import (
     BatchAudit,
     SharedTable,
@@ -87,11 +87,7 @@ class _Counted:
         return frame.observe(self.observation, *[agg.alias(name) for name, agg in self.aggregates.items()])
 
     def values(self) -> dict[str, object]:
-        # a skipped append runs no query, so nothing is observed, and Observation.get would wait forever
-        jvm_observation = getattr(self.observation, "_jo", None)
-        if jvm_observation is None or not jvm_observation.future().isCompleted():
-            return {}
-        return dict(self.observation.get)
+        return observed(self.observation)
 
 
 def keyed_stream(kafka: DataFrame, spec: EventTypeSpec) -> DataFrame:
