@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from datetime import date
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 from pyspark.testing import assertDataFrameEqual
@@ -86,3 +87,39 @@ def test_the_calendar_spans_the_configured_days(spark: SparkSession) -> None:
     days = date_spine(spark, calendar.first, calendar.last)
     assert days.count() == (calendar.last - calendar.first).days + 1
     assert days.agg(F.min("date_key"), F.max("date_key")).first() == (calendar.first, calendar.last)
+
+
+REVENUE_CASES = [(spec, case) for spec, case in CASES if spec.name == "order_revenue_5min"]
+
+
+@pytest.mark.parametrize(("spec", "case"), REVENUE_CASES, ids=[case.name for _, case in REVENUE_CASES])
+def test_the_streaming_revenue_transform_gives_the_contract_cases(
+    spark: SparkSession, tmp_path: Path, spec: MartSpec, case: MartUnitTest
+) -> None:
+    """The streaming variant of order_revenue_5min (what spark/jobs/revenue_stream.py runs) over the case's orders
+    read as a Delta stream, in update mode, gives the rows the contract expects of the daily build."""
+    from lakehouse.spark.marts import conform
+    from lakehouse.spark.transforms.gold import order_revenue_5min_stream
+
+    orders = _frame(spark, _input_schema(spark, spec, "orders"), case.given["orders"])
+    orders.write.format("delta").save(str(tmp_path / "orders"))
+    products = _frame(spark, _input_schema(spark, spec, "products"), case.given["products"])
+    stream = conform(
+        order_revenue_5min_stream(spark.readStream.format("delta").load(str(tmp_path / "orders")), products), spec
+    )
+    emitted: list[Row] = []
+    query = (
+        stream.writeStream.outputMode("update")
+        .option("checkpointLocation", str(tmp_path / "checkpoint"))
+        .foreachBatch(lambda batch, _: emitted.extend(batch.collect()))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+    latest = {tuple(row[c] for c in spec.grain): row for row in emitted}  # a later batch's row replaces an earlier's
+    result = spark.createDataFrame(list(latest.values()), stream.schema)
+
+    columns = list(case.expect[0])
+    types = {c.name: c.type for c in spec.columns}
+    expected_schema = StructType.fromDDL(", ".join(f"`{c}` {types[c]}" for c in columns))
+    assertDataFrameEqual(result.select(*columns), _frame(spark, expected_schema, case.expect), checkRowOrder=False)
