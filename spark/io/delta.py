@@ -3,15 +3,18 @@ streaming checkpoint (``txnAppId``/``txnVersion``), batch rewrites replace exact
 
 from __future__ import annotations
 
+import datetime
 import logging
+import time
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def delta_ref(path: str) -> str:
@@ -101,7 +104,9 @@ def _observed_rows(observation: Observation) -> int | None:
 def replace_range(
     df: DataFrame, path: str, column: str, start: str, end: str, partition_by: Sequence[str] = ()
 ) -> None:
-    """Replace the rows with ``start <= column < end`` by ``df`` in one atomic commit (replaceWhere)."""
+    """Replace the rows with ``start <= column < end`` by ``df`` in one atomic commit (replaceWhere). A commit of
+    another writer to those partitions meanwhile (the streaming query of a mart) makes Delta refuse the commit;
+    the replacement is then computed and written again, a few times at most (``df`` is read again each time)."""
     writer = (
         df.write.format("delta")
         .mode("overwrite")
@@ -109,7 +114,83 @@ def replace_range(
     )
     if partition_by:
         writer = writer.partitionBy(*partition_by)
-    writer.save(path)
+    retry_on_conflict(lambda: writer.save(path), f"replacing {column} {start}..{end} of {path}")
+
+
+CONFLICT_ATTEMPTS = 5
+
+
+def retry_on_conflict(action: Callable[[], T], what: str, attempts: int = CONFLICT_ATTEMPTS) -> T:
+    """Run an idempotent Delta write, again when a concurrent commit made Delta refuse it (optimistic
+    concurrency: ``ConcurrentAppendException`` and the other exceptions of ``delta.exceptions``), up to
+    ``attempts`` times with a short pause."""
+    import delta.exceptions
+
+    # the exceptions do not share a base class: every one of the module's
+    conflicts = tuple(getattr(delta.exceptions, name) for name in delta.exceptions.__all__)
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except conflicts as exc:
+            if attempt == attempts:
+                raise
+            log.warning(
+                "%s: a concurrent commit conflicted (%s); attempt %d of %d",
+                what,
+                type(exc).__name__,
+                attempt + 1,
+                attempts,
+            )
+            time.sleep(min(0.5 * 2**attempt, 5.0))
+    raise AssertionError("unreachable")
+
+
+def merge_rows(
+    spark: SparkSession,
+    rows: DataFrame,
+    path: str,
+    key: Sequence[str],
+    partition_column: str,
+    partitions: Sequence[object],
+    never_lower: Sequence[str] = (),
+) -> None:
+    """MERGE ``rows`` into the Delta table at ``path`` on ``key``: insert new keys, replace the values of
+    existing ones, so that the same rows again change nothing. The table's ``partition_column`` must be one of
+    the key columns and ``partitions`` every value it has in ``rows``: the MERGE then reads (and conflicts with
+    other writers on) those partitions only. A row is not updated when a column of ``never_lower`` would become
+    smaller (see ``lakehouse.postgres.upsert.upsert``). Retried on a concurrent commit (``retry_on_conflict``)."""
+    from delta.tables import DeltaTable
+
+    in_partitions = ", ".join(_sql_literal(value) for value in partitions)
+    condition = " AND ".join(
+        [f"t.`{partition_column}` IN ({in_partitions})", *(f"t.`{column}` = s.`{column}`" for column in key)]
+    )
+    values = [c for c in rows.columns if c not in key]
+    unchanged = "struct({}) <=> struct({})".format(
+        ", ".join(f"t.`{c}`" for c in values), ", ".join(f"s.`{c}`" for c in values)
+    )
+    # a NULL on either side does not block the update
+    update = " AND ".join([f"NOT ({unchanged})", *(f"NOT coalesce(s.`{c}` < t.`{c}`, false)" for c in never_lower)])
+
+    def merge() -> None:
+        (
+            DeltaTable.forPath(spark, path)
+            .alias("t")
+            .merge(rows.alias("s"), condition)
+            .whenMatchedUpdateAll(condition=update)
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+
+    retry_on_conflict(merge, f"merging {len(partitions)} {partition_column} partition(s) into {path}")
+
+
+def _sql_literal(value: object) -> str:
+    if isinstance(value, datetime.date):
+        return f"DATE'{value.isoformat()}'"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return str(value)
 
 
 def _path_exists(spark: SparkSession, location: str) -> bool:

@@ -1,12 +1,18 @@
-"""Idempotent Delta writes: the checkpoint's app id is stable, a replayed batch is written once."""
+"""Idempotent Delta writes: the checkpoint's app id is stable, a replayed batch is written once, a MERGE of the same
+rows changes nothing, a write refused for a concurrent commit is retried."""
 
 from __future__ import annotations
 
+import threading
+import time
+from datetime import date
 from pathlib import Path
 
+import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
-from lakehouse.spark.io.delta import append_once, checkpoint_app_id, ensure_table, replace_range
+from lakehouse.spark.io.delta import append_once, checkpoint_app_id, ensure_table, merge_rows, replace_range
 
 
 def test_checkpoint_app_id_is_stable_per_checkpoint(spark: SparkSession, tmp_path: Path) -> None:
@@ -49,3 +55,36 @@ def test_ensure_table_recovers_from_a_creation_killed_before_its_first_commit(
     assert table.schema.simpleString() == "struct<id:bigint,day:date>"
     assert table.count() == 0
     assert sorted(p.name for p in (path / "_delta_log").glob("*.json")) == ["00000000000000000000.json"]
+
+
+def test_merge_rows_inserts_updates_and_never_lowers(spark: SparkSession, tmp_path: Path) -> None:
+    path = str(tmp_path / "m")
+    schema = "d date, k string, n bigint, v string"
+    day, other = date(2026, 11, 20), date(2026, 11, 21)
+    spark.createDataFrame([(day, "a", 5, "x"), (day, "b", 5, "x"), (other, "a", 1, "x")], schema).write.format(
+        "delta"
+    ).partitionBy("d").save(path)
+    rows = spark.createDataFrame([(day, "a", 6, "y"), (day, "b", 4, "y"), (day, "c", 1, "y")], schema)
+    for _ in range(2):  # the same rows again (a replayed batch) change nothing
+        merge_rows(spark, rows, path, ["d", "k"], "d", [day], never_lower=["n"])
+        got = sorted(tuple(r) for r in spark.read.format("delta").load(path).collect())
+        assert got == [(day, "a", 6, "y"), (day, "b", 5, "x"), (day, "c", 1, "y"), (other, "a", 1, "x")]
+
+
+def test_a_delta_write_refused_for_a_concurrent_commit_is_retried(
+    spark: SparkSession, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """replace_range while another writer commits to the same partition (a streaming MERGE during the daily
+    build): Delta refuses the first commit, the replacement is computed and written again."""
+    path = str(tmp_path / "r")
+    day = date(2026, 11, 20)
+    spark.createDataFrame([(day, 1)], "d date, n int").write.format("delta").partitionBy("d").save(path)
+    slow = F.udf(lambda n: time.sleep(4) or n, "int")  # the build's query runs while the other writer commits
+    replacement = spark.createDataFrame([(day, 2)], "d date, n int").select("d", slow("n").alias("n"))
+    build = threading.Thread(target=replace_range, args=(replacement, path, "d", "2026-11-20", "2026-11-21", ("d",)))
+    build.start()
+    time.sleep(1.5)
+    spark.createDataFrame([(day, 3)], "d date, n int").write.format("delta").mode("append").save(path)
+    build.join()
+    assert [tuple(r) for r in spark.read.format("delta").load(path).collect()] == [(day, 2)]
+    assert any("a concurrent commit conflicted" in r.getMessage() for r in caplog.records)
