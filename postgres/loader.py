@@ -105,7 +105,7 @@ def prepare(
                 f"mart {mart_name}: table {schema}.{name} does not exist in {where(dsn)}: run `lakehouse migrate`"
             )
         _check_columns(list(frame_columns), list(spark_types), date_column, mart_name, f"{schema}.{name}")
-        owner = _partition_owner(conn, schema, name, date_column, mart_name)
+        owner = partition_owner(conn, schema, name, date_column, mart_name)
         staging.drop_orphans(conn, schema, name, ORPHAN_AGE)
         staged = StagedLoad(
             dsn=dsn,
@@ -214,9 +214,7 @@ def _check_columns(frame: list[str], target: list[str], date_column: str | None,
         raise ServingError(f"mart {mart}: date column {date_column!r} is not a column of table {table} {target}")
 
 
-def _partition_owner(
-    conn: psycopg.Connection, schema: str, name: str, date_column: str | None, mart: str
-) -> str | None:
+def partition_owner(conn: psycopg.Connection, schema: str, name: str, date_column: str | None, mart: str) -> str | None:
     """The owner of the target if it is partitioned by range on ``date_column`` alone, else None."""
     row = conn.execute(
         "SELECT a.attname, p.partstrat, p.partnatts, pg_catalog.pg_get_userbyid(c.relowner) "

@@ -83,12 +83,17 @@ class StagedLoad:
 
     def day_partition(self, day: date) -> str:
         """Name of the target's partition of ``day``."""
-        return f"{self.name}_p{day:%Y%m%d}"
+        return day_partition(self.name, day)
 
     def stage_partition(self, day: date | None) -> str:
         """Name of the staging table's partition of ``day`` (None: its DEFAULT partition)."""
         suffix = self.stage.removeprefix(f"_stage_{self.name[:_STAGE_TABLE_CHARS]}")
         return f"_stage_{'default' if day is None else f'p{day:%Y%m%d}'}{suffix}"
+
+
+def day_partition(table: str, day: date) -> str:
+    """Name of the partition of ``day`` of a serving table partitioned by day: ``<table>_p<yyyymmdd>``."""
+    return f"{table}_p{day:%Y%m%d}"
 
 
 def new_name(conn: psycopg.Connection, table: str) -> str:

@@ -28,6 +28,7 @@ from lakehouse.postgres import loader
 from lakehouse.postgres.errors import ServingError
 from lakehouse.postgres.loader import SERVING_SCHEMA, LoadResult
 from lakehouse.postgres.staging import APPLICATION_NAME, StagedLoad
+from lakehouse.postgres.upsert import serving_lock
 from lakehouse.spark.io.sinks import SinkRun, gold_rows
 from lakehouse.spark.session import get_spark
 
@@ -55,21 +56,25 @@ def load_frame(
     """Replace the rows of ``table`` with ``start <= date_column < end`` by the rows of ``df``, atomically.
 
     ``df`` must have exactly the target's columns (any order) and only rows inside the interval. The COPY
-    runs on the executors, each opening its own connection (``max_writers`` caps them by coalescing). The
-    swap waits at most ``lock_timeout`` for locks. Raises ServingError (DataQualityError for duplicate keys
+    runs on the executors, each opening its own connection (``max_writers`` caps them by coalescing). The load
+    holds the table's serving lock in shared mode throughout (``lakehouse.postgres.upsert``), and it and the
+    swap wait at most ``lock_timeout`` for locks. Raises ServingError (DataQualityError for duplicate keys
     or rows outside the interval) and leaves the target untouched on any failure.
 
     ``date_column=None`` is a full refresh: ``df`` replaces every row of ``table`` in one transaction (readers
     see the old table or the new one); ``[start, end)`` then only names the run in ``serving.freshness``.
     """
     began = time.perf_counter()
-    staged = loader.prepare(dsn, table, date_column, start, end, df.columns, mart=mart)
-    try:
-        copied = _copy(df, staged, max_writers)
-    except BaseException:
-        loader.abandon(staged)
-        raise
-    replaced = loader.finish(staged, copied, silver_watermark=silver_watermark, lock_timeout=lock_timeout)
+    # shared with other loads, exclusive of a streaming writer's batch (lakehouse.postgres.upsert): from before
+    # ``df`` is read (the COPY computes it) until the swap commits
+    with serving_lock(dsn, table, exclusive=False, lock_timeout=lock_timeout):
+        staged = loader.prepare(dsn, table, date_column, start, end, df.columns, mart=mart)
+        try:
+            copied = _copy(df, staged, max_writers)
+        except BaseException:
+            loader.abandon(staged)
+            raise
+        replaced = loader.finish(staged, copied, silver_watermark=silver_watermark, lock_timeout=lock_timeout)
     result = LoadResult(staged.mart, staged.target, start, end, copied, time.perf_counter() - began)
     log.info("%s (%s)", result.summary(), replaced)
     return result
