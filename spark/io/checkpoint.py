@@ -1,4 +1,5 @@
-"""What a streaming checkpoint records about one micro-batch: the Kafka offsets it covers and its watermark.
+"""What a streaming checkpoint records about one micro-batch: the Kafka offsets or Delta versions it covers and its
+watermark.
 
 Spark writes ``offsets/<batch>`` (its write-ahead log) before it runs the batch, and the Kafka source writes its
 starting offsets to ``sources/0/0`` when the checkpoint is new, so a batch handler can read what its batch covers
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -95,3 +97,91 @@ def has_batches(spark: SparkSession, checkpoint: str) -> bool:
         return bool(spark.read.text(f"{location}/*").limit(1).count())
     except AnalysisException:
         return False
+
+
+@dataclass(frozen=True)
+class DeltaBatchInput:
+    """What one micro-batch of a query reading a Delta table as a stream read: the table versions ``first`` to
+    ``last`` (both None when the batch finished no commit), its rows and the range of ``time_column`` in them
+    (from the commits' file statistics), and the watermark the batch ran with (epoch milliseconds).
+
+    A commit counts in the batch that finishes reading it; the initial snapshot of a new checkpoint counts, with
+    the commits read after it, as the table at the batch's last version. Commits that rewrite rows (``rebuild-silver``)
+    are skipped by the query (``skipChangeCommits``) and not counted."""
+
+    first: int | None
+    last: int | None
+    rows: int
+    min_time: datetime | None
+    max_time: datetime | None
+    watermark_ms: int
+
+    def ranges(self) -> list[int]:
+        """``[first, last]`` version read, or ``[]``."""
+        return [] if self.first is None or self.last is None else [self.first, self.last]
+
+
+def delta_batch_input(
+    spark: SparkSession, checkpoint: str, batch_id: int, table: str, time_column: str
+) -> DeltaBatchInput:
+    """The input of micro-batch ``batch_id`` of the single-source query at ``checkpoint`` reading the Delta table
+    at ``table``. Reads the offset log and the table's commit files; only the batch that finishes a new
+    checkpoint's initial snapshot runs a Spark job (a count of the table at that version)."""
+    root = checkpoint.rstrip("/")
+    current = _log_lines(spark, f"{root}/offsets/{batch_id}")
+    watermark_ms = int(json.loads(current[1]).get("batchWatermarkMs", 0))
+    end = json.loads(current[2])
+    start = json.loads(_log_lines(spark, f"{root}/offsets/{batch_id - 1}")[2]) if batch_id > 0 else None
+    end_version = int(end["reservoirVersion"])  # versions before it are read completely
+    if end.get("isStartingVersion"):  # still inside the initial snapshot
+        return DeltaBatchInput(None, None, 0, None, None, watermark_ms)
+    if start is None or start.get("isStartingVersion"):
+        return _snapshot_input(spark, table, end_version - 1, time_column, watermark_ms)
+    versions = range(int(start["reservoirVersion"]), end_version)
+    rows, low, high = 0, None, None
+    for version in versions:
+        text = _read_text(spark, f"{table.rstrip('/')}/_delta_log/{version:020d}.json")
+        actions = [json.loads(line) for line in (text or "").splitlines() if line.strip()]
+        if any(a.get("remove", {}).get("dataChange") for a in actions):
+            continue
+        for add in (a["add"] for a in actions if "add" in a and a["add"].get("dataChange", True)):
+            stats = json.loads(add.get("stats") or "{}")
+            rows += int(stats.get("numRecords", 0))
+            low = _earliest(low, stats.get("minValues", {}).get(time_column))
+            high = _latest(high, stats.get("maxValues", {}).get(time_column))
+    if not versions:
+        return DeltaBatchInput(None, None, 0, None, None, watermark_ms)
+    return DeltaBatchInput(versions[0], versions[-1], rows, low, high, watermark_ms)
+
+
+def _snapshot_input(
+    spark: SparkSession, table: str, version: int, time_column: str, watermark_ms: int
+) -> DeltaBatchInput:
+    from pyspark.sql import functions as F
+
+    stats = (
+        spark.read.format("delta")
+        .option("versionAsOf", version)
+        .load(table)
+        .agg(F.count(F.lit(1)), F.min(time_column), F.max(time_column))
+        .first()
+    )
+    assert stats is not None
+    return DeltaBatchInput(0, version, int(stats[0]), stats[1], stats[2], watermark_ms)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    """A timestamp of Delta's file statistics (``2026-11-20T10:00:00.000Z``) as naive UTC."""
+    if value is None:
+        return None
+    return datetime.fromisoformat(value).astimezone(UTC).replace(tzinfo=None)
+
+
+def _earliest(current: datetime | None, value: str | None) -> datetime | None:
+    parsed = _parse_time(value)
+    return parsed if current is None or (parsed is not None and parsed < current) else current
+
+
+def _latest(current: datetime | None, value: str | None) -> datetime | None:
+    parsed = _parse_time(value)
+    return parsed if current is None or (parsed is not None and parsed > current) else current
