@@ -1,12 +1,19 @@
 """
-### Bronze and Silver on a schedule (available-now)
+### Bronze, Silver and the real-time revenue mart on a schedule (available-now)
 
-For users who do not keep the streaming job running: every 30 minutes this DAG runs it with `--available-now`
-(one query per event type, writing Bronze and Silver from the same micro-batch), which processes everything that
-arrived since the last run (tracked by the streaming checkpoints) and exits. Exactly-once holds across runs:
-checkpoints plus idempotent Delta writes.
+For users who do not keep the streaming jobs running: every 30 minutes this DAG runs them with `--available-now`,
+which processes everything that arrived since the last run (tracked by the streaming checkpoints) and exits:
 
-Do not run it while `lakehouse stream` runs continuously on the same checkpoints.
+* **stream**: one query per event type, writing Bronze and Silver from the same micro-batch;
+* **revenue_5min**, after it: the streaming Gold query of `order_revenue_5min` (Silver orders in 5-minute
+  event-time windows, 10-minute watermark), MERGEd into its Gold table and upserted into
+  `serving.order_revenue_5min`. The `gold_marts` DAG's daily build of the mart stays the correction for orders
+  later than the watermark.
+
+Exactly-once holds across runs: checkpoints plus idempotent writes (Delta transaction ids, MERGE and upsert of
+absolute values).
+
+Do not run it while `lakehouse stream` or `lakehouse stream-revenue` runs continuously on the same checkpoints.
 """
 
 from __future__ import annotations
@@ -16,11 +23,15 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Asset, task
 
 from lakehouse.config.specs import load_event_types
-from lakehouse.orchestration.airflow_tasks import record_failure, run_streams_available_now
+from lakehouse.orchestration.airflow_tasks import (
+    record_failure,
+    run_revenue_stream_available_now,
+    run_streams_available_now,
+)
 
 with DAG(
     dag_id="streams_available_now",
-    description="Kafka -> Bronze -> Silver, processing what is available, every 30 minutes",
+    description="Kafka -> Bronze -> Silver -> real-time revenue, processing what is available, every 30 minutes",
     schedule=timedelta(minutes=30),
     start_date=datetime(2025, 1, 1),
     catchup=False,
@@ -32,7 +43,7 @@ with DAG(
         "retry_exponential_backoff": True,
         "on_failure_callback": record_failure,
     },
-    tags=["lakehouse", "bronze", "silver", "streaming"],
+    tags=["lakehouse", "bronze", "silver", "gold", "streaming"],
     doc_md=__doc__,
 ) as dag:
     event_types = sorted(load_event_types())
@@ -45,4 +56,13 @@ with DAG(
         """Kafka -> Bronze and Silver for every event type, until caught up."""
         run_streams_available_now()
 
-    stream()
+    @task(
+        task_id="revenue_5min",
+        inlets=[Asset("lakehouse://silver/orders")],
+        outlets=[Asset("lakehouse://gold/order_revenue_5min"), Asset("lakehouse://serving/order_revenue_5min")],
+    )
+    def revenue_5min() -> None:
+        """Silver orders -> order_revenue_5min windows in Gold and serving, until caught up."""
+        run_revenue_stream_available_now()
+
+    stream() >> revenue_5min()

@@ -78,6 +78,15 @@ def run_streams_available_now() -> None:
     _run("lakehouse.spark.jobs.stream", ["--available-now"], streaming=True)
 
 
+def run_revenue_stream_available_now() -> None:
+    """Run the streaming Gold query of order_revenue_5min in available-now mode (the Silver orders that arrived
+    since its last run, then exit)."""
+    import os
+
+    os.environ["LAKEHOUSE_SERVING_DSN"] = serving_dsn()
+    _run("lakehouse.spark.jobs.revenue_stream", ["--available-now", "--dsn-env=LAKEHOUSE_SERVING_DSN"], streaming=True)
+
+
 def _run(module: str, args: list[str], *, streaming: bool) -> None:
     """Run a Spark job; errors that a retry cannot fix (bad data, input or config) fail without retries."""
     from airflow.sdk.exceptions import AirflowFailException

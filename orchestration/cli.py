@@ -21,6 +21,7 @@ stack_app = typer.Typer(
 )
 app.add_typer(stack_app, name="stack")
 console = Console()
+REVENUE_STREAM_JOB = "lakehouse.spark.jobs.revenue_stream"
 
 
 @app.command()
@@ -154,6 +155,23 @@ def stream(
     if available_now:
         args.append("--available-now")
     raise typer.Exit(job_exit_code(settings(), "lakehouse.spark.jobs.stream", args, streaming=True))
+
+
+@app.command("stream-revenue")
+def stream_revenue(
+    available_now: Annotated[bool, typer.Option(help="Process what is there, then exit.")] = False,
+    trigger_seconds: Annotated[
+        float, typer.Option(help="Micro-batch interval when running continuously (seconds).")
+    ] = 5.0,
+) -> None:
+    """Run the streaming Gold query of order_revenue_5min through spark-submit (or in this process, when so
+    deployed): Silver orders -> 5-minute revenue windows, MERGEd into Gold and upserted into PostgreSQL."""
+    from lakehouse.spark.submit import job_exit_code
+
+    args = [f"--trigger-seconds={trigger_seconds}"]
+    if available_now:
+        args.append("--available-now")
+    raise typer.Exit(job_exit_code(settings(), REVENUE_STREAM_JOB, args, streaming=True))
 
 
 @app.command("rebuild-silver")

@@ -64,15 +64,17 @@ def now_utc() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def streaming_arguments(prog: str, description: str) -> argparse.ArgumentParser:
-    """The command line every streaming job takes."""
+def streaming_arguments(prog: str, description: str, *, per_event_type: bool = True) -> argparse.ArgumentParser:
+    """The command line every streaming job takes; ``per_event_type`` adds the options of a job that runs one
+    Kafka query per event type (``--event-type``, ``--max-records-per-batch``)."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument(
-        "--event-type",
-        action="append",
-        default=[],
-        help="event type to process (repeatable; default: every type in config/event_types)",
-    )
+    if per_event_type:
+        parser.add_argument(
+            "--event-type",
+            action="append",
+            default=[],
+            help="event type to process (repeatable; default: every type in config/event_types)",
+        )
     parser.add_argument(
         "--available-now",
         action="store_true",
@@ -81,6 +83,8 @@ def streaming_arguments(prog: str, description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--trigger-seconds", type=float, default=2.0, help="micro-batch interval when running continuously (default 2)"
     )
+    if not per_event_type:
+        return parser
     parser.add_argument(
         "--max-records-per-batch",
         type=int,
@@ -125,9 +129,12 @@ def start_query(
     handler: Callable[[DataFrame, int], None],
     available_now: bool,
     trigger_seconds: float,
+    output_mode: str | None = None,
 ) -> StreamingQuery:
-    """Start one foreachBatch query with its checkpoint and trigger."""
+    """Start one foreachBatch query with its checkpoint and trigger (and ``output_mode``, for an aggregation)."""
     writer = stream.writeStream.queryName(name).option("checkpointLocation", checkpoint).foreachBatch(handler)
+    if output_mode is not None:
+        writer = writer.outputMode(output_mode)
     writer = (
         writer.trigger(availableNow=True)
         if available_now
