@@ -10,6 +10,8 @@ passed most of the day. The stream counts the first wave and the second wave's o
 from __future__ import annotations
 
 import csv
+import threading
+import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -185,3 +187,54 @@ def test_the_revenue_stream_gives_the_daily_builds_rows_and_the_build_corrects_l
             "WHERE query = 'revenue_5min'"
         ).fetchone()
     assert read == (len(first) + len(_clean(late)), 2)
+
+
+def test_a_load_and_a_streaming_batch_of_one_table_take_turns(isolated_serving: Settings, spark: Any) -> None:
+    """The serving lock: a daily load waits for a streaming batch holding it (between its Gold MERGE and its
+    upsert) and then replaces the day; a streaming batch cannot take it while a load holds it."""
+    import pyarrow as pa
+
+    from lakehouse.postgres.errors import ServingError
+    from lakehouse.postgres.upsert import serving_lock, upsert
+    from lakehouse.spark.io.postgres import load_frame
+
+    dsn, table, spec = isolated_serving.postgres_dsn(), "serving.order_revenue_5min", mart("order_revenue_5min")
+    at = datetime(DAY.year, DAY.month, DAY.day, 10, tzinfo=UTC)
+    loaded = (("t1", DAY, at, "north", "home"), (at + WINDOW, 3, 3, Decimal("3.00"), Decimal("1.00"), 2))
+    streamed = (("t1", DAY, at, "north", "home"), (at + WINDOW, 1, 1, Decimal("1.00"), Decimal("1.00"), 1))
+    types = {column.name: column.type for column in spec.columns}
+    frame = spark.createDataFrame([loaded[0] + loaded[1]], ", ".join(f"{c} {types[c]}" for c in COLUMNS))
+    batch = pa.Table.from_pylist(
+        [dict(zip(COLUMNS, streamed[0] + streamed[1], strict=True))],
+        pa.schema(
+            [
+                ("tenant_id", pa.string()), ("window_date", pa.date32()), ("window_start", pa.timestamp("us", "UTC")),
+                ("region", pa.string()), ("product_category", pa.string()), ("window_end", pa.timestamp("us", "UTC")),
+                ("orders_placed", pa.int64()), ("units_sold", pa.int64()), ("total_revenue", pa.decimal128(18, 2)),
+                ("avg_order_value", pa.decimal128(18, 2)), ("unique_customers", pa.int64()),
+            ]
+        ),
+    )  # fmt: skip
+    with serving_lock(dsn, table, exclusive=True) as conn:  # a streaming batch, between its MERGE and its upsert
+        load = threading.Thread(target=load_frame, args=(frame, dsn, table, "window_date", DAY, DAY + timedelta(1)))
+        load.start()
+        waiting = 0
+        for _ in range(120):
+            waiting = conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone()[0]
+            if waiting:
+                break
+            time.sleep(0.5)
+        assert waiting == 1 and load.is_alive(), "the load waits for the batch"
+        assert upsert(conn, table, spec.grain, batch, date_column="window_date") == 1
+        assert _serving(dsn) == dict([streamed])
+    load.join(120)
+    assert _serving(dsn) == dict([loaded]), "then the load replaces the day"
+
+    with (
+        serving_lock(dsn, table, exclusive=False),
+        pytest.raises(ServingError, match="a load of it holds it"),
+        serving_lock(dsn, table, exclusive=True, lock_timeout="1s"),
+    ):
+        pass
