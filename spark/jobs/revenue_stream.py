@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, SparkSession
@@ -34,7 +35,6 @@ from lakehouse.config.settings import settings as current_settings
 from lakehouse.config.specs import event_type
 from lakehouse.postgres.loader import SERVING_SCHEMA
 from lakehouse.postgres.upsert import serving_lock, upsert
-from lakehouse.spark.errors import SparkJobError
 from lakehouse.spark.io import reference
 from lakehouse.spark.io.checkpoint import delta_batch_input
 from lakehouse.spark.io.delta import merge_rows, table_exists
@@ -62,6 +62,8 @@ MART = "order_revenue_5min"
 MEASURES = ("orders_placed", "units_sold", "total_revenue", "unique_customers")
 # how long a batch waits for a daily load of the serving table to finish (a load holds the serving lock)
 SERVING_LOCK_TIMEOUT = "10min"
+# how often a continuous run started before Silver has its first rows looks for the table
+SILVER_POLL_SECONDS = 5.0
 
 
 class RevenueBatchWriter:
@@ -129,17 +131,19 @@ def gold_schema(spec: MartSpec) -> str:
 def start(
     spark: SparkSession, settings: Settings, dsn: str, available_now: bool, trigger_seconds: float = 2.0
 ) -> StreamingQuery | None:
-    """Start the query, writing to the serving database at ``dsn``; None when there is no Silver table to read yet
-    and ``available_now`` (nothing to do)."""
+    """Start the query, writing to the serving database at ``dsn``. Without a Silver table to read yet, a continuous
+    run waits for it and an ``available_now`` run returns None (nothing to do)."""
     spec = mart(MART)
     source = spec.inputs.silver[0]
     silver_path = settings.storage.table_path("silver", event_type(source).tables.silver)
     if not table_exists(spark, silver_path):
-        message = f"no Silver {source} table at {silver_path} yet: run `lakehouse stream --event-type {source}` first"
+        message = f"no Silver {source} table at {silver_path} yet (`lakehouse stream` creates it with its first rows)"
         if available_now:
-            log.warning("%s; nothing to do", message)
+            log.warning("%s: nothing to do", message)
             return None
-        raise SparkJobError(message)
+        log.warning("%s: waiting for it", message)
+        while not table_exists(spark, silver_path):
+            time.sleep(max(trigger_seconds, SILVER_POLL_SECONDS))
     gold = SharedTable(settings.storage.table_path("gold", spec.name), gold_schema(spec), (str(spec.date_column),))
     checkpoint, app_id = prepare_query(spark, settings, QUERY, [gold])
     reference.refresh(spark, settings, list(spec.inputs.references))

@@ -238,3 +238,13 @@ def test_a_load_and_a_streaming_batch_of_one_table_take_turns(isolated_serving: 
         serving_lock(dsn, table, exclusive=True, lock_timeout="1s"),
     ):
         pass
+
+
+def test_before_silver_has_orders_an_available_now_run_has_nothing_to_do(
+    isolated_serving: Settings, spark: Any
+) -> None:
+    from lakehouse.spark.io.delta import table_exists
+    from lakehouse.spark.jobs import revenue_stream
+
+    revenue_stream.main(["--available-now"])
+    assert not table_exists(spark, isolated_serving.storage.table_path("gold", "order_revenue_5min"))
