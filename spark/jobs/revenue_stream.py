@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, SparkSession
@@ -48,6 +49,7 @@ from lakehouse.spark.jobs.common import (
     start_query,
     streaming_arguments,
 )
+from lakehouse.spark.jobs.stream import STATE_STORE_CONF
 from lakehouse.spark.marts import conform
 from lakehouse.spark.session import get_spark
 from lakehouse.spark.transforms.gold import order_revenue_5min_stream
@@ -97,6 +99,8 @@ class RevenueBatchWriter:
         audit.offset_ranges = json.dumps({self.source: read.ranges()})
         audit.input_rows, audit.output_rows = read.rows, windows.num_rows
         audit.min_event_time, audit.max_event_time = read.min_time, read.max_time
+        if read.watermark_ms:
+            audit.watermark = datetime.fromtimestamp(read.watermark_ms / 1000, UTC).replace(tzinfo=None)
         audit.finish(self.settings)
         log.info(
             "%s batch %d: %d Silver rows (versions %s), %d windows merged into Gold, %d serving rows changed",
@@ -149,6 +153,9 @@ def start(
     reference.refresh(spark, settings, list(spec.inputs.references))
     # rebuild-silver rewrites Silver: those commits are skipped (their orders were read before; the daily build
     # recomputes their days)
+    # the windows' state in the same store as the stream job's dedup state (fixed when the checkpoint is new)
+    for key, value in STATE_STORE_CONF.items():
+        spark.conf.set(key, value)
     orders = spark.readStream.format("delta").option("skipChangeCommits", "true").load(silver_path)
     windows = conform(order_revenue_5min_stream(orders, reference.current(spark, settings, "products")), spec)
     writer = RevenueBatchWriter(settings, spec, dsn, app_id, checkpoint, silver_path)

@@ -96,25 +96,29 @@ REVENUE_WATERMARK = "10 minutes"
 
 def order_revenue_5min_stream(orders: DataFrame, products: DataFrame, watermark: str = REVENUE_WATERMARK) -> DataFrame:
     """``order_revenue_5min`` over a stream of Silver orders: the same rows, columns and types, for the windows
-    the stream has seen, with a ``watermark`` on ``event_timestamp``.
+    the stream has seen, with a ``watermark`` on the placed orders' ``event_timestamp`` (the newest one the stream
+    has read, minus ``watermark``).
 
     Streams cannot count distinct values, so orders and customers are counted as the size of the set of their
     ids (exact, like ``count_distinct``: both leave nulls out). In update mode each micro-batch emits the windows
-    it changed with their values over every row the stream has read for them; an event older than the watermark
-    when it arrives is dropped (its day's daily build counts it).
+    it changed with their values over every order the stream has read for them; an order whose window ends at or
+    before the watermark when it arrives is dropped (its day's daily build counts it).
     """
-    return _order_revenue(
-        orders.withWatermark("event_timestamp", watermark), products, lambda c: F.size(F.collect_set(c))
-    )
+    return _order_revenue(orders, products, lambda c: F.size(F.collect_set(c)), watermark)
 
 
-def _order_revenue(orders: DataFrame, products: DataFrame, distinct: Callable[[str], F.Column]) -> DataFrame:
+def _order_revenue(
+    orders: DataFrame, products: DataFrame, distinct: Callable[[str], F.Column], watermark: str | None = None
+) -> DataFrame:
     """The grain, measures and columns of ``order_revenue_5min``; ``distinct`` counts the distinct values of a
-    column (batch and stream differ only there)."""
+    column (batch and stream differ only there, and in the stream's ``watermark``)."""
     categories = products.select("product_id", F.col("category").alias("_category"))
+    placed = orders.where(_placed())
+    if watermark is not None:
+        # on the placed orders, explicitly: the optimizer would push the filter below it anyway
+        placed = placed.withWatermark("event_timestamp", watermark)
     facts = (
-        orders.where(_placed())
-        .join(F.broadcast(categories), on="product_id", how="left")
+        placed.join(F.broadcast(categories), on="product_id", how="left")
         .groupBy(
             "tenant_id",
             F.col("event_date").alias("window_date"),

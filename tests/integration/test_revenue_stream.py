@@ -149,9 +149,9 @@ def test_the_revenue_stream_gives_the_daily_builds_rows_and_the_build_corrects_l
     assert _serving(dsn) == expected_windows(first, categories)
     assert _gold(spark, env) == _serving(dsn)
 
-    # wave 2: the whole day, after the watermark (newest event time seen - 10 minutes) passed most of it
+    # wave 2: the whole day, after the watermark (newest placed order's time - 10 minutes) passed most of it
     arrive(late)
-    watermark = max(_time(e) for e in first) - WATERMARK_DELAY
+    watermark = max(_time(e) for e in first if e["event_type"] == "ORDER_PLACED") - WATERMARK_DELAY
     counted = [e for e in _clean(late) if _window(_time(e)) + WINDOW > watermark]
     dropped = [e for e in _clean(late) if e not in counted and e["event_type"] == "ORDER_PLACED"]
     assert dropped and counted, "the second wave should have orders on both sides of the watermark"
@@ -180,13 +180,14 @@ def test_the_revenue_stream_gives_the_daily_builds_rows_and_the_build_corrects_l
     }
     assert all(after_stream.get(k) != after_build[k] for k in touched), "dropped orders are counted by the build"
 
-    # each batch in the audit: every Silver order read once
+    # each batch in the audit: every Silver order read once; the second wave's batch ran with the watermark
     with psycopg.connect(dsn) as conn:
         read = conn.execute(
-            "SELECT sum(input_rows), count(*) FILTER (WHERE output_rows > 0) FROM lakehouse_meta.stream_batches "
+            "SELECT sum(input_rows), count(*) FILTER (WHERE output_rows > 0), "
+            "max(watermark) FILTER (WHERE input_rows > 0) FROM lakehouse_meta.stream_batches "
             "WHERE query = 'revenue_5min'"
         ).fetchone()
-    assert read == (len(first) + len(_clean(late)), 2)
+    assert read == (len(first) + len(_clean(late)), 2, watermark)
 
 
 def test_a_load_and_a_streaming_batch_of_one_table_take_turns(isolated_serving: Settings, spark: Any) -> None:
