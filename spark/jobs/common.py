@@ -22,6 +22,15 @@ from lakehouse.spark.io.delta import checkpoint_app_id, ensure_table
 
 log = logging.getLogger(__name__)
 
+# the streams' state (dedup keys, windows): RocksDB, checkpointed as a changelog per batch (a full snapshot only
+# now and then); a new checkpoint records these, an existing one keeps what it was created with
+STATE_STORE_CONF = {
+    "spark.sql.streaming.stateStore.providerClass": (
+        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+    ),
+    "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+}
+
 
 @dataclass
 class BatchAudit:

@@ -40,6 +40,7 @@ from lakehouse.spark.io import reference
 from lakehouse.spark.io.checkpoint import delta_batch_input
 from lakehouse.spark.io.delta import merge_rows, table_exists
 from lakehouse.spark.jobs.common import (
+    STATE_STORE_CONF,
     BatchAudit,
     SharedTable,
     await_queries,
@@ -49,7 +50,6 @@ from lakehouse.spark.jobs.common import (
     start_query,
     streaming_arguments,
 )
-from lakehouse.spark.jobs.stream import STATE_STORE_CONF
 from lakehouse.spark.marts import conform
 from lakehouse.spark.session import get_spark
 from lakehouse.spark.transforms.gold import order_revenue_5min_stream

@@ -39,6 +39,7 @@ from lakehouse.spark.io import reference
 from lakehouse.spark.io.checkpoint import batch_offsets, has_batches
 from lakehouse.spark.io.delta import append_once, observed, read_table, table_is_empty
 from lakehouse.spark.jobs.common import (
+    STATE_STORE_CONF,
     BatchAudit,
     SharedTable,
     await_queries,
@@ -55,16 +56,6 @@ from lakehouse.spark.transforms import bronze, silver
 log = logging.getLogger(__name__)
 DEAD_LETTER_TABLE = "_dead_letters"
 QUARANTINE_TABLE = "_quarantine"
-
-
-# the dedup state: RocksDB, checkpointed as a changelog per batch (a full snapshot only now and then); a new
-# checkpoint records these, an existing one keeps what it was created with
-STATE_STORE_CONF = {
-    "spark.sql.streaming.stateStore.providerClass": (
-        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
-    ),
-    "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
-}
 
 
 def query_name(spec: EventTypeSpec) -> str:
