@@ -1,15 +1,17 @@
 """The streaming benchmark's arithmetic: backlog slope, the sustained rule, percentiles, commit times read from a
-Delta log, CPU steal and the configuration's hash. Expected values are worked out by hand."""
+Delta log, CPU steal and the micro-batch statistics. Expected values are worked out by hand."""
 
 from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from lakehouse.scripts.bench_meta import config_hash
+from lakehouse.scripts.bench_stream_run import batch_stats
 from lakehouse.scripts.bench_stream_stats import (
     Sample,
     commit_times,
@@ -152,3 +154,27 @@ def test_config_hash_follows_yaml_and_json_only(tmp_path: Path) -> None:
     assert config_hash(tmp_path) == first
     (tmp_path / "event_types" / "a.yaml").write_text("name: b\n")
     assert config_hash(tmp_path) != first
+
+
+def test_batch_stats_of_the_batches_in_the_window() -> None:
+    def started(second: int) -> datetime:
+        return datetime.fromtimestamp(second, UTC)
+
+    batches = [
+        {"app_id": "a", "batch_id": 1, "started_at": started(100), "processing_ms": 4000, "input_rows": 300},
+        {"app_id": "a", "batch_id": 2, "started_at": started(104), "processing_ms": 6000, "input_rows": 500},
+        {"app_id": "b", "batch_id": 1, "started_at": started(101), "processing_ms": 5000, "input_rows": 400},
+        {"app_id": "a", "batch_id": 3, "started_at": started(300), "processing_ms": 9000, "input_rows": 900},
+    ]
+    commits = {"a:1": 103_000, "a:2": 109_000, "b:1": 105_000, "a:3": 308_000}
+
+    stats = batch_stats(batches, commits, start=100, end=200)
+
+    assert stats["batches"] == 3
+    assert stats["rows_per_batch"] == pytest.approx(400)
+    assert stats["processing_p50_s"] == pytest.approx(5.0)
+    assert stats["processing_max_s"] == pytest.approx(6.0)
+    # batch start -> Silver commit: 3, 5 and 4 s
+    assert stats["start_to_silver_commit_p50_s"] == pytest.approx(4.0)
+    # one interval between two commits of a query: a:1 at 103 s, a:2 at 109 s
+    assert stats["silver_commit_interval_p50_s"] == pytest.approx(6.0)

@@ -1,0 +1,49 @@
+"""Where the benchmarks run: a stack of their own (ports 39092/39093/35433, state in .lakehouse/bench), so a demo
+or test stack can stay up; ``LAKEHOUSE_BENCH_KAFKA_PORT``, ``LAKEHOUSE_BENCH_KAFKA_CONTROLLER_PORT`` and
+``LAKEHOUSE_BENCH_PG_PORT`` move it when those ports are taken. Each measured run gets a copy of config/ whose
+topics carry a suffix of its own, and its own lake and checkpoint folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from lakehouse.config.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_ENV = {
+    "LAKEHOUSE_ENV": "local",
+    "LAKEHOUSE_HOME": str(ROOT / ".lakehouse" / "bench"),
+    "LAKEHOUSE_KAFKA_PORT": os.environ.get("LAKEHOUSE_BENCH_KAFKA_PORT", "39092"),
+    "LAKEHOUSE_KAFKA_CONTROLLER_PORT": os.environ.get("LAKEHOUSE_BENCH_KAFKA_CONTROLLER_PORT", "39093"),
+    "LAKEHOUSE_PG_PORT": os.environ.get("LAKEHOUSE_BENCH_PG_PORT", "35433"),
+    "LAKEHOUSE_SPARK_MASTER": "local[2]",
+}
+
+
+def bench_home() -> Path:
+    """The benchmarks' state folder."""
+    return Path(BENCH_ENV["LAKEHOUSE_HOME"])
+
+
+def isolated_config(tag: str, under: Path | None = None) -> Path:
+    """A copy of config/ (in ``under``, default the benchmarks' state folder) whose topics are suffixed with
+    ``_<tag>``."""
+    config = (under or bench_home()) / f"config-{tag}"
+    shutil.rmtree(config, ignore_errors=True)
+    shutil.copytree(ROOT / "config", config, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    for path in (config / "event_types").glob("*.yaml"):
+        path.write_text(path.read_text().replace(f"topic: {path.stem}\n", f"topic: {path.stem}_{tag}\n"))
+    return config
+
+
+def use(config: Path, lake_root: Path, checkpoint_root: Path) -> Settings:
+    """Point this process (and the processes it starts) at ``config``, ``lake_root`` and ``checkpoint_root``."""
+    from lakehouse.config.settings import settings
+
+    os.environ["LAKEHOUSE_CONFIG_DIR"] = str(config)
+    os.environ["LAKEHOUSE_LAKE_ROOT"] = str(lake_root)
+    os.environ["LAKEHOUSE_CHECKPOINT_ROOT"] = str(checkpoint_root)
+    settings.cache_clear()
+    return settings()
