@@ -47,8 +47,9 @@ typecheck: setup
 format: setup
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
-bench: setup  ## Benchmarks; results go to docs/benchmarks.md
-	$(BIN)/python -m lakehouse.scripts.bench
+# BENCH_ARGS runs a part or a quick check, e.g. make bench BENCH_ARGS="stream --steps 2000,5000 --step-seconds 40"
+bench: setup  ## Benchmarks; results go to docs/benchmarks.md (and docs/benchmarks.json, docs/bench/)
+	$(BIN)/python -m lakehouse.scripts.bench $(BENCH_ARGS)
 
 lock:  ## Re-resolve the pins in a clean venv and rewrite constraints.txt
 	rm -rf /tmp/lakehouse-lock && $(PYTHON) -m venv /tmp/lakehouse-lock

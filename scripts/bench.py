@@ -1,12 +1,17 @@
-"""``make bench``: the numbers in docs/benchmarks.md, measured side by side in one run on this machine.
+"""``make bench``: the numbers in docs/benchmarks.md, measured on this machine.
 
-1. streaming: Kafka -> Bronze -> Silver events/s (available-now over a pre-produced backlog) and produce -> Silver
-   freshness p50/p95 (continuous pipeline, events produced at a steady rate);
+1. stream: the streaming path under a sustained open-loop load (``lakehouse.scripts.bench_stream``): the highest
+   sustained rate, produce -> Silver freshness at fractions of it, correctness gates, per-row ceiling;
 2. loader: the COPY loader against pandas ``to_sql`` on the same rows and DDL;
-3. BI queries: p50/p95 latency of docs/bi_queries.sql over a fact table of 10M rows;
-4. Gold: an incremental one-day build against a 30-day full rebuild, at two daily volumes.
+3. bi: p50/p95 latency of docs/bi_queries.sql over a fact table of 10M rows;
+4. incremental: Gold, an incremental one-day build against a 30-day full rebuild, at two daily volumes.
 
-Runs its own stack (ports 39092/39093/35433, state in .lakehouse/bench) so a demo stack can stay up.
+    python -m lakehouse.scripts.bench                       # everything, the full protocol (make bench)
+    python -m lakehouse.scripts.bench stream --steps 2000,5000 --step-seconds 40 --prefill-rows 100000
+
+Runs its own stack (``lakehouse.scripts.bench_env``) so a demo stack can stay up. Each run records itself (commit,
+config hash, cores, CPU steal, PostgreSQL durability) beside its results; a benchmark run alone replaces only its
+own section of docs/benchmarks.md. Exits 1 when a correctness gate of the streaming benchmark failed.
 """
 
 from __future__ import annotations
@@ -15,138 +20,25 @@ import argparse
 import json
 import os
 import random
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
+from lakehouse.scripts.bench_env import BENCH_ENV, ROOT, bench_home, isolated_config, use
 from lakehouse.scripts.bench_report import write_report
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH_ENV = {
-    "LAKEHOUSE_ENV": "local",
-    "LAKEHOUSE_HOME": str(ROOT / ".lakehouse" / "bench"),
-    "LAKEHOUSE_KAFKA_PORT": "39092",
-    "LAKEHOUSE_KAFKA_CONTROLLER_PORT": "39093",
-    "LAKEHOUSE_PG_PORT": "35433",
-    "LAKEHOUSE_SPARK_MASTER": "local[2]",
-}
+__all__ = ["BENCH_ENV", "ROOT", "main", "named_queries"]
+BENCHMARKS = ("stream", "loader", "bi", "incremental")
 
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def isolated_config(tag: str) -> Path:
-    """A copy of config/ whose topics are suffixed with ``tag``."""
-    config = Path(BENCH_ENV["LAKEHOUSE_HOME"]) / f"config-{tag}"
-    shutil.rmtree(config, ignore_errors=True)
-    shutil.copytree(ROOT / "config", config, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
-    for path in (config / "event_types").glob("*.yaml"):
-        path.write_text(path.read_text().replace(f"topic: {path.stem}\n", f"topic: {path.stem}_{tag}\n"))
-    return config
-
-
-def _use(config: Path, lake: Path) -> Any:
-    from lakehouse.config.settings import settings
-
-    os.environ["LAKEHOUSE_CONFIG_DIR"] = str(config)
-    os.environ["LAKEHOUSE_LAKE_ROOT"] = str(lake / "lake")
-    os.environ["LAKEHOUSE_CHECKPOINT_ROOT"] = str(lake / "checkpoints")
-    settings.cache_clear()
-    return settings()
-
-
-def bench_streaming(events: int, rate: int, seconds: int) -> dict[str, Any]:
-    """Throughput over a backlog, then freshness under a steady produce rate."""
-    from lakehouse.kafka.admin import ensure_topics
-    from lakehouse.kafka.generator import GeneratorOptions, generate
-    from lakehouse.kafka.producer import EventProducer
-    from lakehouse.spark.io.delta import checkpoint_app_id
-    from lakehouse.spark.session import get_spark
-    from lakehouse.spark.submit import run_spark_job, submit_command
-
-    tag = uuid.uuid4().hex[:6]
-    work = Path(BENCH_ENV["LAKEHOUSE_HOME"]) / f"stream-{tag}"
-    env = _use(isolated_config(tag), work)
-    ensure_topics(env)
-    messages = list(generate("orders", events, GeneratorOptions(seed=1, duplicate_fraction=0.02)))
-    started = time.perf_counter()
-    with EventProducer(env) as producer:
-        producer.send_events("orders", messages)
-    produce_s = time.perf_counter() - started
-
-    run_spark_job(
-        env,
-        "lakehouse.spark.jobs.stream",
-        ["--event-type=orders", "--available-now", "--max-records-per-batch=100000"],
-    )
-    spark = get_spark("bench", own_driver=True)
-    result: dict[str, Any] = {"events": events, "produce_events_per_s": events / produce_s}
-    app_id = checkpoint_app_id(spark, env.storage.checkpoint_path("stream_orders"))
-    with psycopg.connect(env.postgres_dsn()) as conn:
-        row = conn.execute(
-            "SELECT sum(input_rows), sum(processing_ms), count(*) FROM lakehouse_meta.stream_batches "
-            "WHERE query = %s AND app_id = %s",
-            ("stream_orders", app_id),
-        ).fetchone()
-    assert row is not None
-    result["pipeline_events_per_s"] = float(row[0]) / (float(row[1]) / 1000)
-    result["pipeline_batches"] = row[2]
-
-    # freshness: continuous pipeline, 1 s trigger, events produced at `rate` for `seconds`
-    argv = submit_command(env, "lakehouse.spark.jobs.stream", ["--event-type=orders", "--trigger-seconds=1"])
-    proc_env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-    log = (work / "continuous.log").open("ab")
-    proc = subprocess.Popen(argv, env=proc_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        time.sleep(45)  # JVM start and first (empty) batches
-        fresh = list(generate("orders", rate * seconds, GeneratorOptions(seed=2)))
-        cutoff = datetime.now(UTC).replace(tzinfo=None)
-        with EventProducer(env) as producer:
-            producer.send_events("orders", fresh, rate=rate)
-        time.sleep(20)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
-    bronze = (
-        spark.read.format("delta")
-        .load(env.storage.table_path("bronze", "orders"))
-        .where(f"kafka_timestamp >= '{cutoff.isoformat()}'")
-        .select("partition", "offset", "kafka_timestamp")
-    )
-    silver = (
-        spark.read.format("delta")
-        .load(env.storage.table_path("silver", "orders"))
-        .selectExpr("_kafka_partition AS partition", "_kafka_offset AS offset", "_processed_at")
-    )
-    lags = bronze.join(silver, ["partition", "offset"]).selectExpr(
-        "(unix_millis(_processed_at) - unix_millis(kafka_timestamp)) / 1000.0 AS lag_s"
-    )
-    stats = lags.selectExpr(
-        "count(*) n", "percentile_approx(lag_s, 0.5) p50", "percentile_approx(lag_s, 0.95) p95", "max(lag_s) max"
-    ).first()
-    assert stats is not None
-    result.update(
-        {
-            "freshness_events": stats["n"],
-            "freshness_rate": rate,
-            "freshness_p50_s": stats["p50"],
-            "freshness_p95_s": stats["p95"],
-            "freshness_max_s": stats["max"],
-        }
-    )
-    return result
 
 
 def _bench_dsn(env: Any) -> str:
@@ -344,7 +236,8 @@ def bench_incremental(events_per_day: int) -> dict[str, Any]:
     from lakehouse.spark.session import get_spark
 
     tag = uuid.uuid4().hex[:6]
-    env = _use(isolated_config(tag), Path(BENCH_ENV["LAKEHOUSE_HOME"]) / f"gold-{tag}")
+    work = bench_home() / f"gold-{tag}"
+    env = use(isolated_config(tag), work / "lake", work / "checkpoints")
     spark = get_spark("bench", own_driver=True)
     first = date(2026, 10, 1)
     write_silver_orders(spark, env.storage.table_path("silver", "orders"), events_per_day, first, 30)
@@ -376,19 +269,25 @@ def bench_incremental(events_per_day: int) -> dict[str, Any]:
     }
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and each flag's default."""
+
+
 def main() -> None:
-    """Run the selected benchmarks and write docs/benchmarks.md."""
-    parser = argparse.ArgumentParser(
-        prog="bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--only", action="append", choices=("streaming", "loader", "bi", "incremental"))
-    parser.add_argument("--events", type=int, default=300_000, help="backlog for the throughput run")
-    parser.add_argument("--rate", type=int, default=2000, help="events/s for the freshness run")
-    parser.add_argument("--seconds", type=int, default=60, help="duration of the freshness run")
-    parser.add_argument("--loader-rows", type=int, default=300_000)
-    parser.add_argument("--fact-rows", type=int, default=10_000_000)
-    parser.add_argument("--query-runs", type=int, default=40)
+    """Run the chosen benchmarks, record the run and write docs/benchmarks.md."""
+    from lakehouse.scripts.bench_stream import add_arguments, bench_stream, options_from
+
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__, formatter_class=_HelpFormatter)
     parser.add_argument(
+        "benchmarks", nargs="*", metavar="BENCHMARK", help=f"any of {', '.join(BENCHMARKS)} (default: all)"
+    )
+    parser.add_argument("--only", action="append", default=[], help="the same as naming a benchmark (repeatable)")
+    add_arguments(parser)
+    group = parser.add_argument_group("loader, bi, incremental")
+    group.add_argument("--loader-rows", type=int, default=300_000)
+    group.add_argument("--fact-rows", type=int, default=10_000_000)
+    group.add_argument("--query-runs", type=int, default=40)
+    group.add_argument(
         "--events-per-day",
         type=int,
         action="append",
@@ -396,18 +295,26 @@ def main() -> None:
         f"(default: {' and '.join(map(str, INCREMENTAL_EVENTS_PER_DAY))})",
     )
     args = parser.parse_args()
+    named = [{"streaming": "stream"}.get(b, b) for b in [*args.benchmarks, *args.only]]
+    unknown = sorted(set(named) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS)}")
+    chosen = [b for b in BENCHMARKS if b in named] or list(BENCHMARKS)
+    command = "make bench" if len(sys.argv) == 1 else "python -m lakehouse.scripts.bench " + " ".join(sys.argv[1:])
     os.environ.update(BENCH_ENV)
     from lakehouse.config.settings import settings
     from lakehouse.postgres.migrate import migrate
+    from lakehouse.scripts.bench_meta import RunRecord
     from lakehouse.scripts.stack import LocalStack
 
     settings.cache_clear()
     stack = LocalStack(settings())
     stack.up(("kafka", "postgres"))
-    migrate(settings().postgres_dsn())  # the streams record their batches in lakehouse_meta.stream_batches
-    chosen = args.only or ["streaming", "loader", "bi", "incremental"]
+    dsn = settings().postgres_dsn()
+    migrate(dsn)  # the streams record their batches in lakehouse_meta.stream_batches
+    record = RunRecord(command, dsn)
     runs: dict[str, Callable[[], Any]] = {
-        "streaming": lambda: bench_streaming(args.events, args.rate, args.seconds),
+        "stream": lambda: bench_stream(options_from(args)),
         "loader": lambda: bench_loader(args.loader_rows),
         "bi": lambda: bench_bi_queries(args.fact_rows, args.query_runs),
         "incremental": lambda: [bench_incremental(n) for n in args.events_per_day or INCREMENTAL_EVENTS_PER_DAY],
@@ -417,15 +324,15 @@ def main() -> None:
         for name in chosen:
             print(f"== {name}", flush=True)
             results[name] = runs[name]()
-            print(json.dumps(results[name], indent=2, default=str), flush=True)
+            shown = {k: v for k, v in results[name].items() if k != "samples"} if name == "stream" else results[name]
+            print(json.dumps(shown, indent=2, default=str), flush=True)
+        run = record.finish()
     finally:
         stack.down()
-    command = (
-        "make bench"
-        if not args.only
-        else "python -m lakehouse.scripts.bench " + " ".join(f"--only {o}" for o in args.only)
-    )
-    print(f"wrote {write_report(results, command)}")
+    print(f"wrote {write_report(results, run)}")
+    if "stream" in results and not results["stream"]["passed"]:
+        print(f"a correctness gate of the streaming benchmark failed; the lake is kept in {results['stream']['lake']}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

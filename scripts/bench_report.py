@@ -1,79 +1,75 @@
-"""docs/benchmarks.md (and docs/benchmarks.json) from the results of one ``make bench`` run
-(``lakehouse.scripts.bench``), with the machine it ran on."""
+"""docs/benchmarks.md and docs/benchmarks.json from ``make bench`` runs (``lakehouse.scripts.bench``).
+
+Each run writes its raw results to docs/bench/<time>-<commit>.json. docs/benchmarks.json keeps, per benchmark, the
+latest run's results with that run's record (command, commit, config hash, machine, CPU steal, PostgreSQL
+durability), so a run of one benchmark replaces only its own section. ``python -m lakehouse.scripts.bench_report``
+renders docs/benchmarks.md again from docs/benchmarks.json."""
 
 from __future__ import annotations
 
 import json
-import os
-import platform
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lakehouse.scripts.bench_stream_report import stream_section
+
 ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "docs" / "benchmarks.md"
+RESULTS = ROOT / "docs" / "benchmarks.json"
+RAW = ROOT / "docs" / "bench"
+SECTIONS = ("stream", "loader", "bi", "incremental")
 INCREMENTAL_TARGET = 0.10  # one day's build over the 30-day rebuild's
 
 
-def machine() -> str:
-    """One line describing the machine."""
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    mem = (
-        int(
-            next(
-                line.split()[1]
-                for line in Path("/proc/meminfo").read_text().splitlines()
-                if line.startswith("MemTotal")
-            )
-        )
-        // 1024
-        // 1024
-    )
-    return f"{os.cpu_count()} cores ({cpu}), {mem} GiB RAM, {platform.system()} {platform.release()}"
+def run_line(run: dict[str, Any]) -> str:
+    """One line naming the run a section comes from."""
+    parts = [f"Run: `{run['command']}`, {run['started']}"]
+    if run.get("git_sha"):
+        parts.append(f"commit {run['git_sha'][:12]}{'+dirty' if run['git_sha'].endswith('+dirty') else ''}")
+    if run.get("config_sha256"):
+        parts.append(f"config {run['config_sha256']}")
+    parts.append(run["machine"])
+    if run.get("cpu_steal") is not None:
+        parts.append(f"CPU steal {run['cpu_steal']:.1%} over the run")
+    if run.get("postgres"):
+        parts.append("PostgreSQL " + ", ".join(f"{k}={v}" for k, v in run["postgres"].items()))
+    else:
+        parts.append("(recorded before runs recorded their commit, config, CPU steal and PostgreSQL settings)")
+    return "; ".join(parts) + "."
 
 
-def write_report(results: dict[str, Any], command: str) -> Path:
-    """Write docs/benchmarks.md from the results of this run."""
-    out = ROOT / "docs" / "benchmarks.md"
-    s, loader, bi, inc = (results.get(k) for k in ("streaming", "loader", "bi", "incremental"))
+def write_report(results: dict[str, Any], run: dict[str, Any]) -> Path:
+    """Record this run's results (raw file, docs/benchmarks.json) and render docs/benchmarks.md."""
+    RAW.mkdir(parents=True, exist_ok=True)
+    raw = RAW / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{run['git_sha'][:7]}.json"
+    raw.write_text(json.dumps({"run": run, "results": results}, indent=2, default=str))
+    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    # a section of the format before runs were recorded with it is left out
+    merged = {name: entry for name, entry in previous.items() if name in SECTIONS and "result" in entry}
+    merged.update({name: {"run": run, "result": result} for name, result in results.items()})
+    RESULTS.write_text(json.dumps({k: merged[k] for k in SECTIONS if k in merged}, indent=2, default=str))
+    REPORT.write_text(render(merged))
+    return REPORT
+
+
+def render(merged: dict[str, Any]) -> str:
+    """docs/benchmarks.md from each benchmark's latest run."""
     lines = [
         "# Benchmarks",
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}.",
-        f"Command: `{command}` (all numbers below come from that one run; raw results in "
-        "`docs/benchmarks.json`). The machine is shared and noisy: compare the ratios measured side by side, "
-        "not absolute numbers across runs.",
+        "Each section comes from the run named under its heading (raw results in `docs/benchmarks.json`, and per "
+        "run in `docs/bench/`). The machine is shared and noisy: compare the ratios measured side by side in one "
+        "run, not absolute numbers across runs.",
         "",
+        *stream_section(merged.get("stream"), run_line),
     ]
-    if s:
-        lines += [
-            "## Streaming (Kafka -> Bronze -> Silver, orders, Spark local[2])",
-            "",
-            "| metric | value | target |",
-            "|---|---|---|",
-            f"| produce (confluent-kafka, idempotent, acks=all) | {s['produce_events_per_s']:,.0f} events/s | |",
-            f"| Kafka -> Bronze + Silver, one query, time inside its {s['pipeline_batches']} micro-batches | "
-            f"{s['pipeline_events_per_s']:,.0f} events/s | 50,000 events/s sustained |",
-            f"| produce -> Silver freshness p50 / p95 / max at {s['freshness_rate']} events/s | "
-            f"{s['freshness_p50_s']:.1f} s / {s['freshness_p95_s']:.1f} s / {s['freshness_max_s']:.1f} s "
-            f"({s['freshness_events']} events) | p95 <= 5 s |",
-            "",
-            f"Throughput is measured over a backlog of {s['events']:,} orders processed with `--available-now` "
-            "(time inside the micro-batches, from the audit table). Freshness is Silver `_processed_at` minus the "
-            "Kafka timestamp, for events produced at a steady rate into the continuously running pipeline "
-            "(1 s trigger). Both flatter the pipeline (time between micro-batches left out; freshness stamped before "
-            "the commit); issue 15 replaces them with a sustained-rate and commit-time freshness protocol.",
-            "",
-        ]
+    loader, bi, inc = (merged[k]["result"] if k in merged else None for k in ("loader", "bi", "incremental"))
     if loader:
         lines += [
             "## PostgreSQL loader",
+            "",
+            run_line(merged["loader"]["run"]),
             "",
             "| loader | rows | seconds | rows/s |",
             "|---|---|---|---|",
@@ -98,6 +94,8 @@ def write_report(results: dict[str, Any], command: str) -> Path:
         lines += [
             f"## BI queries over {bi['fact_rows']:,} fact rows",
             "",
+            run_line(merged["bi"]["run"]),
+            "",
             "| query (docs/bi_queries.sql) | p50 ms | p95 ms |",
             "|---|---|---|",
             *[f"| {name} | {q['p50_ms']:.1f} | {q['p95_ms']:.1f} |" for name, q in bi["queries"].items()],
@@ -108,6 +106,8 @@ def write_report(results: dict[str, Any], command: str) -> Path:
     if inc:
         lines += [
             "## Gold: incremental day vs full rebuild (fct_orders_daily)",
+            "",
+            run_line(merged["incremental"]["run"]),
             "",
             "| Silver orders (30 days) | orders/day | one day s | 30 days s | ratio | target <= 10% |",
             "|---|---|---|---|---|---|",
@@ -126,6 +126,14 @@ def write_report(results: dict[str, Any], command: str) -> Path:
             "is most of a one-day build. docs/timings.md says where that fixed cost goes and what was tried.",
             "",
         ]
-    out.write_text("\n".join(lines))
-    (ROOT / "docs" / "benchmarks.json").write_text(json.dumps(results, indent=2, default=str))
-    return out
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Render docs/benchmarks.md from docs/benchmarks.json."""
+    REPORT.write_text(render(json.loads(RESULTS.read_text())))
+    print(f"wrote {REPORT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""The streaming section of docs/benchmarks.md, from one ``bench stream`` result
+(``lakehouse.scripts.bench_stream``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+SUSTAINED_TARGET = 50_000  # events/s
+FRESHNESS_P95_TARGET_S = 5.0
+REPRODUCE = (
+    "Reproduce: `make bench` (every benchmark) or `python -m lakehouse.scripts.bench stream` (this section alone; "
+    "`--help` lists the parameters). A quick check of the machinery, not of the protocol: `python -m "
+    "lakehouse.scripts.bench stream --steps 2000,5000 --step-seconds 40 --prefill-rows 100000`."
+)
+
+
+def _n(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _s(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _pair(batches: dict[str, Any], first: str, second: str, third: str | None = None) -> str:
+    keys = [first, second, *([third] if third else [])]
+    return " / ".join(_s(batches.get(k), 2) for k in keys)
+
+
+def _step_verdict(step: dict[str, Any]) -> str:
+    if not step["producer_kept_up"]:
+        reached = step["input_rate"]
+        return f"producers short: {reached:,.0f} events/s reached Kafka ({reached / step['rate']:.0%})"
+    return "**sustained**" if step["sustained"] else "not sustained: the backlog grows"
+
+
+def protocol(options: dict[str, Any]) -> list[str]:
+    """How the numbers are measured, with the run's parameters."""
+    steps = ", ".join(f"{s:,}" for s in options["steps"])
+    fractions = ", ".join(f"{f:.0%}" for f in options["freshness_fractions"])
+    return [
+        "### How it is measured",
+        "",
+        f"* **Input**: the three event types (orders, customer_events, device_metrics) in equal shares, with 2% "
+        "duplicates, 1% malformed, 1% contract-invalid and 1% late events (the generator's fractions), event "
+        "times in the last day (late ones up to three days earlier). Silver is pre-filled first, untimed, with "
+        f"{options['prefill_rows']:,} rows split evenly over the three tables and spread evenly over "
+        f"{options['prefill_days']} days up to the run's day: copies of 2,000 generated clean events per type passed "
+        "through the stream's own transforms, each copy with a new event id, event time and Kafka coordinates, one "
+        "file per (tenant, date) partition.",
+        "* **Stream**: `lakehouse.spark.jobs.stream` for every event type (one query each), spark-submitted on "
+        f"`local[2]` with `--trigger-seconds={options['trigger_seconds']:g}` and "
+        f"`--max-records-per-batch={options['max_records_per_batch']}`. Each run has its own topics, lake and "
+        "checkpoints. The stream refuses a new checkpoint on a Silver table with rows, so a run first starts it on "
+        "empty Silver tables until each query has committed its first (empty) micro-batch, stops it, links the "
+        "prefilled tables into its lake and starts it again. Its dedup state (RocksDB, within the event type's "
+        "`dedup_watermark`) therefore holds only the run's own keys, not the steady state's; the prefill's keys "
+        "are read from Silver, where the stream looks up events older than the watermark (the late events).",
+        "* **Load (open loop)**: producer processes (confluent-kafka, idempotent, acks=all, lz4; one per "
+        f"{options['producer_rate']:,} events/s) send message i of a step when it is due, at step start + i / rate, "
+        "whatever the stream does. Its Kafka timestamp (CreateTime) is that due time, so a producer that falls "
+        "behind lengthens the measured latency rather than hiding it. A step whose messages reached Kafka at less "
+        "than 98% of its rate (least-squares slope of the end offsets) is reported as producers short, with the "
+        "rate reached, and does not count as sustained.",
+        f"* **Sustained rate**: steps of {steps} events/s in one stream run, each {options['warmup_seconds']} s of "
+        f"warm-up then {options['step_seconds']} s measured. Every {options['sample_seconds']:g} s the backlog is "
+        "sampled: Kafka end offsets (`get_watermark_offsets`, summed over the three topics) minus the messages of "
+        "the micro-batches that have committed Bronze, dead letters, Silver and quarantine (the sum of "
+        "`input_rows` in `lakehouse_meta.stream_batches` for the run's checkpoints, written after those commits). "
+        "Rule: a step is sustained when the least-squares slope of the backlog over the second half of its "
+        f"measured time is at most {options['slope_tolerance']:.0%} of the step's rate, and the producers kept up. "
+        "The sustained rate is the highest sustained step; the first step that is not sustained ends the run.",
+        f"* **Freshness**: a separate run at each of {fractions} of the sustained rate (when no step is sustained: "
+        "of the rate the stream finished events at over the lowest step's measured time, or of the lowest step's "
+        "rate if it finished almost nothing), with the same warm-up and measured "
+        "time. For each Silver row of an event sent after the warm-up: the timestamp of the Delta commit that made "
+        "it visible (`inCommitTimestamp`, else `timestamp`, of the commit whose `userMetadata` names the row's "
+        "`_silver_batch`, read from the table's `_delta_log`) minus the Kafka timestamp of the copy Silver kept. "
+        "Exact percentiles over every such event.",
+        "* **Correctness gates** (each freshness run, after the producers stop and the stream has finished "
+        f"everything in Kafka, waiting up to {options['drain_seconds']} s): every message is read back from Kafka "
+        "with the producer's label (a header the stream does not read). Silver must hold exactly one row per valid "
+        "event (clean, late, or duplicated: by topic and event id), at the coordinates of one of its copies; the "
+        "quarantine exactly the contract-invalid messages and the dead letters exactly the malformed ones (by "
+        "topic, partition, offset); Kafka must hold what the producers sent; every Silver row's batch must have its "
+        "commit; no Silver table of the run (prefill included) may hold an (event_id, event_date) twice. A failed "
+        "gate fails the run (`make bench` exits non-zero) and keeps its topics and lake.",
+        "* **Micro-batches**: from the audit rows (`processing_ms`: the four appends and the audit row) and the "
+        "commit timestamps (batch start to its Silver commit; time between two Silver commits of one query).",
+        "* **Per-row ceiling**: the stream's classify, parse and quality rules over the last freshness run's "
+        "messages read from Kafka, into Spark's no-op sink, in the benchmark's own `local[2]` driver (median of 3 "
+        "after a warm-up); beside it, the Kafka read alone.",
+        "* **Every run records** the commit, a hash of config/**/*.yaml and *.json, the cores, the CPU time stolen "
+        "by the hypervisor over the run (/proc/stat) and the PostgreSQL durability settings; the raw results go to "
+        "docs/bench/ (one file per run) and docs/benchmarks.json.",
+        "",
+    ]
+
+
+def _gate_cells(gate: dict[str, Any]) -> str:
+    counts = [gate["expected"], gate["found"], gate["missing"], gate["unexpected"]]
+    counts += [gate["not_at_a_copy"]] if "not_at_a_copy" in gate else []
+    return " / ".join(f"{n:,}" for n in [*counts, gate["repeated"]])
+
+
+def stream_section(entry: dict[str, Any] | None, run_line: Callable[[dict[str, Any]], str]) -> list[str]:
+    """The section; without a result, the protocol and a line saying it has not been measured yet."""
+    from lakehouse.scripts.bench_stream import StreamOptions
+
+    lines = ["## Streaming: Kafka -> Bronze, dead letters, Silver, quarantine (three event types, `local[2]`)", ""]
+    if entry is None:
+        from dataclasses import asdict
+
+        return [
+            *lines,
+            "Not measured with this protocol yet.",
+            "",
+            REPRODUCE,
+            "",
+            *protocol(asdict(StreamOptions())),
+        ]
+    r, options = entry["result"], entry["result"]["options"]
+    lines += [run_line(entry["run"]), "", REPRODUCE, ""]
+    if r["changed"]:
+        changed = ", ".join(f"`{k}={v}`" for k, v in r["changed"].items())
+        lines += [
+            f"**Not the full protocol**: this run changed {changed}; its numbers do not stand for `make bench`.",
+            "",
+        ]
+    if not r["passed"]:
+        lines += [f"**FAILED**: a correctness gate failed (below); the lake is kept in `{r['lake']}`.", ""]
+    sustained = r["sustained"]
+    lines += [
+        "### Sustained rate",
+        "",
+        "| step (events/s) | reached Kafka (events/s) | finished (events/s) | backlog slope (events/s) "
+        "| backlog at the end "
+        "| batches | rows / batch | batch p50 / p95 s | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for step in sustained["steps"]:
+        b = step["batches"]
+        lines.append(
+            f"| {step['rate']:,.0f} | {step['input_rate']:,.0f} | {step['processed_rate']:,.0f} | "
+            f"{step['gap_slope']:+,.0f} ({step['gap_slope'] / step['rate']:+.1%}) | {step['gap_end']:,} | "
+            f"{b['batches']} | {_n(b['rows_per_batch'])} | {_pair(b, 'processing_p50_s', 'processing_p95_s')} | "
+            f"{_step_verdict(step)} |"
+        )
+    lines += [
+        f"| {rate:,} | | | | | | | | not run: the step before was not sustained |" for rate in sustained["not_run"]
+    ]
+    rate = sustained["sustained_rate"]
+    lines += [
+        "",
+        f"**Sustained: {rate:,.0f} events/s** (target {SUSTAINED_TARGET:,} events/s)."
+        if rate is not None
+        else f"**No step was sustained** (target {SUSTAINED_TARGET:,} events/s).",
+        ("Freshness rates: given with `--freshness-rates`; " if options["freshness_rates"] else "Freshness rates: ")
+        + f"shares of {r['freshness_base_source']}, {r['freshness_base']:,.0f} events/s.",
+        f"Producers: {sustained['producer_processes']} process(es); messages not delivered: "
+        f"{sustained['producer_failed']}.",
+        "",
+        "### Freshness: send -> visible in Silver (Delta commit)",
+        "",
+        "| rate (events/s) | share | events | p50 s | p95 s | p99 s | max s | backlog slope | producer lateness max s "
+        "| gates |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in r["freshness"]:
+        f, v = run["freshness"], run["verdict"]
+        share = "-" if run.get("share_of_base") is None else f"{run['share_of_base']:.0%}"
+        lines.append(
+            f"| {run['rate']:,} | {share} | {f['events']:,} | {_s(f['p50_s'])} | {_s(f['p95_s'])} | {_s(f['p99_s'])} | "
+            f"{_s(f['max_s'])} | {v['gap_slope']:+,.0f} ({v['gap_slope'] / run['rate']:+.1%}) | "
+            f"{_s(run['producer']['max_lateness_s'], 2)} | {'passed' if run['gates']['passed'] else '**FAILED**'} |"
+        )
+    serving = r["serving_freshness"]
+    lines += [
+        f"| produce -> serving.order_revenue_5min | | {serving['reason'] if not serving['measured'] else ''} "
+        "| | | | | | | |",
+        "",
+        f"Target: p95 <= {FRESHNESS_P95_TARGET_S:g} s.",
+        "",
+        "### Micro-batches (freshness runs, measured time)",
+        "",
+        "| rate (events/s) | batches | rows / batch | processing p50 / p95 / max s | batch start -> Silver commit "
+        "p50 / p95 s | between Silver commits of a query p50 / p95 s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in r["freshness"]:
+        b = run["batches"]
+        lines.append(
+            f"| {run['rate']:,} | {b['batches']} | {_n(b['rows_per_batch'])} | "
+            f"{_pair(b, 'processing_p50_s', 'processing_p95_s', 'processing_max_s')} | "
+            f"{_pair(b, 'start_to_silver_commit_p50_s', 'start_to_silver_commit_p95_s')} | "
+            f"{_pair(b, 'silver_commit_interval_p50_s', 'silver_commit_interval_p95_s')} |"
+        )
+    ceiling = r.get("ceiling")
+    if ceiling:
+        lines += [
+            "",
+            "### Per-row ceiling",
+            "",
+            "| what | messages | s | events/s |",
+            "|---|---|---|---|",
+            f"| classify + parse + quality rules, Kafka read included, no-op sink | {ceiling['messages']:,} | "
+            f"{ceiling['rules_s']:.2f} | {_n(ceiling['events_per_s'])} |",
+            f"| the Kafka read alone | {ceiling['messages']:,} | {ceiling['kafka_read_s']:.2f} | "
+            f"{_n(ceiling['messages'] / ceiling['kafka_read_s'] if ceiling['kafka_read_s'] else None)} |",
+        ]
+    lines += [
+        "",
+        "### Correctness gates",
+        "",
+        "| rate (events/s) | messages | Silver: expected / found / missing / unexpected / not at a copy / repeated "
+        "| quarantine: expected / found / missing / unexpected / repeated | dead letters: the same "
+        "| whole Silver tables: keys held twice | drained | passed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in r["freshness"]:
+        g = run["gates"]
+        lines.append(
+            f"| {run['rate']:,} | {g['messages']:,} | {_gate_cells(g['silver'])} | {_gate_cells(g['quarantine'])} | "
+            f"{_gate_cells(g['dead_letters'])} | {sum(g['silver_duplicates'].values()):,} | "
+            f"{'yes' if g['drained'] else '**no**'} | {'yes' if g['passed'] else '**no**'} |"
+        )
+    prefill = r["prefill"]
+    lines += [
+        "",
+        f"Prefill: {sum(prefill['rows'].values()):,} rows over {prefill['days']} days up to {prefill['last_day']} "
+        f"({prefill['seconds']:.0f} s, untimed).",
+        "",
+        *protocol(options),
+    ]
+    return lines

@@ -1,0 +1,134 @@
+"""docs/benchmarks.md from recorded runs: a benchmark run alone replaces only its own section, the streaming
+section says which step was sustained and whether the gates passed, and a run that changed the protocol's
+parameters is marked as such."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lakehouse.scripts import bench_report
+from lakehouse.scripts.bench_stream import StreamOptions
+
+RUN = {
+    "command": "python -m lakehouse.scripts.bench stream --steps 1000,2000",
+    "started": "2026-12-01 12:00 UTC",
+    "git_sha": "0123456789abcdef0123456789abcdef01234567",
+    "config_sha256": "feedfacecafebeef",
+    "machine": "2 cores (test), 1 GiB RAM, Linux",
+    "cpu_steal": 0.012,
+    "postgres": {"fsync": "off", "synchronous_commit": "off"},
+}
+
+
+def _step(rate: float, sustained: bool) -> dict[str, Any]:
+    batches = dict.fromkeys(("processing_p50_s", "processing_p95_s"), 1.0)
+    return {
+        "rate": rate,
+        "samples": 10,
+        "input_rate": rate,
+        "processed_rate": rate if sustained else rate / 2,
+        "gap_slope": 0.0 if sustained else rate / 2,
+        "gap_end": 100,
+        "producer_kept_up": True,
+        "sustained": sustained,
+        "producer": {"due": 10, "sent": 10, "max_lateness_s": 0.01},
+        "batches": {**batches, "batches": 3, "rows_per_batch": 50.0},
+    }
+
+
+def _gate(expected: int) -> dict[str, int]:
+    return {"expected": expected, "found": expected, "missing": 0, "unexpected": 0, "repeated": 0}
+
+
+def _stream_result() -> dict[str, Any]:
+    options = StreamOptions(steps=[1000, 2000])
+    fresh = {
+        "rate": 250,
+        "share_of_base": 0.25,
+        "verdict": _step(250, True),
+        "producer": {"due": 10, "sent": 10, "max_lateness_s": 0.02, "processes": 1, "failed": 0},
+        "drain_s": 3.0,
+        "gates": {
+            "messages": 1000,
+            "labels": {"clean": 1000},
+            "silver": {**_gate(950), "not_at_a_copy": 0},
+            "quarantine": _gate(10),
+            "dead_letters": _gate(10),
+            "silver_duplicates": {"orders": 0, "device_metrics": 0},
+            "drained": True,
+            "passed": True,
+        },
+        "freshness": {"events": 900, "unmapped": 0, "p50_s": 2.5, "p95_s": 4.0, "p99_s": 4.5, "max_s": 6.0},
+        "batches": {"batches": 4, "rows_per_batch": 250.0},
+    }
+    return {
+        "options": asdict(options),
+        "changed": options.changed(),
+        "lake": "/tmp/lake",
+        "prefill": {"rows": {"orders": 10}, "days": 30, "last_day": "2026-12-01", "seconds": 1.0},
+        "sustained": {
+            "steps": [_step(1000, True), _step(2000, False)],
+            "not_run": [],
+            "sustained_rate": 1000,
+            "producer_processes": 1,
+            "producer_failed": 0,
+        },
+        "freshness_base": 1000,
+        "freshness_base_source": "the sustained rate",
+        "freshness": [fresh],
+        "ceiling": {"messages": 1000, "rules_s": 0.5, "events_per_s": 2000.0, "kafka_read_s": 0.25},
+        "serving_freshness": {"measured": False, "reason": "not measured yet: no streaming query"},
+        "passed": True,
+    }
+
+
+@pytest.fixture
+def docs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name, path in {"REPORT": "benchmarks.md", "RESULTS": "benchmarks.json", "RAW": "bench"}.items():
+        monkeypatch.setattr(bench_report, name, tmp_path / path)
+    return tmp_path
+
+
+def test_a_stream_run_replaces_only_its_section(docs: Path) -> None:
+    earlier = {"run": {"command": "make bench", "started": "2026-11-23 23:46 UTC", "machine": "m"}}
+    loader = {"rows": 3, "first_load_s": 1.0, "warmup_loads": 10, "copy_loader_s": 1.0, "copy_rows_per_s": 3.0}
+    loader |= {"replace_s": 1.0, "to_sql_s": 2.0, "to_sql_rows_per_s": 1.5, "speedup": 2.0}
+    (docs / "benchmarks.json").write_text(json.dumps({"loader": {**earlier, "result": loader}, "streaming": {}}))
+
+    bench_report.write_report({"stream": _stream_result()}, RUN)
+
+    kept = json.loads((docs / "benchmarks.json").read_text())
+    assert sorted(kept) == ["loader", "stream"]
+    assert kept["loader"]["result"] == loader
+    assert kept["stream"]["run"] == RUN
+    assert [p.name[-13:] for p in (docs / "bench").iterdir()] == ["-0123456.json"]
+    report = (docs / "benchmarks.md").read_text()
+    assert "## PostgreSQL loader" in report
+    assert "Run: `make bench`, 2026-11-23 23:46 UTC" in report
+    assert "commit 0123456789ab; config feedfacecafebeef" in report
+    assert "CPU steal 1.2% over the run; PostgreSQL fsync=off, synchronous_commit=off." in report
+
+
+def test_the_stream_section_names_the_sustained_step_and_the_gates(docs: Path) -> None:
+    bench_report.write_report({"stream": _stream_result()}, RUN)
+
+    report = (docs / "benchmarks.md").read_text()
+    assert "**Sustained: 1,000 events/s** (target 50,000 events/s)." in report
+    assert "| 2,000 | 2,000 | 1,000 | +1,000 (+50.0%) | 100 |" in report
+    assert "| 250 | 25% | 900 | 2.5 | 4.0 | 4.5 | 6.0 |" in report
+    gates = "| 250 | 1,000 | 950 / 950 / 0 / 0 / 0 / 0 | 10 / 10 / 0 / 0 / 0 | 10 / 10 / 0 / 0 / 0 | 0 | yes | yes |"
+    assert gates in report
+    assert "| produce -> serving.order_revenue_5min | | not measured yet" in report
+    assert "**Not the full protocol**: this run changed `steps=[1000, 2000]`" in report
+
+
+def test_without_a_stream_run_the_section_says_so_with_the_protocol() -> None:
+    report = bench_report.render({})
+
+    assert "Not measured with this protocol yet." in report
+    assert "steps of 10,000, 25,000, 50,000, 75,000 events/s" in report
