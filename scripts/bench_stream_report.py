@@ -8,6 +8,7 @@ from typing import Any
 
 SUSTAINED_TARGET = 50_000  # events/s
 FRESHNESS_P95_TARGET_S = 5.0
+NOISY_BELOW = 10  # micro-batches per query in a step's measured time
 REPRODUCE = (
     "Reproduce: `make bench` (every benchmark) or `python -m lakehouse.scripts.bench stream` (this section alone; "
     "`--help` lists the parameters). A quick check of the machinery, not of the protocol: `python -m "
@@ -32,7 +33,13 @@ def _step_verdict(step: dict[str, Any]) -> str:
     if not step["producer_kept_up"]:
         reached = step["input_rate"]
         return f"producers short: {reached:,.0f} events/s reached Kafka ({reached / step['rate']:.0%})"
-    return "**sustained**" if step["sustained"] else "not sustained: the backlog grows"
+    verdict = "**sustained**" if step["sustained"] else "not sustained: the backlog grows"
+    batches, queries = step["batches"]["batches"], step["batches"].get("queries") or 0
+    if not queries:
+        verdict += " (noisy: no batch started in the measured time)"
+    elif batches / queries < NOISY_BELOW:
+        verdict += f" (noisy: {batches / queries:.0f} batches per query measured)"
+    return verdict
 
 
 def protocol(options: dict[str, Any]) -> list[str]:
@@ -70,7 +77,9 @@ def protocol(options: dict[str, Any]) -> list[str]:
         "`input_rows` in `lakehouse_meta.stream_batches` for the run's checkpoints, written after those commits). "
         "Rule: a step is sustained when the least-squares slope of the backlog over the second half of its "
         f"measured time is at most {options['slope_tolerance']:.0%} of the step's rate, and the producers kept up. "
-        "The sustained rate is the highest sustained step; the first step that is not sustained ends the run.",
+        "The sustained rate is the highest sustained step; the first step that is not sustained ends the run. "
+        f"A verdict over fewer than {NOISY_BELOW} micro-batches per query is marked noisy: each commit moves the "
+        "backlog by a whole batch at once, so a slope over a few batches says little.",
         f"* **Freshness**: a separate run at each of {fractions} of the sustained rate (when no step is sustained: "
         "of the rate the stream finished events at over the lowest step's measured time, or of the lowest step's "
         "rate if it finished almost nothing), with the same warm-up and measured "

@@ -272,6 +272,7 @@ def batch_stats(batches: list[dict[str, Any]], commits: dict[str, int], start: f
     processing = [b["processing_ms"] / 1000 for b in chosen]
     return {
         "batches": len(chosen),
+        "queries": len({b["app_id"] for b in chosen}),
         "rows_per_batch": sum(b["input_rows"] for b in chosen) / len(chosen) if chosen else None,
         "processing_p50_s": percentile(processing, 0.5) if processing else None,
         "processing_p95_s": percentile(processing, 0.95) if processing else None,

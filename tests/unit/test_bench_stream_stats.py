@@ -171,6 +171,7 @@ def test_batch_stats_of_the_batches_in_the_window() -> None:
     stats = batch_stats(batches, commits, start=100, end=200)
 
     assert stats["batches"] == 3
+    assert stats["queries"] == 2
     assert stats["rows_per_batch"] == pytest.approx(400)
     assert stats["processing_p50_s"] == pytest.approx(5.0)
     assert stats["processing_max_s"] == pytest.approx(6.0)
