@@ -37,10 +37,17 @@ class BatchOffsets:
         }
 
 
-def _read_text(spark: SparkSession, location: str) -> str | None:
+def _local_path(location: str) -> Path | None:
+    """``location`` as a local path, or None when it is on another file system (read through Spark)."""
     parsed = urlparse(location)
-    if parsed.scheme in ("", "file"):
-        path = Path(parsed.path if parsed.scheme else location)
+    if parsed.scheme not in ("", "file"):
+        return None
+    return Path(parsed.path if parsed.scheme else location)
+
+
+def _read_text(spark: SparkSession, location: str) -> str | None:
+    path = _local_path(location)
+    if path is not None:
         return path.read_text(encoding="utf-8") if path.is_file() else None
     from pyspark.errors import AnalysisException
 
@@ -87,9 +94,8 @@ def batch_offsets(spark: SparkSession, checkpoint: str, batch_id: int) -> BatchO
 def has_batches(spark: SparkSession, checkpoint: str) -> bool:
     """True when the query at ``checkpoint`` has planned a micro-batch (its offset log is not empty)."""
     location = f"{checkpoint.rstrip('/')}/offsets"
-    parsed = urlparse(location)
-    if parsed.scheme in ("", "file"):
-        folder = Path(parsed.path if parsed.scheme else location)
+    folder = _local_path(location)
+    if folder is not None:
         return folder.is_dir() and any(entry.name.isdigit() for entry in folder.iterdir())
     from pyspark.errors import AnalysisException
 

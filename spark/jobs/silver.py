@@ -13,7 +13,6 @@ import logging
 import uuid
 
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from lakehouse.config.settings import Settings
 from lakehouse.config.settings import settings as current_settings
@@ -38,11 +37,7 @@ def rebuild(spark: SparkSession, settings: Settings, spec: EventTypeSpec) -> Non
     events = silver.apply_quality_rules(silver.parse_events(landed, spec), spec)
     good = silver.first_per_key(silver.accepted(events), spec.dedup_key)
     references = {j.reference: reference.current(spark, settings, j.reference) for j in spec.enrich}
-    rows = (
-        silver.enrich(good, spec, references)
-        .withColumn("_silver_batch", F.lit(f"rebuild:{uuid.uuid4()}"))
-        .withColumn("_processed_at", F.current_timestamp())
-    )
+    rows = silver.silver_rows(good, spec, references, f"rebuild:{uuid.uuid4()}")
     (
         rows.write.format("delta")
         .mode("overwrite")

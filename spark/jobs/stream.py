@@ -248,11 +248,7 @@ class TopicBatchWriter:
                 older = silver.not_already_in(older, existing, spec.dedup_key)
             fresh = fresh.unionByName(older)
         references = {j.reference: reference.current(spark, self.settings, j.reference) for j in spec.enrich}
-        enriched = (
-            silver.enrich(silver.first_per_key(fresh, spec.dedup_key), spec, references)
-            .withColumn("_silver_batch", F.lit(batch_tag))
-            .withColumn("_processed_at", F.current_timestamp())
-        )
+        enriched = silver.silver_rows(silver.first_per_key(fresh, spec.dedup_key), spec, references, batch_tag)
         # the commit names its batch, so the time rows became visible can be read from the table's history
         commit_tag = json.dumps({"query": self.query, "app_id": self.app_id, "batch_id": batch_id})
         appended = append_once(enriched, self.silver_path, self.app_id, batch_id, spec.partition_by, commit_tag)

@@ -241,6 +241,18 @@ def not_already_in(events: DataFrame, existing: DataFrame, key: str) -> DataFram
     return events.join(existing.select(key, "event_date").distinct(), on=[key, "event_date"], how="left_anti")
 
 
+def silver_rows(
+    events: DataFrame, spec: EventTypeSpec, references: Mapping[str, DataFrame], batch_tag: str
+) -> DataFrame:
+    """Deduplicated events as Silver stores them: enriched, stamped with the batch that wrote them
+    (``_silver_batch``) and the time (``_processed_at``)."""
+    return (
+        enrich(events, spec, references)
+        .withColumn("_silver_batch", F.lit(batch_tag))
+        .withColumn("_processed_at", F.current_timestamp())
+    )
+
+
 def enrich(events: DataFrame, spec: EventTypeSpec, references: Mapping[str, DataFrame]) -> DataFrame:
     """Left-join the current reference rows; a missing reference row leaves the added columns null and
     ``_enriched`` false (Gold joins its dimensions again at build time, so late reference data is picked up)."""
