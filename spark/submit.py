@@ -4,11 +4,17 @@ Connect client of a long-running server, or in this process. The command line co
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from lakehouse.config.settings import Settings
@@ -89,21 +95,106 @@ class SparkSubmitError(SparkJobError):
         super().__init__(f"{module} {' '.join(args)} exited with code {exit_code}: {reason.strip()}")
 
 
-def run_spark_job(settings: Settings, module: str, args: list[str]) -> None:
-    """spark-submit a job, streaming its output to this process's stdout; raise SparkSubmitError on failure."""
-    from collections import deque
+# how long a stopped job's driver may take to finish its running micro-batch before its process group is killed
+STOP_GRACE_SECONDS = 180.0
 
+
+def run_spark_job(settings: Settings, module: str, args: list[str]) -> None:
+    """spark-submit a job, streaming its output to this process's stdout; raise SparkSubmitError on failure.
+
+    The job runs in a process group of its own, so a Ctrl-C or a SIGTERM reaches it only through this process:
+    the job's Python driver gets SIGTERM and stops between micro-batches (a batch job just ends), and the
+    spark-submit JVM ends with it. A stop asked for twice, or a driver still running after STOP_GRACE_SECONDS,
+    kills the group. If this process dies, the JVM is killed with it (on Linux)."""
     argv = submit_command(settings, module, args)
     env = submit_env(settings)
     log.info("spark-submit %s %s (master %s)", module, " ".join(args), settings.spark.master)
     tail: deque[str] = deque(maxlen=60)
-    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+    with (
+        subprocess.Popen(
+            argv,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            preexec_fn=_killed_with_parent(),  # noqa: PLW1509 (only a prctl call, resolved before the fork)
+        ) as proc,
+        _sigterm_as_interrupt(),
+    ):
         assert proc.stdout is not None
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            tail.append(line.rstrip("\n"))
+        try:
+            for line in proc.stdout:
+                sys.stdout.write(line)
+                tail.append(line.rstrip("\n"))
+        except BaseException as stop:
+            log.info("stopping %s: its driver finishes the running micro-batch first", module)
+            _stop_driver(proc, argv[-1 - len(args)], tail)
+            if not isinstance(stop, KeyboardInterrupt):
+                raise
     if proc.returncode != 0:
         raise SparkSubmitError(module, args, proc.returncode, list(tail))
+
+
+def _killed_with_parent() -> Callable[[], None] | None:
+    """What the spark-submit child runs before exec to be killed when the thread that started it ends (Linux's
+    PR_SET_PDEATHSIG), or None elsewhere."""
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None).prctl
+    return lambda: prctl(1, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt, like Ctrl-C, unless someone (Airflow) already handles it."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _stop_driver(proc: subprocess.Popen[str], job_file: str, tail: deque[str]) -> None:
+    """SIGTERM to the job's Python driver (a child of the spark-submit JVM), then its output until it exits; the
+    whole group is killed after STOP_GRACE_SECONDS, at a second stop, or when there is no driver yet."""
+    import psutil
+
+    def is_driver(process: psutil.Process) -> bool:
+        try:
+            return job_file in process.cmdline()
+        except psutil.Error:  # ended meanwhile (Spark's Python workers come and go)
+            return False
+
+    try:
+        drivers = [p for p in psutil.Process(proc.pid).children(recursive=True) if is_driver(p)]
+    except psutil.Error:
+        drivers = []
+    for driver in drivers:
+        driver.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + (STOP_GRACE_SECONDS if drivers else 0.0)
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            line = proc.stdout.readline() if proc.stdout else ""
+            if line:
+                sys.stdout.write(line)
+                tail.append(line.rstrip("\n"))
+            else:
+                time.sleep(0.1)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def run_job(settings: Settings, module: str, args: list[str], *, streaming: bool = False) -> None:

@@ -105,6 +105,15 @@ def has_batches(spark: SparkSession, checkpoint: str) -> bool:
         return False
 
 
+def is_committed(spark: SparkSession, checkpoint: str, batch_id: int) -> bool:
+    """True when the query at ``checkpoint`` has ``batch_id`` in its commit log (a restart goes on after it)."""
+    location = f"{checkpoint.rstrip('/')}/commits/{batch_id}"
+    path = _local_path(location)
+    if path is not None:
+        return path.is_file()
+    return _read_text(spark, location) is not None
+
+
 @dataclass(frozen=True)
 class DeltaBatchInput:
     """What one micro-batch of a query reading a Delta table as a stream read: the table versions ``first`` to

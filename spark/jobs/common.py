@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -18,6 +20,7 @@ from lakehouse.config.settings import Settings
 from lakehouse.config.specs import EventTypeSpec, load_event_types
 from lakehouse.postgres.stream_audit import record_batch
 from lakehouse.spark.errors import SparkJobError
+from lakehouse.spark.io.checkpoint import is_committed
 from lakehouse.spark.io.delta import checkpoint_app_id, ensure_table
 
 log = logging.getLogger(__name__)
@@ -141,7 +144,11 @@ def start_query(
     output_mode: str | None = None,
 ) -> StreamingQuery:
     """Start one foreachBatch query with its checkpoint and trigger (and ``output_mode``, for an aggregation)."""
-    writer = stream.writeStream.queryName(name).option("checkpointLocation", checkpoint).foreachBatch(handler)
+    writer = (
+        stream.writeStream.queryName(name)
+        .option("checkpointLocation", checkpoint)
+        .foreachBatch(stop_request.between_batches(name, handler))
+    )
     if output_mode is not None:
         writer = writer.outputMode(output_mode)
     writer = (
@@ -149,22 +156,117 @@ def start_query(
         if available_now
         else writer.trigger(processingTime=f"{trigger_seconds} seconds")
     )
-    return writer.start()
+    return stop_request.started(writer.start(), checkpoint)
+
+
+class StopRequest:
+    """SIGTERM or SIGINT stops the driver's queries between micro-batches: no batch is cut short, and nothing is
+    written twice.
+
+    A query waiting for its next trigger is stopped there, and its next start goes on after its last batch. A
+    query inside a batch is stopped at the end of its foreachBatch handler, which returns only once the query is
+    stopped (a query that is behind starts its next trigger at once, and a stop that lands while it plans a batch
+    logs an ERROR). Spark may then leave that batch out of its commit log, and the next start replays it: every
+    write of it is already committed, and the replay skips them all."""
+
+    def __init__(self, patience_s: float = 120.0) -> None:
+        self.requested = threading.Event()
+        self.signal_name = ""
+        self.patience_s = patience_s
+        self._queries: dict[str, tuple[StreamingQuery, str]] = {}
+        self._held: dict[str, threading.Event] = {}
+        self._last_batch: dict[str, int] = {}
+
+    def install(self) -> None:
+        """Handle SIGTERM and SIGINT from now on (only the main thread may; elsewhere this does nothing)."""
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.signal_name = self.signal_name or signal.Signals(signum).name
+        self.requested.set()
+
+    def between_batches(self, name: str, handler: Callable[[DataFrame, int], None]) -> Callable[[DataFrame, int], None]:
+        """``handler``, holding its query at the end of a batch while a requested stop takes effect."""
+        held = self._held.setdefault(name, threading.Event())
+
+        def guarded(batch: DataFrame, batch_id: int) -> None:
+            handler(batch, batch_id)
+            self._last_batch[name] = batch_id
+            if name not in self._queries or not self.requested.is_set():
+                return
+            query = self._queries[name][0]
+            held.set()
+            deadline = time.monotonic() + self.patience_s
+            while query.isActive and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+        return guarded
+
+    def started(self, query: StreamingQuery, checkpoint: str) -> StreamingQuery:
+        """Register a query started with a ``between_batches`` handler."""
+        self._queries[query.name or ""] = (query, checkpoint)
+        return query
+
+    def stop(self, spark: SparkSession, queries: Sequence[StreamingQuery]) -> None:
+        """Stop each query between two batches, and say where its next start resumes."""
+        log.info("%s: stopping the streaming queries once their running micro-batches are written", self.signal_name)
+        deadline = time.monotonic() + self.patience_s
+        for query in queries:
+            name = query.name or ""
+            held = self._held.get(name, threading.Event())
+            # twice in a row: a query that is behind starts its next trigger at once, and shows "waiting" only briefly
+            while query.isActive and time.monotonic() < deadline:
+                if held.is_set() or (_waiting(query) and _waiting(query, 0.1)):
+                    break
+                time.sleep(0.05)
+            query.stop()
+            last = self._last_batch.get(name)
+            if last is None:
+                log.info("%s stopped before its first batch", name)
+            elif name in self._queries and not is_committed(spark, self._queries[name][1], last):
+                message = "%s stopped after writing batch %d, which Spark left out of its commit log: the next start "
+                log.info(message + "replays it, writing nothing twice", name, last)
+            else:
+                log.info("%s stopped after batch %d; the next start goes on after it", name, last)
+
+
+def _waiting(query: StreamingQuery, after_s: float = 0.0) -> bool:
+    """Whether the query sits between two triggers (after sleeping ``after_s``)."""
+    time.sleep(after_s)
+    status = query.status
+    return not status["isTriggerActive"] and status["message"] in _BETWEEN_TRIGGERS
+
+
+_BETWEEN_TRIGGERS = ("Waiting for next trigger", "Waiting for data to arrive")
+
+
+# one per driver process, as its signal handlers are
+stop_request = StopRequest()
 
 
 def await_queries(spark: SparkSession, queries: list[StreamingQuery], available_now: bool) -> None:
-    """Wait for the queries: all of them to finish (available-now) or any one to fail (continuous)."""
-    if available_now:
-        for query in queries:
-            query.awaitTermination()
-        return
-    spark.streams.awaitAnyTermination()
+    """Wait for the queries: all of them to finish (available-now) or any one to fail (continuous). SIGTERM or
+    SIGINT stops them all between micro-batches (``StopRequest``)."""
+    stop_request.install()
+    pending = list(queries)
+    while pending:
+        if stop_request.requested.is_set():
+            stop_request.stop(spark, pending)
+            return
+        if available_now:
+            if pending[0].awaitTermination(1):
+                pending.pop(0)
+        elif spark.streams.awaitAnyTermination(1):
+            return
 
 
 def run_job(main: Callable[[list[str]], None], argv: list[str] | None = None) -> None:
     """Run a job's main with logging set up; a failure is logged with its cause and exits non-zero."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    stop_request.install()
     started = time.monotonic()
     try:
         main(sys.argv[1:] if argv is None else argv)

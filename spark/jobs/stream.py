@@ -221,7 +221,7 @@ class TopicBatchWriter:
                 )
             )
         with ThreadPoolExecutor(max_workers=len(writes), thread_name_prefix=self.query) as pool:
-            for done in [pool.submit(inheritable_thread_target(write)) for write in writes]:
+            for done in [pool.submit(inheritable_thread_target(spark)(write)) for write in writes]:
                 done.result()
         audit.deduplicated_rows = audit.input_rows - audit.dead_letter_rows - audit.quarantined_rows - audit.output_rows
 

@@ -243,3 +243,78 @@ def test_exactly_once_across_sigkills(
     assert max(ids.values()) == 1, "duplicated events in Silver"
     # every Silver row is counted once in the audit, however often its batch was replayed after a kill
     assert _audit(isolated_lake, spark, "stream_orders", "sum(output_rows)") == [(silver.count(),)]
+
+
+def _wait_for(log_path: Path, pattern: str, proc: subprocess.Popen[bytes], timeout: float) -> str:
+    """The first line of the log matching ``pattern`` once it is there (fails if the process ends first)."""
+    import re
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(pattern, log_path.read_text(errors="replace"))
+        if found:
+            return found.group(0)
+        assert proc.poll() is None, f"the stream ended early; see {log_path}"
+        time.sleep(0.5)
+    raise AssertionError(f"no {pattern!r} in {log_path} within {timeout:.0f} s")
+
+
+def test_stop_signals_finish_the_running_batch_and_the_next_start_resumes_after_it(
+    kafka_stack: Settings, postgres_stack: Settings, isolated_lake: Settings, spark: Any, tmp_path: Path
+) -> None:
+    """Ctrl-C (SIGINT to the terminal's process group) and SIGTERM to the ``lakehouse stream`` process stop the
+    continuous stream between micro-batches: exit 0, no ERROR line, and the next start goes on with the next
+    batch (nothing replayed); an available-now run then lands every message once."""
+    import re
+    import sys
+
+    from lakehouse.kafka.admin import ensure_topics
+    from lakehouse.kafka.producer import EventProducer
+
+    ensure_topics(isolated_lake)
+    # produced over about 100 s, so that both runs below see rows arrive
+    messages = list(generate("orders", 4000, GeneratorOptions(tenants=3, seed=11, duplicate_fraction=0.05)))
+
+    def produce() -> None:
+        with EventProducer(isolated_lake) as producer:
+            producer.send_events("orders", messages, rate=40)
+
+    producer_thread = threading.Thread(target=produce, daemon=True)
+    producer_thread.start()
+    cli = [str(Path(sys.executable).parent / "lakehouse"), "stream", "--event-type", "orders"]
+    first_batches: list[int] = []
+    next_batches: list[int] = []
+    for stop_signal, whole_group in ((signal.SIGINT, True), (signal.SIGTERM, False)):
+        log_path = tmp_path / f"stream-{stop_signal.name}.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(cli, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            _wait_for(log_path, r"stream_orders batch \d+: [1-9]", proc, 240)
+            if whole_group:
+                os.killpg(proc.pid, stop_signal)  # what a terminal does on Ctrl-C
+            else:
+                proc.send_signal(stop_signal)  # what a service manager does
+            assert proc.wait(timeout=240) == 0, f"see {log_path}"
+        text = log_path.read_text(errors="replace")
+        stopped = re.search(r"stream_orders stopped after (writing )?batch (\d+)(, which Spark left out)?", text)
+        assert stopped, f"no stop line in {log_path}"
+        assert " ERROR " not in text and "Traceback" not in text, f"see {log_path}"
+        last_batch = int(stopped.group(2))
+        assert f"stream_orders batch {last_batch}: " in text, "the last batch must have been written in full"
+        # a batch written in full but left out of Spark's commit log is replayed, writing nothing twice
+        next_batches.append(last_batch if stopped.group(3) else last_batch + 1)
+        first_batches.append(int(re.findall(r"stream_orders batch (\d+): ", text)[0]))
+    producer_thread.join(timeout=120)
+    assert not producer_thread.is_alive()
+    # the second run went on where the first said it would
+    assert first_batches[1] == next_batches[0]
+
+    finish = subprocess.run([*cli, "--available-now"], capture_output=True, text=True, check=False)
+    assert finish.returncode == 0, finish.stdout[-3000:]
+    lake = isolated_lake.storage
+    bronze = spark.read.format("delta").load(lake.table_path("bronze", "orders"))
+    assert bronze.count() == len(messages)
+    assert bronze.select("partition", "offset").distinct().count() == len(messages)
+    silver = spark.read.format("delta").load(lake.table_path("silver", "orders"))
+    ids = Counter(r["event_id"] for r in silver.select("event_id").collect())
+    assert set(ids) == {m.event["event_id"] for m in messages if m.event}
+    assert max(ids.values()) == 1
