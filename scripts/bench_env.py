@@ -1,6 +1,8 @@
-"""Where the benchmarks run: a stack of their own (ports 39092/39093/35433, state in .lakehouse/bench), so a demo
-or test stack can stay up; ``LAKEHOUSE_BENCH_KAFKA_PORT``, ``LAKEHOUSE_BENCH_KAFKA_CONTROLLER_PORT`` and
-``LAKEHOUSE_BENCH_PG_PORT`` move it when those ports are taken. Each measured run gets a copy of config/ whose
+"""Where the benchmarks run: a stack of their own (ports 39092/39093/35433/35002, state in .lakehouse/bench), so a
+demo or test stack can stay up; ``LAKEHOUSE_BENCH_KAFKA_PORT``, ``LAKEHOUSE_BENCH_KAFKA_CONTROLLER_PORT``,
+``LAKEHOUSE_BENCH_PG_PORT`` and ``LAKEHOUSE_BENCH_SPARK_CONNECT_PORT`` move it when those ports are taken. Its
+PostgreSQL runs with the server's default durability (fsync, synchronous_commit and full_page_writes on), unlike
+the demo stack's. Each measured run gets a copy of config/ whose
 topics carry a suffix of its own, and its own lake and checkpoint folders."""
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ BENCH_ENV = {
     "LAKEHOUSE_KAFKA_PORT": os.environ.get("LAKEHOUSE_BENCH_KAFKA_PORT", "39092"),
     "LAKEHOUSE_KAFKA_CONTROLLER_PORT": os.environ.get("LAKEHOUSE_BENCH_KAFKA_CONTROLLER_PORT", "39093"),
     "LAKEHOUSE_PG_PORT": os.environ.get("LAKEHOUSE_BENCH_PG_PORT", "35433"),
+    "LAKEHOUSE_SPARK_CONNECT_PORT": os.environ.get("LAKEHOUSE_BENCH_SPARK_CONNECT_PORT", "35002"),
     "LAKEHOUSE_SPARK_MASTER": "local[2]",
+    "LAKEHOUSE_PG_DURABILITY": "default",
 }
 
 

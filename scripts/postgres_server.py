@@ -16,6 +16,7 @@ from lakehouse.scripts.process import Service, port_open, require_free_port, wai
 
 log = logging.getLogger(__name__)
 _SYSTEM_USER = "lakehouse_pg"
+DURABILITY_ENV = "LAKEHOUSE_PG_DURABILITY"
 
 
 def _bin_dir() -> Path:
@@ -112,11 +113,17 @@ class EmbeddedPostgres:
         if user:
             entry = pwd.getpwnam(user)
             os.chown(log_file, entry.pw_uid, entry.pw_gid)
+        # a local stack trades durability for speed; LAKEHOUSE_PG_DURABILITY=default (the benchmarks' stack) keeps
+        # the server's defaults (fsync, synchronous_commit and full_page_writes on)
+        durability = (
+            ""
+            if os.environ.get(DURABILITY_ENV) == "default"
+            else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+        )
         options = (
-            f"-p {self.port} -h 127.0.0.1 -k {self.socket_dir} -c max_connections=200 "
-            "-c shared_buffers=256MB -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            f"-p {self.port} -h 127.0.0.1 -k {self.socket_dir} -c max_connections=200 -c shared_buffers=256MB "
             # a load swaps a partition per day of its interval in one transaction, each taking a few locks
-            "-c max_locks_per_transaction=256"
+            f"{durability}-c max_locks_per_transaction=256"
         )
         result = subprocess.run(
             [_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(log_file), "-o", options, "-w", "-t", "60", "start"],
