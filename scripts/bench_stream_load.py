@@ -46,13 +46,14 @@ class LoadPlan:
     phases: list[tuple[float, float]]  # (events/s of this process, seconds)
     start_at: float  # epoch seconds of the first phase's start
     seed: int
-    event_start: str  # ISO time the generated event times start from (one day of them)
+    event_start: str  # ISO time the generated event times start from (``days`` days of them)
     client: dict[str, str]  # librdkafka properties: bootstrap servers and security
     result_file: str
     duplicate_fraction: float = 0.02
     malformed_fraction: float = 0.01
     invalid_fraction: float = 0.01
     late_fraction: float = 0.01
+    days: int = 1
 
 
 @dataclass
@@ -97,6 +98,7 @@ def run(plan: LoadPlan) -> LoadResult:
         GeneratorOptions(
             seed=plan.seed * 100 + index,
             start=datetime.fromisoformat(plan.event_start),
+            days=plan.days,
             duplicate_fraction=plan.duplicate_fraction,
             malformed_fraction=plan.malformed_fraction,
             invalid_fraction=plan.invalid_fraction,
