@@ -96,8 +96,10 @@ def docs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_a_stream_run_replaces_only_its_section(docs: Path) -> None:
     earlier = {"run": {"command": "make bench", "started": "2026-11-23 23:46 UTC", "machine": "m"}}
-    loader = {"rows": 3, "first_load_s": 1.0, "warmup_loads": 10, "copy_loader_s": 1.0, "copy_rows_per_s": 3.0}
-    loader |= {"replace_s": 1.0, "to_sql_s": 2.0, "to_sql_rows_per_s": 1.5, "speedup": 2.0}
+    sides = {"copy_loader": 1.0, "to_sql": 2.0, "to_sql_copy": 1.5}
+    loader = {"rows": 3, "gold_write_s": 1.0, "repeats": 1, "untimed_s": sides, "median_s": sides}
+    loader |= {"raw_s": {k: [v] for k, v in sides.items()}, "rows_per_s": {k: 3 / v for k, v in sides.items()}}
+    loader |= {"ratio_to_sql": 2.0, "ratio_to_sql_copy": 1.5, "postgres": {"fsync": "on"}}
     (docs / "benchmarks.json").write_text(json.dumps({"loader": {**earlier, "result": loader}, "streaming": {}}))
 
     bench_report.write_report({"stream": _stream_result()}, RUN)
