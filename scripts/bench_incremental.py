@@ -202,6 +202,8 @@ def bench_incremental(events_per_day: int, stream_s_per_event: float | None) -> 
     silver["rows"] = table.count()
     silver["files"] = len(table.inputFiles())
     silver["days_with_rows"] = table.select("event_date").distinct().count()
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{env.storage.table_path('silver', 'orders')}`")
+    silver["commits"] = history.count()
     spec = mart("fct_orders_daily")
     build(spark, env, spec, FIRST_DAY, FIRST_DAY + timedelta(days=DAYS))  # warm-up: JIT, caches, table creation
 

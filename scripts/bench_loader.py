@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from lakehouse.scripts.bench_common import bench_dsn, connect_spark, expected_units, fact_frame, pg_settings
@@ -45,11 +46,15 @@ def bench_loader(rows: int, repeats: int = 5) -> dict[str, Any]:
     from lakehouse.config.settings import settings
 
     dsn = bench_dsn(settings())
-    with connect_spark() as spark:
-        return _alternate(spark, dsn, rows, repeats)
+    gold = bench_home() / f"loader-{uuid.uuid4().hex[:6]}" / "fct_orders_daily"
+    try:
+        with connect_spark() as spark:
+            return _alternate(spark, dsn, gold, rows, repeats)
+    finally:
+        shutil.rmtree(gold.parent, ignore_errors=True)
 
 
-def _alternate(spark: Any, dsn: str, rows: int, repeats: int) -> dict[str, Any]:
+def _alternate(spark: Any, dsn: str, gold: Path, rows: int, repeats: int) -> dict[str, Any]:
     """The loader benchmark's protocol on a Spark Connect session (see the module docstring)."""
     import psycopg
     from sqlalchemy import create_engine
@@ -59,7 +64,6 @@ def _alternate(spark: Any, dsn: str, rows: int, repeats: int) -> dict[str, Any]:
     day = date(2026, 1, 1)
     next_day = day + timedelta(days=1)
     table = "serving.fct_orders_daily"
-    gold = bench_home() / f"loader-{uuid.uuid4().hex[:6]}" / "fct_orders_daily"
     started = time.perf_counter()
     fact_frame(spark, rows, day).write.format("delta").mode("overwrite").save(str(gold))
     write_s = time.perf_counter() - started
@@ -120,7 +124,6 @@ def _alternate(spark: Any, dsn: str, rows: int, repeats: int) -> dict[str, Any]:
             order.append(name)
     postgres = pg_settings(dsn)
     engine.dispose()
-    shutil.rmtree(gold.parent, ignore_errors=True)
     medians = {name: statistics.median(times) for name, times in raw.items()}
     return {
         "rows": rows,

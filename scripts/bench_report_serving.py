@@ -139,7 +139,7 @@ def incremental_section(entry: dict[str, Any] | None, run_line: RunLine) -> list
         "",
         run_line(entry["run"]) if entry else "",
         "",
-        "| orders/day | Silver written by | Silver rows | files | one day s | 30 days s | ratio | target <= 10% |",
+        "| events/day | Silver written by | Silver rows | files | one day s | 30 days s | ratio | target <= 10% |",
         "|---|---|---|---|---|---|---|---|",
         *[
             f"| {run['events_per_day']:,} | {_silver_cell(run)} | {run['silver_rows']:,} | {run['silver']['files']:,} "
@@ -153,16 +153,19 @@ def incremental_section(entry: dict[str, Any] | None, run_line: RunLine) -> list
         silver = run["silver"]
         if "stream_s" in silver:
             lines.append(
-                f"- {run['events_per_day']:,} orders/day: Silver written by the real stream "
+                f"- {run['events_per_day']:,} events/day: Silver written by the real stream "
                 f"(`lakehouse stream --event-type orders --available-now`) from {silver['produced']['messages']:,} "
                 "messages produced to Kafka over 30 days (1% late events, 2 hours to 3 days older than the rest; 2% "
-                f"duplicates; 1% malformed and 1% contract-invalid): {silver['s_per_event'] * 1e6:.0f} us per event "
-                "producing + streaming."
+                f"duplicates; 1% malformed and 1% contract-invalid; placed, cancelled and updated orders), so "
+                f"{silver['rows']:,} Silver rows on {silver['days_with_rows']} days (late events reach up to 3 days "
+                f"before the first) in {silver['files']:,} files from {silver.get('commits', '?')} table versions: "
+                f"{silver['s_per_event'] * 1e6:.0f} us per event producing + streaming."
             )
         else:
             lines.append(
-                f"- {run['events_per_day']:,} orders/day: Silver **bulk-written** by one Spark write (exactly the "
-                "daily volume each day, no late events, not the stream's file layout), because producing and "
+                f"- {run['events_per_day']:,} events/day: Silver **bulk-written** by one Spark write (exactly that "
+                "many placed or cancelled orders each day, no late events, not the stream's file layout), because "
+                "producing and "
                 f"streaming it was estimated at {silver['estimated_produce_and_stream_s']:.0f} s from the smaller "
                 f"volume's time per event, over the {silver['budget_s']:.0f} s budget."
             )

@@ -83,6 +83,9 @@ def test_the_incremental_section_names_the_silver_of_each_volume() -> None:
             "produced": {"messages": 33},
             "s_per_event": 1.0,
             "files": 60,
+            "rows": 30,
+            "days_with_rows": 33,
+            "commits": 2,
         },
     }
     bulk = {
@@ -95,7 +98,8 @@ def test_the_incremental_section_names_the_silver_of_each_volume() -> None:
 
     assert "| 1 | stream (3 s producing + 30 s streaming) | 30 | 60 | 1.00 | 20.00 | **5%** | met |" in text
     assert "| 10 | bulk write (stream estimated at 900 s > 600 s budget) |" in text
-    assert "10 orders/day: Silver **bulk-written**" in text
+    assert "10 events/day: Silver **bulk-written**" in text
+    assert "30 Silver rows on 33 days" in text
 
 
 def test_a_result_of_an_earlier_protocol_is_not_shown() -> None:
