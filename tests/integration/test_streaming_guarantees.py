@@ -288,12 +288,17 @@ def test_stop_signals_finish_the_running_batch_and_the_next_start_resumes_after_
         log_path = tmp_path / f"stream-{stop_signal.name}.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen(cli, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            _wait_for(log_path, r"stream_orders batch \d+: [1-9]", proc, 240)
-            if whole_group:
-                os.killpg(proc.pid, stop_signal)  # what a terminal does on Ctrl-C
-            else:
-                proc.send_signal(stop_signal)  # what a service manager does
-            assert proc.wait(timeout=240) == 0, f"see {log_path}"
+            try:
+                _wait_for(log_path, r"stream_orders batch \d+: [1-9]", proc, 240)
+                if whole_group:
+                    os.killpg(proc.pid, stop_signal)  # what a terminal does on Ctrl-C
+                else:
+                    proc.send_signal(stop_signal)  # what a service manager does
+                assert proc.wait(timeout=240) == 0, f"see {log_path}"
+            finally:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)  # the spark-submit JVM dies with the CLI
+                    proc.wait()
         text = log_path.read_text(errors="replace")
         stopped = re.search(r"stream_orders stopped after (writing )?batch (\d+)(, which Spark left out)?", text)
         assert stopped, f"no stop line in {log_path}"
