@@ -36,7 +36,9 @@ def test_jobs_and_their_io_use_no_classic_only_api() -> None:
 
 def test_the_check_finds_a_classic_only_use(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
-    sample.write_text("from delta.tables import DeltaTable\nimport py4j\n\ndef f(spark):\n    return spark.sparkContext._jvm\n")
+    sample.write_text(
+        "from delta.tables import DeltaTable\nimport py4j\n\ndef f(spark):\n    return spark.sparkContext._jvm\n"
+    )
     assert sorted(_classic_uses(sample)) == [
         "sample.py:1 from delta.tables",
         "sample.py:2 import py4j",
