@@ -46,12 +46,21 @@ class StorageSettings(_Model):
 
 
 class KafkaSettings(_Model):
-    """Broker addresses, topic defaults and extra client properties (security, SASL) shared by every client."""
+    """Broker addresses, topic defaults and extra client properties (security, SASL) shared by every client.
+
+    ``producer`` holds librdkafka properties of the producer alone (Azure Event Hubs refuses requests over
+    1,046,528 bytes: ``message.max.bytes``). ``create_topics: false`` is for a service whose topics cannot be
+    created through the Kafka AdminClient (Event Hubs: create them as event hubs); a missing topic then stops
+    ``lakehouse topics`` with one line. ``java_login_module_prefix`` prefixes the JAAS login module Spark's Kafka
+    client gets (``kafkashaded.`` on Databricks, whose Kafka client is shaded)."""
 
     bootstrap_servers: str
     topic_partitions: int = Field(ge=1)
     topic_replication: int = Field(ge=1)
     client: dict[str, str] = Field(default_factory=dict)
+    producer: dict[str, str] = Field(default_factory=dict)
+    create_topics: bool = True
+    java_login_module_prefix: str = ""
 
 
 class SparkSettings(_Model):
@@ -105,6 +114,34 @@ class AirflowSettings(_Model):
     databricks_conn_id: str = "databricks_default"
 
 
+class DatabricksSettings(_Model):
+    """How jobs run as Databricks runs (``spark.master: databricks``): the ``lakehouse`` wheel (built with
+    ``python -m build``) as a library, on the cluster ``existing_cluster_id`` names or, when it names none, on a
+    job cluster ``new_cluster`` describes (the Jobs API's cluster spec), created per run.
+
+    ``spark_env_vars`` go to a job cluster's environment: the job reads its ``LAKEHOUSE_*`` settings from there,
+    and a secret is written as a Databricks secret reference, ``{{secrets/<scope>/<key>}}``, never as a value.
+    An existing cluster must have them set already."""
+
+    wheel: str
+    existing_cluster_id: str = ""
+    new_cluster: dict[str, Any] = Field(default_factory=dict)
+    spark_env_vars: dict[str, str] = Field(default_factory=dict)
+    timeout_seconds: int = Field(default=3600, ge=60)
+
+    @model_validator(mode="after")
+    def _a_cluster(self) -> DatabricksSettings:
+        if not self.existing_cluster_id and not self.new_cluster:
+            raise ValueError("name a cluster: existing_cluster_id (LAKEHOUSE_DATABRICKS_CLUSTER_ID) or new_cluster")
+        return self
+
+    def cluster(self) -> dict[str, Any]:
+        """The run's cluster, as the Jobs API takes it."""
+        if self.existing_cluster_id:
+            return {"existing_cluster_id": self.existing_cluster_id}
+        return {"new_cluster": {**self.new_cluster, "spark_env_vars": dict(self.spark_env_vars)}}
+
+
 class LocalStackSettings(_Model):
     """Ports only the embedded local stack needs."""
 
@@ -122,6 +159,13 @@ class Settings(_Model):
     postgres: PostgresSettings
     airflow: AirflowSettings
     local_stack: LocalStackSettings = Field(default_factory=LocalStackSettings)
+    databricks: DatabricksSettings | None = None
+
+    @model_validator(mode="after")
+    def _databricks_master_needs_its_section(self) -> Settings:
+        if self.spark.master == "databricks" and self.databricks is None:
+            raise ValueError("spark.master: databricks needs a databricks section (wheel, cluster)")
+        return self
 
     @property
     def kafka_port(self) -> int:

@@ -15,7 +15,9 @@ Every mart in `config/marts/` gets a task group **build → dq_gate → load** f
 Backfill: `airflow backfill create --dag-id gold_marts --from-date 2026-11-01 --to-date 2026-11-07`.
 Failures write a row to `serving.load_alerts`. build and load reach Spark as the environment's `spark.deploy`
 says: as Spark Connect clients of the local stack's server (`connect`, the local default), with `spark-submit`
-against the environment's master, or hosting the driver in the task's process (`in-process`).
+against the environment's master, or hosting the driver in the task's process (`in-process`). With
+`LAKEHOUSE_ENV=databricks`, build and load are Databricks runs of the same job entry point
+(`DatabricksSubmitRunOperator` on the connection `databricks_default`, or the configured id); the gate is unchanged.
 """
 
 from __future__ import annotations
@@ -26,7 +28,12 @@ from airflow.sdk import DAG, Asset, TaskGroup, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from lakehouse.config.marts import load_marts
+from lakehouse.config.settings import settings
 from lakehouse.orchestration.airflow_tasks import record_failure, run_dq_gate, run_gold_step
+from lakehouse.orchestration.databricks import gold_run
+
+environment = settings()
+on_databricks = environment.spark.master == "databricks"
 
 default_args = {
     "owner": "data-platform",
@@ -69,4 +76,19 @@ with DAG(
                 """COPY the interval into PostgreSQL and swap it in atomically."""
                 run_gold_step("load", mart, data_interval_start, data_interval_end)
 
-            build(spec.name) >> dq_gate(spec.name) >> load(spec.name)  # type: ignore[call-arg]
+            if on_databricks:
+                from airflow.providers.databricks.operators.databricks import DatabricksSubmitRunOperator
+
+                build_run, load_run = (
+                    DatabricksSubmitRunOperator(
+                        task_id=action,
+                        json=gold_run(environment, action, spec.name),
+                        databricks_conn_id=environment.airflow.databricks_conn_id,
+                        doc_md=f"`lakehouse-job gold {action} {spec.name}` for the data interval, as a Databricks run",
+                        **assets,
+                    )
+                    for action, assets in (("build", {"inlets": silver_assets}), ("load", {"outlets": [serving_asset]}))
+                )
+                build_run >> dq_gate(spec.name) >> load_run  # type: ignore[call-arg]
+            else:
+                build(spec.name) >> dq_gate(spec.name) >> load(spec.name)  # type: ignore[call-arg]

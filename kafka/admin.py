@@ -78,6 +78,12 @@ def ensure_topics(
                     kafka.topic_partitions,
                 )
     missing = [t for t in topics if t not in result]
+    if missing and not kafka.create_topics:
+        raise KafkaClientError(
+            f"topic(s) {', '.join(missing)} do not exist on {kafka.bootstrap_servers}, and environment "
+            f"{settings.name!r} does not create topics (kafka.create_topics: false; Azure Event Hubs cannot create "
+            "them through the Kafka AdminClient): create them as event hubs, or set kafka.create_topics"
+        )
     if missing:
         new = [
             NewTopic(t, num_partitions=kafka.topic_partitions, replication_factor=kafka.topic_replication)

@@ -45,6 +45,12 @@ TOPIC_WAIT_S = 5.0
 _PROGRESS_EVERY = 500
 
 
+def producer_config(settings: Settings, extra_config: dict[str, str] | None = None) -> dict[str, Any]:
+    """The producer's librdkafka properties: the defaults, then the environment's client and producer
+    properties, then ``extra_config``."""
+    return {**PRODUCER_DEFAULTS, **client_config(settings), **settings.kafka.producer, **(extra_config or {})}
+
+
 class _Deliveries:
     """Delivery-report counter of one ``send_*`` call (the callback runs inside poll/flush)."""
 
@@ -76,7 +82,7 @@ class EventProducer:
     def __init__(self, settings: Settings, extra_config: dict[str, str] | None = None) -> None:
         self.settings = settings
         self.bootstrap_servers = settings.kafka.bootstrap_servers
-        config: dict[str, Any] = {**PRODUCER_DEFAULTS, **client_config(settings), **(extra_config or {})}
+        config = producer_config(settings, extra_config)
         log.debug("producer config: %s", masked_mapping({k: str(v) for k, v in config.items()}))
         self._producer = Producer(config, logger=log)
         self._failed = 0

@@ -38,8 +38,8 @@ def submit_base(settings: Settings, name: str) -> list[str]:
     """spark-submit with the environment's master, jars and properties, up to the application to run."""
     if settings.spark.master == "databricks":
         raise SparkJobError(
-            "the databricks environment cannot run jobs yet: running them as Databricks runs is planned "
-            "(see README, Planned); use LAKEHOUSE_ENV=local"
+            "the databricks environment runs jobs on the workspace, not from here: the gold_marts DAG submits them "
+            "as Databricks runs, or run `lakehouse-job <job> …` on a cluster (docs/deploy.md); or LAKEHOUSE_ENV=local"
         )
     conf = session_conf(settings)
     jars = conf.pop("spark.jars", "")

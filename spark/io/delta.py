@@ -8,7 +8,9 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -89,11 +91,20 @@ def append_once(
 
 def observed(observation: Observation) -> dict[str, Any]:
     """What ``observation`` collected, or ``{}`` when its frame was never run (a skipped append runs no query,
-    so nothing is observed, and ``Observation.get`` would wait forever)."""
+    so nothing is observed). A classic session's ``Observation.get`` would wait forever then; a Spark Connect
+    session's gives what came back with the action, ``{}`` when none ran."""
     jvm_observation = getattr(observation, "_jo", None)
-    if jvm_observation is None or not jvm_observation.future().isCompleted():
+    if jvm_observation is None:
+        return dict(observation.get) if _is_connect(observation) else {}
+    if not jvm_observation.future().isCompleted():
         return {}
     return dict(observation.get)
+
+
+def _is_connect(observation: Observation) -> bool:
+    from pyspark.sql.connect.observation import Observation as ConnectObservation
+
+    return isinstance(observation, ConnectObservation)
 
 
 def _observed_rows(observation: Observation) -> int | None:
@@ -146,7 +157,6 @@ def retry_on_conflict(action: Callable[[], T], what: str, attempts: int = CONFLI
 
 
 def merge_rows(
-    spark: SparkSession,
     rows: DataFrame,
     path: str,
     key: Sequence[str],
@@ -159,8 +169,6 @@ def merge_rows(
     the key columns and ``partitions`` every value it has in ``rows``: the MERGE then reads (and conflicts with
     other writers on) those partitions only. A row is not updated when a column of ``never_lower`` would become
     smaller (see ``lakehouse.postgres.upsert.upsert``). Retried on a concurrent commit (``retry_on_conflict``)."""
-    from delta.tables import DeltaTable
-
     in_partitions = ", ".join(_sql_literal(value) for value in partitions)
     condition = " AND ".join(
         [f"t.`{partition_column}` IN ({in_partitions})", *(f"t.`{column}` = s.`{column}`" for column in key)]
@@ -171,18 +179,20 @@ def merge_rows(
     )
     # a NULL on either side does not block the update
     update = " AND ".join([f"NOT ({unchanged})", *(f"NOT coalesce(s.`{c}` < t.`{c}`, false)" for c in never_lower)])
-
-    def merge() -> None:
-        (
-            DeltaTable.forPath(spark, path)
-            .alias("t")
-            .merge(rows.alias("s"), condition)
-            .whenMatchedUpdateAll(condition=update)
-            .whenNotMatchedInsertAll()
-            .execute()
+    # SQL rather than the DeltaTable API, which a Spark Connect session does not have
+    source = f"merge_source_{uuid.uuid4().hex}"
+    rows.createOrReplaceTempView(source)
+    statement = (
+        f"MERGE INTO {delta_ref(path)} t USING {source} s ON {condition} "
+        f"WHEN MATCHED AND {update} THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+    )
+    try:
+        retry_on_conflict(
+            lambda: rows.sparkSession.sql(statement).collect(),
+            f"merging {len(partitions)} {partition_column} partition(s) into {path}",
         )
-
-    retry_on_conflict(merge, f"merging {len(partitions)} {partition_column} partition(s) into {path}")
+    finally:
+        rows.sparkSession.catalog.dropTempView(source)
 
 
 def _sql_literal(value: object) -> str:
@@ -193,12 +203,26 @@ def _sql_literal(value: object) -> str:
     return str(value)
 
 
+def _local_path(location: str) -> Path | None:
+    """``location`` as a local path, or None when it is on another file system (reached through Spark)."""
+    parsed = urlparse(location)
+    if parsed.scheme not in ("", "file"):
+        return None
+    return Path(parsed.path if parsed.scheme else location)
+
+
 def _path_exists(spark: SparkSession, location: str) -> bool:
-    jvm = spark.sparkContext._jvm
-    if jvm is None:
+    """Whether a file exists at ``location`` (through Spark's reader where it is not local)."""
+    from pyspark.errors import AnalysisException
+
+    path = _local_path(location)
+    if path is not None:
+        return path.exists()
+    try:
+        spark.read.format("binaryFile").load(location).schema  # noqa: B018 (resolving the path is the check)
+    except AnalysisException:
         return False
-    path = jvm.org.apache.hadoop.fs.Path(location)
-    return bool(path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(path))
+    return True
 
 
 def checkpoint_app_id(spark: SparkSession, checkpoint: str) -> str:
@@ -224,34 +248,31 @@ def ensure_table(spark: SparkSession, path: str, schema: str, partition_by: Sequ
     A process killed while creating the table can leave an empty ``_delta_log`` folder, on which Delta reports
     the table as missing without creating it; such a folder (no file in it) is removed and creation retried.
     """
-    from delta.tables import DeltaTable
     from pyspark.errors import AnalysisException
 
+    partitions = f" PARTITIONED BY ({', '.join(f'`{c}`' for c in partition_by)})" if partition_by else ""
+    statement = f"CREATE TABLE IF NOT EXISTS {delta_ref(path)} ({schema}) USING delta{partitions}"
+
     def create() -> None:
-        builder = (
-            DeltaTable.createIfNotExists(spark).location(path).addColumns(spark.createDataFrame([], schema).schema)
-        )
-        if partition_by:
-            builder = builder.partitionedBy(*partition_by)
-        builder.execute()
+        spark.sql(statement).collect()
 
     try:
         create()
     except AnalysisException as exc:
-        if exc.getCondition() != "DELTA_TABLE_NOT_FOUND" or not _remove_empty_log(spark, path):
+        if exc.getCondition() != "DELTA_TABLE_NOT_FOUND" or not _remove_empty_log(path):
             raise
         log.warning("removed the empty _delta_log of %s (a creation killed before its first commit)", path)
         create()
 
 
-def _remove_empty_log(spark: SparkSession, path: str) -> bool:
-    """Delete ``<path>/_delta_log`` if it exists and holds nothing; True when it did."""
-    jvm = spark.sparkContext._jvm
-    if jvm is None:
+def _remove_empty_log(path: str) -> bool:
+    """Delete ``<path>/_delta_log`` if it is a local folder that holds nothing; True when it did. (On another file
+    system the error stands: the runbook names the folder to delete.)"""
+    log_dir = _local_path(f"{path.rstrip('/')}/_delta_log")
+    if log_dir is None or not log_dir.is_dir() or any(log_dir.iterdir()):
         return False
-    log_dir = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log")
-    fs = log_dir.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    if not fs.exists(log_dir) or len(fs.listStatus(log_dir)) > 0:
+    try:
+        log_dir.rmdir()  # fails, rather than deleting, if a concurrent creator wrote its first commit meanwhile
+    except OSError:
         return False
-    # not recursive: fails, rather than deleting, if a concurrent creator wrote its first commit meanwhile
-    return bool(fs.delete(log_dir, False))
+    return True

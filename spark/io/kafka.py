@@ -13,12 +13,14 @@ _JAAS_MODULES = {
 }
 
 
-def java_client_options(client: dict[str, str]) -> dict[str, str]:
+def java_client_options(client: dict[str, str], login_module_prefix: str = "") -> dict[str, str]:
     """librdkafka-style client properties -> Java client properties (``sasl.username``/``sasl.password``
-    become ``sasl.jaas.config``, as the Java client and Azure Event Hubs expect)."""
+    become ``sasl.jaas.config``, as the Java client and Azure Event Hubs expect; the login module's class name
+    gets ``login_module_prefix``, ``kafkashaded.`` where the Kafka client is shaded)."""
     options = {k: v for k, v in client.items() if k not in ("sasl.username", "sasl.password")}
     if "sasl.username" in client and "sasl.jaas.config" not in client:
         module = _JAAS_MODULES.get(client.get("sasl.mechanism", "PLAIN").upper(), _JAAS_MODULES["PLAIN"])
+        module = login_module_prefix + module
         user = client["sasl.username"].replace('"', '\\"')
         password = client.get("sasl.password", "").replace('"', '\\"')
         options["sasl.jaas.config"] = f'{module} required username="{user}" password="{password}";'
@@ -36,7 +38,8 @@ def source_options(settings: Settings, topic: str, max_offsets_per_trigger: int 
     }
     if max_offsets_per_trigger:
         options["maxOffsetsPerTrigger"] = str(max_offsets_per_trigger)
-    options.update({f"kafka.{k}": v for k, v in java_client_options(settings.kafka.client).items()})
+    java = java_client_options(settings.kafka.client, settings.kafka.java_login_module_prefix)
+    options.update({f"kafka.{k}": v for k, v in java.items()})
     return options
 
 

@@ -144,11 +144,10 @@ def start_query(
     output_mode: str | None = None,
 ) -> StreamingQuery:
     """Start one foreachBatch query with its checkpoint and trigger (and ``output_mode``, for an aggregation)."""
-    writer = (
-        stream.writeStream.queryName(name)
-        .option("checkpointLocation", checkpoint)
-        .foreachBatch(stop_request.between_batches(name, handler))
-    )
+    if not _is_connect(stream):
+        # a Spark Connect server runs the handler in a process of its own, out of reach of this one's signals
+        handler = stop_request.between_batches(name, handler)
+    writer = stream.writeStream.queryName(name).option("checkpointLocation", checkpoint).foreachBatch(handler)
     if output_mode is not None:
         writer = writer.outputMode(output_mode)
     writer = (
@@ -157,6 +156,12 @@ def start_query(
         else writer.trigger(processingTime=f"{trigger_seconds} seconds")
     )
     return stop_request.started(writer.start(), checkpoint)
+
+
+def _is_connect(frame: DataFrame) -> bool:
+    from pyspark.sql.connect.dataframe import DataFrame as ConnectDataFrame
+
+    return isinstance(frame, ConnectDataFrame)
 
 
 class StopRequest:
@@ -205,7 +210,7 @@ class StopRequest:
         return guarded
 
     def started(self, query: StreamingQuery, checkpoint: str) -> StreamingQuery:
-        """Register a query started with a ``between_batches`` handler."""
+        """Register a started query (over Spark Connect, the stop waits for it to be between triggers)."""
         self._queries[query.name or ""] = (query, checkpoint)
         return query
 

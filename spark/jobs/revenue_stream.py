@@ -123,7 +123,7 @@ class RevenueBatchWriter:
             lock_timeout=SERVING_LOCK_TIMEOUT,
             application_name="lakehouse-revenue-stream",
         ) as conn:
-            merge_rows(spark, rows, self.gold_path, self.spec.grain, date_column, days, MEASURES)
+            merge_rows(rows, self.gold_path, self.spec.grain, date_column, days, MEASURES)
             return upsert(conn, self.table, self.spec.grain, windows, date_column=date_column, never_lower=MEASURES)
 
 

@@ -307,3 +307,22 @@ def test_missing_topic_and_unreachable_broker_name_the_fix(kafka_stack: Settings
         EventProducer(nowhere)
     with pytest.raises(KafkaClientError, match=r"localhost:1 .*`lakehouse stack up kafka`"):
         ensure_topics(nowhere, [])
+
+
+def test_an_environment_that_creates_no_topics_names_the_missing_ones_and_creates_nothing(
+    kafka_stack: Settings, topics: Topics, unique: str
+) -> None:
+    """As on Azure Event Hubs (``kafka.create_topics: false``): existing topics pass, a missing one is one line."""
+    from lakehouse.kafka.errors import KafkaClientError
+
+    orders = load_event_types()["orders"]
+    present, absent = _renamed(orders, f"present_{unique}"), _renamed(orders, f"absent_{unique}")
+    topics.created.append(present.topic)
+    assert ensure_topics(kafka_stack, [present]) == {present.topic: True}
+    no_creation = kafka_stack.model_copy(
+        update={"kafka": kafka_stack.kafka.model_copy(update={"create_topics": False})}
+    )
+    assert ensure_topics(no_creation, [present]) == {present.topic: False}
+    with pytest.raises(KafkaClientError, match=f"{absent.topic} do not exist.*create them as event hubs"):
+        ensure_topics(no_creation, [present, absent])
+    assert absent.topic not in topics.admin.list_topics(timeout=10).topics

@@ -157,3 +157,41 @@ def test_mart_column_types_are_the_ones_the_loader_writes(tmp_path: Path) -> Non
     assert "dim_date.yaml: columns.9.type: Value error, type 'text' is not one the serving loader writes" in str(
         err.value
     )
+
+
+DATABRICKS_ENVIRONMENT = {
+    "LAKEHOUSE_HOME": "/tmp/x",
+    "LAKEHOUSE_LAKE_ROOT": "abfss://lake@acme.dfs.core.windows.net/lakehouse",
+    "LAKEHOUSE_CHECKPOINT_ROOT": "abfss://lake@acme.dfs.core.windows.net/checkpoints",
+    "EVENTHUBS_NAMESPACE": "acme-events",
+    "EVENTHUBS_CONNECTION_STRING": "Endpoint=sb://acme-events.servicebus.windows.net/;SharedAccessKey=k",
+    "LAKEHOUSE_PG_DSN": "postgresql://loader:s3cret-pw@db:5432/lakehouse",
+}
+
+
+def test_databricks_environment_fits_event_hubs_and_the_shaded_kafka_client() -> None:
+    from lakehouse.kafka.producer import producer_config
+    from lakehouse.spark.io.kafka import source_options
+
+    settings = load_settings("databricks", environ=DATABRICKS_ENVIRONMENT)
+    assert settings.kafka.bootstrap_servers == "acme-events.servicebus.windows.net:9093"
+    # Event Hubs refuses a request over 1,046,528 bytes; the producer's request cap is what the service takes
+    assert int(producer_config(settings)["message.max.bytes"]) <= 1_046_528
+    assert settings.kafka.create_topics is False
+    jaas = source_options(settings, "orders", None)["kafka.sasl.jaas.config"]
+    assert jaas == (
+        'kafkashaded.org.apache.kafka.common.security.plain.PlainLoginModule required username="$ConnectionString" '
+        'password="Endpoint=sb://acme-events.servicebus.windows.net/;SharedAccessKey=k";'
+    )
+    # the local and cluster environments keep the plain Kafka client's module and create their topics
+    assert load_settings("local", environ={"LAKEHOUSE_HOME": "/tmp/x"}).kafka.create_topics is True
+
+
+def test_databricks_runs_use_a_job_cluster_unless_a_cluster_is_named() -> None:
+    settings = load_settings("databricks", environ=DATABRICKS_ENVIRONMENT)
+    assert settings.databricks is not None
+    cluster = settings.databricks.cluster()["new_cluster"]
+    assert cluster["spark_env_vars"]["LAKEHOUSE_PG_DSN"] == "{{secrets/lakehouse/pg_dsn}}"
+    assert "s3cret-pw" not in str(cluster)
+    named = load_settings("databricks", environ={**DATABRICKS_ENVIRONMENT, "LAKEHOUSE_DATABRICKS_CLUSTER_ID": "c-1"})
+    assert named.databricks is not None and named.databricks.cluster() == {"existing_cluster_id": "c-1"}

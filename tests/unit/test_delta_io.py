@@ -66,7 +66,7 @@ def test_merge_rows_inserts_updates_and_never_lowers(spark: SparkSession, tmp_pa
     ).partitionBy("d").save(path)
     rows = spark.createDataFrame([(day, "a", 6, "y"), (day, "b", 4, "y"), (day, "c", 1, "y")], schema)
     for _ in range(2):  # the same rows again (a replayed batch) change nothing
-        merge_rows(spark, rows, path, ["d", "k"], "d", [day], never_lower=["n"])
+        merge_rows(rows, path, ["d", "k"], "d", [day], never_lower=["n"])
         got = sorted(tuple(r) for r in spark.read.format("delta").load(path).collect())
         assert got == [(day, "a", 6, "y"), (day, "b", 5, "x"), (day, "c", 1, "y"), (other, "a", 1, "x")]
 
