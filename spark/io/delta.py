@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse.spark.errors import SparkJobError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -245,24 +247,22 @@ def checkpoint_app_id(spark: SparkSession, checkpoint: str) -> str:
 def ensure_table(spark: SparkSession, path: str, schema: str, partition_by: Sequence[str] = ()) -> None:
     """Create an empty Delta table with ``schema`` unless one exists (so readers can start before writers).
 
-    A process killed while creating the table can leave an empty ``_delta_log`` folder, on which Delta reports
-    the table as missing without creating it; such a folder (no file in it) is removed and creation retried.
+    A process killed while creating the table can leave an empty ``_delta_log`` folder, which ``CREATE TABLE IF
+    NOT EXISTS`` takes for a table; such a folder (no file in it) is removed and creation retried.
     """
-    from pyspark.errors import AnalysisException
-
     partitions = f" PARTITIONED BY ({', '.join(f'`{c}`' for c in partition_by)})" if partition_by else ""
     statement = f"CREATE TABLE IF NOT EXISTS {delta_ref(path)} ({schema}) USING delta{partitions}"
-
-    def create() -> None:
-        spark.sql(statement).collect()
-
-    try:
-        create()
-    except AnalysisException as exc:
-        if exc.getCondition() != "DELTA_TABLE_NOT_FOUND" or not _remove_empty_log(path):
-            raise
-        log.warning("removed the empty _delta_log of %s (a creation killed before its first commit)", path)
-        create()
+    spark.sql(statement).collect()
+    if read_table(spark, path) is not None:
+        return
+    # the statement took the empty folder for a table and did nothing
+    if not _remove_empty_log(path):
+        raise SparkJobError(
+            f"{path}/_delta_log holds no commit, so {path} is no Delta table: a creation was killed before its "
+            "first commit; delete that _delta_log folder"
+        )
+    log.warning("removed the empty _delta_log of %s (a creation killed before its first commit)", path)
+    spark.sql(statement).collect()
 
 
 def _remove_empty_log(path: str) -> bool:

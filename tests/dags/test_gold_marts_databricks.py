@@ -39,7 +39,7 @@ def _gold_dag(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]) -> A
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     settings.cache_clear()
-    bag = DagBag(dag_folder=str(DAGS / "gold_marts.py"), include_examples=False)
+    bag = DagBag(dag_folder=str(DAGS / "gold_marts.py"))
     assert bag.import_errors == {}
     return bag.get_dag("gold_marts")
 
