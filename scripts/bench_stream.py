@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import shutil
 import time
 import uuid
@@ -33,6 +32,7 @@ from typing import Any
 from lakehouse.config.settings import Settings
 from lakehouse.config.specs import load_event_types
 from lakehouse.scripts.bench_env import ROOT, bench_home, use
+from lakehouse.scripts.bench_serving import serving_freshness_run
 from lakehouse.scripts.bench_stream_lake import (
     freshness,
     gates,
@@ -44,6 +44,9 @@ from lakehouse.scripts.bench_stream_lake import (
 )
 from lakehouse.scripts.bench_stream_run import Probe, Producers, StreamRun, batch_stats
 from lakehouse.scripts.bench_stream_stats import SLOPE_TOLERANCE, Sample, StepVerdict, judge_step, sustained_rate
+
+# the share of the sustained rate produce -> serving.order_revenue_5min is measured at
+SERVING_SHARE = 0.5
 
 
 @dataclass
@@ -221,23 +224,6 @@ def freshness_run(
     }, run
 
 
-REVENUE_STREAM = "lakehouse.spark.jobs.revenue_stream"
-
-
-def serving_freshness() -> dict[str, Any]:
-    """Hook: produce -> ``serving.order_revenue_5min`` freshness; not measured yet.
-
-    To measure it, run the revenue stream (``REVENUE_STREAM``, where it exists) beside the stream in a freshness
-    run, on the run's lake, and take for each placed order: the ``finished_at`` of the revenue batch (its audit row
-    in ``lakehouse_meta.stream_batches``, written after its serving upsert commits) whose Silver version range
-    (``offset_ranges``) holds the version of the Silver commit that made the order visible, minus the order's
-    Kafka timestamp. Orders later than the revenue stream's watermark never reach it (the daily build counts them)
-    and are left out."""
-    exists = importlib.util.find_spec(REVENUE_STREAM) is not None
-    reason = f"this benchmark does not run {REVENUE_STREAM} yet" if exists else "no streaming query writes it"
-    return {"measured": False, "reason": f"not measured yet: {reason}"}
-
-
 def bench_stream(options: StreamOptions) -> dict[str, Any]:
     """The whole protocol; ``passed`` is False when a correctness gate failed (that run's folder and topics are
     then kept, and so is the benchmark's folder)."""
@@ -272,8 +258,25 @@ def bench_stream(options: StreamOptions) -> dict[str, Any]:
     if runs:
         print("== per-row ceiling", flush=True)
         result["ceiling"] = rules_ceiling(spark, runs[-1].settings, runs[-1].specs)
-    result["serving_freshness"] = serving_freshness()
-    result["passed"] = all(r["gates"]["passed"] for r in result["freshness"])
+    print("== produce -> serving.order_revenue_5min", flush=True)
+    serving_rate = max(1, round(SERVING_SHARE * base))
+    serving_run = StreamRun("serving", bench_dir, None, options.trigger_seconds, options.max_records_per_batch)
+    result["serving_freshness"] = serving_freshness_run(
+        spark,
+        serving_run,
+        serving_rate,
+        options.warmup_seconds,
+        options.step_seconds,
+        event_start,
+        options.drain_seconds,
+        options.producer_rate,
+    )
+    print(f"serving freshness: {result['serving_freshness']}", flush=True)
+    if not options.keep and not result["serving_freshness"]["missing"]:
+        serving_run.clean_up()
+    result["passed"] = (
+        all(r["gates"]["passed"] for r in result["freshness"]) and not (result["serving_freshness"]["missing"])
+    )
     if not options.keep:
         for run, fresh in zip(runs, result["freshness"], strict=True):
             if fresh["gates"]["passed"]:

@@ -48,7 +48,7 @@ class StreamRun:
     from Silver, as the stream reads them for events older than its dedup watermark."""
 
     def __init__(
-        self, name: str, bench_dir: Path, prefill: Settings, trigger_seconds: float, max_records_per_batch: int
+        self, name: str, bench_dir: Path, prefill: Settings | None, trigger_seconds: float, max_records_per_batch: int
     ) -> None:
         self.name = name
         self.tag = f"{name}{uuid.uuid4().hex[:6]}"
@@ -90,10 +90,14 @@ class StreamRun:
 
     def start(self) -> None:
         """Create the topics, give each query a checkpoint, link the prefilled Silver tables in, start the stream
-        on them and wait until its session is up."""
+        on them and wait until its session is up (without a prefill: start the stream and wait for its first
+        batches)."""
         ensure_topics(self.settings, self.specs)
         self._launch()
         self._wait(lambda: all((c / "commits" / "0").is_file() for c in self.checkpoints.values()), "commit batch 0")
+        if self.prefill is None:  # a run on its own events only: the stream goes on
+            self._read_app_ids()
+            return
         self.stop()
         for spec in self.specs:
             shutil.copytree(
@@ -105,6 +109,9 @@ class StreamRun:
         self._launch()
         # the driver's session is up: the queries start a moment later (the warm-up covers the rest)
         self._wait(lambda: SESSION_UP in self.log.read_bytes()[launched:].decode(errors="replace"), "start again")
+        self._read_app_ids()
+
+    def _read_app_ids(self) -> None:
         for query, checkpoint in self.checkpoints.items():
             self.app_ids[query] = next((checkpoint / "lakehouse_app_id").glob("part-*")).read_text().strip()
 
