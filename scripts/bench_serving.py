@@ -62,7 +62,8 @@ def _revenue_batches(dsn: str, app_id: str) -> list[tuple[list[int], float]]:
             "WHERE query = %s AND app_id = %s",
             (REVENUE_QUERY, app_id),
         ).fetchall()
-    return [(next(iter(json.loads(ranges).values()), []), float(ms)) for ranges, ms in rows]
+    # offset_ranges is jsonb: {"<Silver table>": [first, last]}
+    return [(next(iter(ranges.values()), []), float(ms)) for ranges, ms in rows]
 
 
 def serving_freshness_run(
