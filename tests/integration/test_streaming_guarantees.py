@@ -51,6 +51,20 @@ def _audit(settings: Settings, spark: Any, query: str, aggregates: str) -> list[
         ).fetchall()
 
 
+def _orders_landed_once(spark: Any, settings: Settings, produced: int, distinct_ids: set[str]) -> Any:
+    """Assert every produced orders message is in Bronze once and every distinct event in Silver once; return
+    the Silver table."""
+    lake = settings.storage
+    bronze = spark.read.format("delta").load(lake.table_path("bronze", "orders"))
+    assert bronze.count() == produced
+    assert bronze.select("partition", "offset").distinct().count() == produced
+    silver = spark.read.format("delta").load(lake.table_path("silver", "orders"))
+    ids = Counter(r["event_id"] for r in silver.select("event_id").collect())
+    assert set(ids) == distinct_ids, "lost or invented events"
+    assert max(ids.values()) == 1, "duplicated events in Silver"
+    return silver
+
+
 def _effective_faults(messages: list[GeneratedMessage]) -> list[str | None]:
     """A duplicate is a re-send of an earlier message, so it shares that message's fate."""
     fault_of = {m.value: m.fault for m in messages if m.fault != "duplicate"}
@@ -233,14 +247,7 @@ def test_exactly_once_across_sigkills(
     )
     assert finish.returncode == 0, f"see {tmp_path / 'stream.log'}"
 
-    lake = isolated_lake.storage
-    bronze = spark.read.format("delta").load(lake.table_path("bronze", "orders"))
-    assert bronze.count() == len(messages)
-    assert bronze.select("partition", "offset").distinct().count() == len(messages)
-    silver = spark.read.format("delta").load(lake.table_path("silver", "orders"))
-    ids = Counter(r["event_id"] for r in silver.select("event_id").collect())
-    assert set(ids) == distinct_ids, "lost or invented events"
-    assert max(ids.values()) == 1, "duplicated events in Silver"
+    silver = _orders_landed_once(spark, isolated_lake, len(messages), distinct_ids)
     # every Silver row is counted once in the audit, however often its batch was replayed after a kill
     assert _audit(isolated_lake, spark, "stream_orders", "sum(output_rows)") == [(silver.count(),)]
 
@@ -315,11 +322,4 @@ def test_stop_signals_finish_the_running_batch_and_the_next_start_resumes_after_
 
     finish = subprocess.run([*cli, "--available-now"], capture_output=True, text=True, check=False)
     assert finish.returncode == 0, finish.stdout[-3000:]
-    lake = isolated_lake.storage
-    bronze = spark.read.format("delta").load(lake.table_path("bronze", "orders"))
-    assert bronze.count() == len(messages)
-    assert bronze.select("partition", "offset").distinct().count() == len(messages)
-    silver = spark.read.format("delta").load(lake.table_path("silver", "orders"))
-    ids = Counter(r["event_id"] for r in silver.select("event_id").collect())
-    assert set(ids) == {m.event["event_id"] for m in messages if m.event}
-    assert max(ids.values()) == 1
+    _orders_landed_once(spark, isolated_lake, len(messages), {m.event["event_id"] for m in messages if m.event})
