@@ -12,6 +12,7 @@ import re
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -30,11 +31,55 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ObjectStoreSettings(_Model):
+    """An S3-compatible object store, reached through Hadoop's ``s3a://`` connector (hadoop-aws).
+
+    ``endpoint`` is empty for AWS S3 itself. Credentials never appear here: Spark's S3 client takes them from
+    ``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY`` (or the rest of the AWS default chain, such as an
+    instance profile); the local stack's store generates a pair into its state folder when they are unset."""
+
+    endpoint: str = ""
+    region: str = "us-east-1"
+    path_style_access: bool = False
+
+    @property
+    def host_port(self) -> tuple[str, int] | None:
+        """Host and port of ``endpoint`` (None for AWS's own)."""
+        if not self.endpoint:
+            return None
+        parsed = urlparse(self.endpoint)
+        return parsed.hostname or "", parsed.port or (443 if parsed.scheme == "https" else 80)
+
+    def hadoop_conf(self) -> dict[str, str]:
+        """The Spark properties that point s3a:// at this store."""
+        conf = {
+            "spark.hadoop.fs.s3a.endpoint.region": self.region,
+            "spark.hadoop.fs.s3a.path.style.access": str(self.path_style_access).lower(),
+        }
+        if self.endpoint:
+            conf["spark.hadoop.fs.s3a.endpoint"] = self.endpoint
+            conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(self.endpoint.startswith("https")).lower()
+        return conf
+
+
 class StorageSettings(_Model):
-    """Roots of the Delta lake and of the streaming checkpoints (local paths, s3a://, abfss://, dbfs:/)."""
+    """Roots of the Delta lake and of the streaming checkpoints (local paths, s3a://, abfss://, dbfs:/).
+    ``s3`` describes the object store of ``s3a://`` roots."""
 
     lake_root: str
     checkpoint_root: str
+    s3: ObjectStoreSettings | None = None
+
+    @property
+    def uses_s3a(self) -> bool:
+        """True when the lake or the checkpoints are on ``s3a://``: Spark then needs hadoop-aws."""
+        return any(root.startswith("s3a://") for root in (self.lake_root, self.checkpoint_root))
+
+    @property
+    def s3_buckets(self) -> list[str]:
+        """The buckets the ``s3a://`` roots are in."""
+        roots = (self.lake_root, self.checkpoint_root)
+        return sorted({urlparse(r).netloc for r in roots if r.startswith("s3a://")})
 
     def table_path(self, layer: str, name: str) -> str:
         """Location of a Delta table, e.g. ``table_path("silver", "orders")``."""
@@ -61,6 +106,16 @@ class KafkaSettings(_Model):
     producer: dict[str, str] = Field(default_factory=dict)
     create_topics: bool = True
     java_login_module_prefix: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_empty_properties(cls, data: Any) -> Any:
+        # a property set from an unset variable (``${KAFKA_SASL_USERNAME:-}``) is left out, not sent empty
+        if isinstance(data, dict):
+            for key in ("client", "producer"):
+                if isinstance(data.get(key), dict):
+                    data = {**data, key: {k: v for k, v in data[key].items() if v not in ("", None)}}
+        return data
 
 
 class SparkSettings(_Model):
@@ -143,9 +198,15 @@ class DatabricksSettings(_Model):
 
 
 class LocalStackSettings(_Model):
-    """Ports only the embedded local stack needs."""
+    """What only the stack on this machine needs: ports, and the size of its Spark standalone cluster
+    (``spark_workers`` workers of ``spark_worker_cores`` cores and ``spark_worker_memory`` each), which it starts
+    when ``spark.master`` names a ``spark://`` master on this machine."""
 
     kafka_controller_port: int = 9093
+    spark_workers: int = Field(default=2, ge=1)
+    spark_worker_cores: int = Field(default=2, ge=1)
+    spark_worker_memory: str = "3g"
+    spark_master_web_port: int = 8090
 
 
 class Settings(_Model):
@@ -171,6 +232,28 @@ class Settings(_Model):
     def kafka_port(self) -> int:
         """Port of the first bootstrap server."""
         return int(self.kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+
+    @property
+    def spark_master_address(self) -> tuple[str, int] | None:
+        """Host and port of a ``spark://`` master (None for local[*], yarn, k8s or databricks)."""
+        if not self.spark.master.startswith("spark://"):
+            return None
+        host, _, port = self.spark.master.removeprefix("spark://").split(",")[0].partition(":")
+        return host, int(port or 7077)
+
+    def object_store_credentials(self) -> dict[str, str]:
+        """``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY`` for Spark's S3 client: from the environment, else
+        the pair the local stack's object store generated (empty when neither exists: the AWS default chain)."""
+        keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        if all(os.environ.get(k) for k in keys):
+            return {k: os.environ[k] for k in keys}
+        generated = self.home / "object-store" / "credentials.json"
+        if self.storage.s3 is not None and generated.is_file():
+            import json
+
+            values = json.loads(generated.read_text())
+            return {k: str(values[k]) for k in keys}
+        return {}
 
     @property
     def uses_embedded_postgres(self) -> bool:

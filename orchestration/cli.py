@@ -17,7 +17,9 @@ from lakehouse.config.settings import settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 stack_app = typer.Typer(
-    help="Start, stop and inspect the local stack (Kafka, PostgreSQL, Spark Connect, Airflow).", no_args_is_help=True
+    help="Start, stop and inspect the local stack (Kafka, PostgreSQL, Spark Connect, Airflow; with "
+    "LAKEHOUSE_ENV=cluster also a Spark standalone cluster and an S3-compatible object store).",
+    no_args_is_help=True,
 )
 app.add_typer(stack_app, name="stack")
 console = Console()
@@ -26,17 +28,21 @@ REVENUE_STREAM_JOB = "lakehouse.spark.jobs.revenue_stream"
 
 @app.command()
 def setup() -> None:
-    """Resolve the pinned JVM jars (Delta, Spark Kafka connector, Kafka broker) into the local cache."""
+    """Resolve the pinned JVM jars (Delta, Spark Kafka connector, Kafka broker; hadoop-aws and s3proxy where the
+    environment's lake is on s3a://) into the local cache."""
     from lakehouse.scripts.stack import resolve_jars
 
-    for jar_set, folder in resolve_jars().items():
-        console.print(f"{jar_set:6} jars: {folder}")
+    for jar_set, folder in resolve_jars(settings()).items():
+        console.print(f"{jar_set:9} jars: {folder}")
 
 
 @stack_app.command("up")
 def stack_up(
     components: Annotated[
-        list[str] | None, typer.Argument(help="kafka, postgres, spark, airflow (default: all)")
+        list[str] | None,
+        typer.Argument(
+            help="kafka, object-store, cluster, postgres, spark, airflow (default: all the environment has)"
+        ),
     ] = None,
 ) -> None:
     """Start the local stack (idempotent: running components are left alone)."""

@@ -18,7 +18,9 @@ class SparkConnectServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.service = Service("spark-connect", settings.home / "run")
+        # one server per environment: the cluster environment's runs against its cluster, beside the local one
+        name = "spark-connect" if settings.name == "local" else f"spark-connect-{settings.name}"
+        self.service = Service(name, settings.home / "run")
         self.port = settings.spark.connect_port
 
     @property

@@ -9,17 +9,25 @@ from pathlib import Path
 from lakehouse.config.settings import Settings, mask
 from lakehouse.scripts.airflow_stack import AirflowStack, airflow_env
 from lakehouse.scripts.kafka_broker import KAFKA_JARS, KafkaBroker
+from lakehouse.scripts.object_store import S3PROXY_JARS, ObjectStore, is_local_host
 from lakehouse.scripts.postgres_server import EmbeddedPostgres, ensure_database
 from lakehouse.scripts.process import port_open
+from lakehouse.scripts.spark_cluster import SparkCluster
 from lakehouse.scripts.spark_connect import SparkConnectServer
-from lakehouse.spark.jars import SPARK_JARS, resolve
+from lakehouse.spark.jars import S3A_JARS, SPARK_JARS, resolve
 
-COMPONENTS = ("kafka", "postgres", "spark", "airflow")
+# in start order; "spark" is the Spark Connect server, "cluster" a Spark standalone master and workers and
+# "object-store" s3proxy: the last two exist where the environment points at them on this machine (cluster)
+COMPONENTS = ("kafka", "object-store", "cluster", "postgres", "spark", "airflow")
 
 
-def resolve_jars() -> dict[str, Path]:
-    """Resolve every JVM jar set the stack needs (idempotent): Spark's runtime jars and the Kafka broker's."""
-    return {jar_set.name: resolve(jar_set) for jar_set in (SPARK_JARS, KAFKA_JARS)}
+def resolve_jars(settings: Settings | None = None) -> dict[str, Path]:
+    """Resolve every JVM jar set the stack needs (idempotent): Spark's runtime jars and the Kafka broker's, and
+    for an environment on ``s3a://`` hadoop-aws and the local object store's."""
+    sets = [SPARK_JARS, KAFKA_JARS]
+    if settings is not None and settings.storage.uses_s3a:
+        sets += [S3A_JARS, S3PROXY_JARS]
+    return {jar_set.name: resolve(jar_set) for jar_set in sets}
 
 
 @dataclass(frozen=True)
@@ -41,12 +49,20 @@ class LocalStack:
         self.postgres = EmbeddedPostgres(settings)
         self.spark = SparkConnectServer(settings)
         self.airflow = AirflowStack(settings)
+        self.object_store = ObjectStore(settings)
+        self.cluster = SparkCluster(settings)
+        self.local_kafka = is_local_host(settings.kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)[0])
 
     def up(self, components: tuple[str, ...] = COMPONENTS) -> None:
         """Start the named components (and what they depend on); already running ones are left alone."""
-        resolve_jars()
-        if "kafka" in components:
+        resolve_jars(self.settings)
+        uses_spark = {"spark", "airflow"} & set(components)
+        if "kafka" in components and self.local_kafka:
             self.kafka.start()
+        if "object-store" in components or uses_spark:
+            self.object_store.start()
+        if "cluster" in components or uses_spark:
+            self.cluster.start()
         if "postgres" in components or "airflow" in components:
             if self.settings.uses_embedded_postgres:
                 self.postgres.start()
@@ -61,6 +77,8 @@ class LocalStack:
         """Stop everything this stack started (data stays in the state folder)."""
         self.airflow.stop()
         self.spark.stop()
+        self.cluster.stop()
+        self.object_store.stop()
         self.kafka.stop()
         self.postgres.stop()
 
@@ -75,13 +93,22 @@ class LocalStack:
         airflow_up = all(self.airflow.running().values()) and port_open(self.settings.airflow.port)
         statuses = [
             ComponentStatus("kafka", self.kafka.running(), self.kafka.address),
+            ComponentStatus("object-store", self.object_store.running(), self.object_store.address),
+            ComponentStatus("cluster", self.cluster.running(), f"{self.cluster.address} (UI {self.cluster.web_url})"),
             ComponentStatus("postgres", pg_up, pg_address),
             ComponentStatus("spark", self.spark.running(), self.spark.address),
             ComponentStatus("airflow", airflow_up, self.airflow.url),
         ]
         # the Connect server is part of the stack only where Gold jobs use it (or someone started it)
-        needs_spark = self.settings.spark.deploy == "connect" or statuses[2].up
-        return [s for s in statuses if s.name != "spark" or needs_spark]
+        needs_spark = self.settings.spark.deploy == "connect" or self.spark.running()
+        return [
+            s
+            for s in statuses
+            if (s.name != "spark" or needs_spark)
+            and (s.name != "kafka" or self.local_kafka or s.up)
+            and (s.name != "object-store" or self.object_store.configured)
+            and (s.name != "cluster" or self.cluster.configured)
+        ]
 
     def env_exports(self) -> str:
         """``export`` lines for a shell (secrets are not printed: the DSN comes from your own environment)."""

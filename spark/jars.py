@@ -2,8 +2,8 @@
 
 A jar set is a pom listing artifacts; it is cached under ``$LAKEHOUSE_CACHE/jars/<name>-<hash of the pom>``, so
 a version bump resolves again and nothing else does. ``SPARK_JARS`` (``spark/maven/pom.xml``) holds Delta Lake
-and the Spark Kafka connector for the pinned pyspark; the local stack's tooling defines its own sets the same way
-(the Kafka broker's, in ``lakehouse.scripts.kafka_broker``).
+and the Spark Kafka connector for the pinned pyspark, ``S3A_JARS`` hadoop-aws for its Hadoop; the local stack's
+tooling defines its own sets the same way (the Kafka broker's, in ``lakehouse.scripts.kafka_broker``).
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ class JarSet:
 
 
 SPARK_JARS = JarSet("spark", Path(__file__).resolve().parent / "maven" / "pom.xml")
+# hadoop-aws for s3a:// lakes (with the AWS SDK bundle, about 600 MB): resolved only where a lake is on s3a://
+S3A_JARS = JarSet("spark-s3a", Path(__file__).resolve().parent / "maven" / "s3a" / "pom.xml")
 
 
 def cache_root() -> Path:
@@ -108,10 +110,11 @@ def _artifact(jar_name: str) -> str:
     return _VERSION_SUFFIX.sub("", jar_name)
 
 
-def spark_jars() -> list[Path]:
-    """Jars to put on ``spark.jars``: the resolved set minus artifacts the pyspark wheel already ships."""
+def spark_jars(*, s3a: bool = False) -> list[Path]:
+    """Jars to put on ``spark.jars``: the resolved sets (hadoop-aws too with ``s3a``) minus artifacts the pyspark
+    wheel already ships."""
     import pyspark
 
     shipped = {_artifact(p.name) for p in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
-    folder = resolve(SPARK_JARS)
-    return sorted(p for p in folder.glob("*.jar") if _artifact(p.name) not in shipped)
+    folders = [resolve(SPARK_JARS), *([resolve(S3A_JARS)] if s3a else [])]
+    return sorted(p for folder in folders for p in folder.glob("*.jar") if _artifact(p.name) not in shipped)

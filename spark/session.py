@@ -42,11 +42,12 @@ DEFAULT_CONF = {
 
 def session_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Every Spark property a lakehouse session gets, lowest precedence first: defaults, env, job."""
-    conf = {**DEFAULT_CONF, **DELTA_CONF, **settings.spark.conf, **(extra or {})}
+    store = settings.storage.s3.hadoop_conf() if settings.storage.s3 is not None else {}
+    conf = {**DEFAULT_CONF, **DELTA_CONF, **store, **settings.spark.conf, **(extra or {})}
     if not settings.spark.provided_jars:
         from lakehouse.spark.jars import spark_jars
 
-        conf["spark.jars"] = ",".join(str(p) for p in spark_jars())
+        conf["spark.jars"] = ",".join(str(p) for p in spark_jars(s3a=settings.storage.uses_s3a))
     return conf
 
 
@@ -106,6 +107,8 @@ def get_spark(
     if env.spark.deploy == "connect" and not own_driver and os.environ.get(OWN_DRIVER_ENV) != "1":
         return connect_session(app_name, env, extra_conf)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    for key, value in env.object_store_credentials().items():
+        os.environ.setdefault(key, value)  # the driver JVM this process starts reads them
     builder = SparkSession.builder.appName(app_name)
     if env.spark.master != "databricks":
         builder = builder.master(env.spark.master)

@@ -65,6 +65,7 @@ def submit_env(settings: Settings) -> dict[str, str]:
     """Environment of a spark-submit child: this process's, with the driver and workers on this Python."""
     return {
         **os.environ,
+        **settings.object_store_credentials(),
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         "LAKEHOUSE_HOME": str(settings.home),
@@ -106,6 +107,7 @@ def run_spark_job(settings: Settings, module: str, args: list[str]) -> None:
     the job's Python driver gets SIGTERM and stops between micro-batches (a batch job just ends), and the
     spark-submit JVM ends with it. A stop asked for twice, or a driver still running after STOP_GRACE_SECONDS,
     kills the group. If this process dies, the JVM is killed with it (on Linux)."""
+    require_master(settings)
     argv = submit_command(settings, module, args)
     env = submit_env(settings)
     log.info("spark-submit %s %s (master %s)", module, " ".join(args), settings.spark.master)
@@ -134,6 +136,22 @@ def run_spark_job(settings: Settings, module: str, args: list[str]) -> None:
                 raise
     if proc.returncode != 0:
         raise SparkSubmitError(module, args, proc.returncode, list(tail))
+
+
+def require_master(settings: Settings) -> None:
+    """Fail with one line when a ``spark://`` master does not answer (spark-submit would retry for a minute)."""
+    address = settings.spark_master_address
+    if address is None:
+        return
+    import socket
+
+    try:
+        socket.create_connection(address, timeout=5).close()
+    except OSError as exc:
+        raise SparkJobError(
+            f"no Spark master answers at {settings.spark.master} ({exc.strerror or exc}): start it with "
+            "`lakehouse stack up cluster`, or point LAKEHOUSE_SPARK_MASTER at your cluster's master"
+        ) from None
 
 
 def _killed_with_parent() -> Callable[[], None] | None:

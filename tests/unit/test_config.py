@@ -28,11 +28,31 @@ def test_interpolation_with_nested_defaults_and_literal_dollar() -> None:
 
 def test_every_missing_variable_is_reported_with_its_key() -> None:
     with pytest.raises(ConfigError) as err:
-        load_settings("cluster", environ={"LAKEHOUSE_HOME": "/tmp/x"})
+        load_settings("databricks", environ={"LAKEHOUSE_HOME": "/tmp/x"})
     message = str(err.value)
-    for variable in ("LAKEHOUSE_LAKE_ROOT", "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SASL_PASSWORD", "LAKEHOUSE_PG_DSN"):
+    for variable in ("LAKEHOUSE_LAKE_ROOT", "EVENTHUBS_NAMESPACE", "EVENTHUBS_CONNECTION_STRING", "LAKEHOUSE_PG_DSN"):
         assert variable in message
-    assert "cluster.yaml: storage.lake_root" in message
+    assert "databricks.yaml: storage.lake_root" in message
+
+
+def test_cluster_environment_defaults_to_the_cluster_stack_on_this_machine() -> None:
+    settings = load_settings("cluster", environ={"LAKEHOUSE_HOME": "/tmp/x", "LAKEHOUSE_S3_PORT": "9100"})
+    assert settings.spark_master_address == ("127.0.0.1", 7077)
+    assert settings.spark.deploy == "connect"
+    assert settings.storage.table_path("bronze", "orders") == "s3a://lakehouse/lake/bronze/orders"
+    assert settings.storage.uses_s3a and settings.storage.s3_buckets == ["lakehouse"]
+    assert settings.storage.s3 is not None
+    assert settings.storage.s3.hadoop_conf() == {
+        "spark.hadoop.fs.s3a.endpoint": "http://127.0.0.1:9100",
+        "spark.hadoop.fs.s3a.endpoint.region": "us-east-1",
+        "spark.hadoop.fs.s3a.path.style.access": "true",
+        "spark.hadoop.fs.s3a.connection.ssl.enabled": "false",
+    }
+    # a plaintext local broker: the SASL properties of an unset variable are left out, not sent empty
+    assert settings.kafka.client == {"security.protocol": "PLAINTEXT"}
+    assert settings.local_stack.spark_workers == 2
+    # no credentials in the environment and none generated under this home: the AWS default chain
+    assert settings.object_store_credentials() == {}
 
 
 def test_cluster_environment_swaps_endpoints_by_configuration() -> None:
@@ -40,16 +60,28 @@ def test_cluster_environment_swaps_endpoints_by_configuration() -> None:
         "LAKEHOUSE_HOME": "/tmp/x",
         "LAKEHOUSE_LAKE_ROOT": "s3a://bucket/lake",
         "LAKEHOUSE_CHECKPOINT_ROOT": "s3a://bucket/chk",
+        "LAKEHOUSE_S3_ENDPOINT": "https://s3.eu-west-1.amazonaws.com",
+        "LAKEHOUSE_S3_PATH_STYLE": "false",
+        "AWS_REGION": "eu-west-1",
         "KAFKA_BOOTSTRAP_SERVERS": "b1:9093",
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
         "KAFKA_SASL_USERNAME": "svc",
         "KAFKA_SASL_PASSWORD": "s3cret",
         "LAKEHOUSE_SPARK_MASTER": "spark://m:7077",
+        "LAKEHOUSE_SPARK_CONNECT_URL": "sc://connect.internal:15002",
         "LAKEHOUSE_PG_DSN": "postgresql://loader:pw@db:5432/lakehouse",
     }
     settings = load_settings("cluster", environ=env)
     assert settings.storage.table_path("silver", "orders") == "s3a://bucket/lake/silver/orders"
+    assert settings.storage.s3 is not None
+    assert settings.storage.s3.hadoop_conf()["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "true"
+    assert settings.storage.s3.hadoop_conf()["spark.hadoop.fs.s3a.path.style.access"] == "false"
     assert settings.spark.master == "spark://m:7077"
+    assert settings.spark_master_address == ("m", 7077)
+    assert settings.spark.connect_url == "sc://connect.internal:15002"
     assert settings.kafka.client["security.protocol"] == "SASL_SSL"
+    assert settings.kafka.client["sasl.mechanism"] == "SCRAM-SHA-512"
     assert masked_mapping(settings.kafka.client)["sasl.password"] == "***"
     assert mask(settings.postgres_dsn()) == "postgresql://loader:***@db:5432/lakehouse"
     assert settings.postgres_dsn("airflow") == "postgresql://loader:pw@db:5432/airflow"

@@ -1,0 +1,250 @@
+"""The golden-data suite: the same seeded events, with every fault class, through Bronze, Silver, the
+``gold_marts`` DAG and the loads on each environment; then every serving table is compared across them.
+
+- ``local``: Spark ``local[2]`` on the local file system; Gold jobs are clients of the stack's Spark Connect server.
+- ``cluster``: ``config/environments/cluster.yaml`` as its stack runs on this machine: a Spark standalone master and
+  two workers, the lake and the streaming checkpoints at ``s3a://`` on s3proxy; Gold jobs are clients of a Spark
+  Connect server whose driver runs against the cluster.
+
+Both read the same Kafka topics and load serving databases of their own on the suite's PostgreSQL. Each step is
+the command a user runs: ``lakehouse stream --available-now``, then ``airflow dags test gold_marts <day>``. The
+accounting is checked against counts computed here from the generated messages, not by the code under test.
+docs/deploy.md says how to run this module against another cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from lakehouse.config.marts import load_marts
+from lakehouse.config.settings import Settings, load_settings
+from lakehouse.kafka.generator import INVALID_FAULTS, MALFORMED_FAULTS, GeneratedMessage, GeneratorOptions, generate
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+DAY = date(2025, 4, 14)
+EVENT_TYPES = ("orders", "customer_events", "device_metrics")
+ENVIRONMENTS = ("local", "cluster")
+# the cluster environment's stack on ports of the suite's own (the local stack's are in tests/conftest.py)
+CLUSTER_ENV = {
+    "LAKEHOUSE_SPARK_MASTER_PORT": "27077",
+    "LAKEHOUSE_SPARK_MASTER_WEB_PORT": "28090",
+    "LAKEHOUSE_S3_PORT": "29000",
+    "LAKEHOUSE_SPARK_CONNECT_PORT": "25012",
+}
+# a double is compared to 9 decimals: the two engines may add the same values in another order
+DOUBLE_DIGITS = 9
+
+
+@dataclass(frozen=True)
+class Golden:
+    """The suite's input: a private copy of config/ (topics renamed) and what was produced to each topic."""
+
+    config: Path
+    unique: str
+    messages: dict[str, list[GeneratedMessage]]
+
+
+@dataclass(frozen=True)
+class EnvironmentRun:
+    """What one environment produced: per-table checksums of the serving tables and the stream's accounting."""
+
+    name: str
+    checksums: dict[str, tuple[int, str]]
+    accounting: dict[str, dict[str, int]]
+
+
+def _effective_faults(messages: list[GeneratedMessage]) -> list[str | None]:
+    """A duplicate is a re-send of an earlier message, so it shares that message's fate."""
+    fault_of = {m.value: m.fault for m in messages if m.fault != "duplicate"}
+    return [fault_of.get(m.value) if m.fault == "duplicate" else m.fault for m in messages]
+
+
+def expected_accounting(messages: list[GeneratedMessage]) -> dict[str, int]:
+    """What the stream must report for one topic, from the generator's own labels."""
+    faults = _effective_faults(messages)
+    clean = [m for m, f in zip(messages, faults, strict=True) if f is None]
+    distinct = {m.event["event_id"] for m in clean if m.event}
+    return {
+        "input_rows": len(messages),
+        "dead_letter_rows": sum(f in MALFORMED_FAULTS for f in faults),
+        "quarantined_rows": sum(f in INVALID_FAULTS for f in faults),
+        "deduplicated_rows": len(clean) - len(distinct),
+        "output_rows": len(distinct),
+    }
+
+
+@pytest.fixture(scope="module")
+def golden(kafka_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Golden:
+    """Topics of the suite's own, with the seeded events of every type produced once."""
+    from lakehouse.kafka.admin import ensure_topics
+    from lakehouse.kafka.producer import EventProducer
+
+    unique = uuid.uuid4().hex[:8]
+    config = tmp_path_factory.mktemp("golden") / "config"
+    shutil.copytree(ROOT / "config", config, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    for path in (config / "event_types").glob("*.yaml"):
+        path.write_text(path.read_text().replace(f"topic: {path.stem}\n", f"topic: {path.stem}_{unique}\n"))
+    environ = {**os.environ, "LAKEHOUSE_CONFIG_DIR": str(config)}
+    settings = load_settings("local", environ)
+    options = GeneratorOptions(
+        tenants=4,
+        seed=1614,
+        start=datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC),
+        days=1,
+        v2_fraction=0.5,
+        duplicate_fraction=0.05,
+        late_fraction=0.02,
+        malformed_fraction=0.04,
+        invalid_fraction=0.05,
+    )
+    previous = os.environ.get("LAKEHOUSE_CONFIG_DIR")
+    os.environ["LAKEHOUSE_CONFIG_DIR"] = str(config)  # the producer resolves topics through the config folder
+    try:
+        ensure_topics(settings)
+        messages = {name: list(generate(name, 700, options)) for name in EVENT_TYPES}
+        with EventProducer(settings) as producer:
+            for name, batch in messages.items():
+                assert producer.send_events(name, batch, total=len(batch)) == len(batch)
+    finally:
+        if previous is None:
+            os.environ.pop("LAKEHOUSE_CONFIG_DIR", None)
+        else:
+            os.environ["LAKEHOUSE_CONFIG_DIR"] = previous
+    return Golden(config, unique, messages)
+
+
+def _environment(name: str, golden: Golden, dsn: str, scratch: Path) -> dict[str, str]:
+    environ = {
+        **os.environ,
+        "LAKEHOUSE_ENV": name,
+        "LAKEHOUSE_CONFIG_DIR": str(golden.config),
+        "LAKEHOUSE_PG_DSN": dsn,
+        "AIRFLOW_CONN_LAKEHOUSE_POSTGRES": dsn,
+        # Gold jobs are Spark Connect clients in both, as the environments deploy them
+        "LAKEHOUSE_SPARK_DEPLOY": "connect",
+    }
+    if name == "cluster":
+        environ.pop("LAKEHOUSE_SPARK_MASTER")  # the suite's local[2]: the cluster's comes from its environment file
+        environ.update(CLUSTER_ENV)
+        root = f"s3a://lakehouse/golden-{golden.unique}"
+    else:
+        root = str(scratch)
+    environ["LAKEHOUSE_LAKE_ROOT"] = f"{root}/lake"
+    environ["LAKEHOUSE_CHECKPOINT_ROOT"] = f"{root}/checkpoints"
+    return environ
+
+
+def _run(argv: list[str], environ: dict[str, str], what: str) -> None:
+    result = subprocess.run(argv, env=environ, capture_output=True, text=True, check=False, timeout=900)
+    assert result.returncode == 0, (
+        f"{what} exited {result.returncode}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster_stack(postgres_stack: Settings, kafka_stack: Settings) -> Iterator[Settings]:
+    """The cluster environment's own parts (object store, master and workers, its Spark Connect server), started
+    with ``lakehouse stack up`` as a user would; the suite's Kafka and PostgreSQL serve both environments."""
+    from lakehouse.scripts.stack import LocalStack
+
+    environ = {k: v for k, v in os.environ.items() if k != "LAKEHOUSE_SPARK_MASTER"}
+    environ |= {**CLUSTER_ENV, "LAKEHOUSE_ENV": "cluster", "LAKEHOUSE_SPARK_DEPLOY": "connect"}
+    settings = load_settings("cluster", environ)
+    _run([str(BIN / "lakehouse"), "stack", "up", "object-store", "cluster", "spark"], environ, "lakehouse stack up")
+    yield settings
+    if os.environ.get("LAKEHOUSE_KEEP_TEST_STACK") != "1":
+        stack = LocalStack(settings)
+        stack.spark.stop()
+        stack.cluster.stop()
+        stack.object_store.stop()
+
+
+def serving_checksums(dsn: str) -> dict[str, tuple[int, str]]:
+    """Row count and md5 of the sorted rows of every mart's serving table, over the mart's declared columns
+    (doubles rounded to DOUBLE_DIGITS decimals)."""
+    checksums = {}
+    with psycopg.connect(dsn) as conn:
+        for spec in load_marts(ROOT / "config").values():
+            columns = ", ".join(
+                f"round({c.name}::numeric, {DOUBLE_DIGITS})" if c.type == "double" else c.name for c in spec.columns
+            )
+            count, digest = conn.execute(
+                f"SELECT count(*), coalesce(md5(string_agg(r, E'\\n' ORDER BY r)), '') "
+                f"FROM (SELECT ROW({columns})::text AS r FROM serving.{spec.serving_table}) rows"
+            ).fetchone()
+            checksums[spec.serving_table] = (int(count), str(digest))
+    return checksums
+
+
+def stream_accounting(dsn: str) -> dict[str, dict[str, int]]:
+    """What the stream recorded per event type in lakehouse_meta.stream_batches, summed over its batches."""
+    columns = ("input_rows", "output_rows", "dead_letter_rows", "quarantined_rows", "deduplicated_rows")
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            f"SELECT query, {', '.join(f'sum({c})::bigint' for c in columns)} FROM lakehouse_meta.stream_batches "
+            "GROUP BY query"
+        ).fetchall()
+    return {row[0].removeprefix("stream_"): dict(zip(columns, map(int, row[1:]), strict=True)) for row in rows}
+
+
+def _serving_database(admin: str, name: str) -> str:
+    from lakehouse.postgres.migrate import migrate
+    from lakehouse.scripts.postgres_server import ensure_database
+
+    ensure_database(admin, name)
+    dsn = admin.rsplit("/", 1)[0] + f"/{name}"
+    migrate(dsn)
+    return dsn
+
+
+@pytest.fixture(scope="module")
+def runs(
+    golden: Golden,
+    airflow_db: Settings,
+    spark_connect: Settings,
+    cluster_stack: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, EnvironmentRun]]:
+    """Bronze, Silver, the Gold DAG and the loads, once per environment."""
+    admin = airflow_db.postgres_dsn("postgres")
+    results = {}
+    databases = []
+    for name in ENVIRONMENTS:
+        database = f"golden_{name}_{golden.unique}"
+        databases.append(database)
+        dsn = _serving_database(admin, database)
+        environ = _environment(name, golden, dsn, tmp_path_factory.mktemp(f"golden-{name}"))
+        _run([str(BIN / "lakehouse"), "stream", "--available-now"], environ, f"{name}: lakehouse stream")
+        logical_date = (DAY + timedelta(days=1)).isoformat()
+        _run([str(BIN / "airflow"), "dags", "test", "gold_marts", logical_date], environ, f"{name}: gold_marts")
+        results[name] = EnvironmentRun(name, serving_checksums(dsn), stream_accounting(dsn))
+    yield results
+    with psycopg.connect(admin, autocommit=True) as conn:
+        for database in databases:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_every_message_is_accounted_for(runs: dict[str, EnvironmentRun], golden: Golden, environment: str) -> None:
+    expected = {name: expected_accounting(messages) for name, messages in golden.messages.items()}
+    assert runs[environment].accounting == expected
+
+
+def test_serving_tables_are_identical_across_environments(runs: dict[str, EnvironmentRun]) -> None:
+    local, cluster = runs["local"].checksums, runs["cluster"].checksums
+    assert set(local) == {spec.serving_table for spec in load_marts(ROOT / "config").values()}
+    empty = sorted(table for table, (count, _) in local.items() if count == 0)
+    assert not empty, f"the golden data should fill every serving table: {empty} are empty"
+    assert cluster == local
