@@ -41,6 +41,9 @@ class ObjectStoreSettings(_Model):
     endpoint: str = ""
     region: str = "us-east-1"
     path_style_access: bool = False
+    # false: s3a deletes objects one request each (Hadoop's fs.s3a.multiobjectdelete.enable) for stores that
+    # refuse DeleteObjects as the AWS SDK sends it now, with a CRC32 checksum header (s3proxy answers 501)
+    bulk_delete: bool = True
 
     @property
     def host_port(self) -> tuple[str, int] | None:
@@ -55,6 +58,7 @@ class ObjectStoreSettings(_Model):
         conf = {
             "spark.hadoop.fs.s3a.endpoint.region": self.region,
             "spark.hadoop.fs.s3a.path.style.access": str(self.path_style_access).lower(),
+            "spark.hadoop.fs.s3a.multiobjectdelete.enable": str(self.bulk_delete).lower(),
         }
         if self.endpoint:
             conf["spark.hadoop.fs.s3a.endpoint"] = self.endpoint

@@ -18,6 +18,14 @@ log = logging.getLogger(__name__)
 
 S3PROXY_JARS = JarSet("s3proxy", Path(__file__).resolve().parent / "maven" / "s3proxy" / "pom.xml")
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+# s3proxy logs every request at DEBUG without a configuration of its own
+_LOGBACK = """<configuration>
+  <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
+    <encoder><pattern>%d{HH:mm:ss.SSS} %-5level %logger{36} - %msg%n</pattern></encoder>
+  </appender>
+  <root level="WARN"><appender-ref ref="STDOUT"/></root>
+</configuration>
+"""
 
 
 def is_local_host(host: str | None) -> bool:
@@ -85,6 +93,8 @@ class ObjectStore:
                     "s3proxy.authorization=aws-v2-or-v4",
                     f"s3proxy.identity={pair['AWS_ACCESS_KEY_ID']}",
                     f"s3proxy.credential={pair['AWS_SECRET_ACCESS_KEY']}",
+                    # buckets are folders, objects files; an empty "directory" marker is not kept (cluster.yaml
+                    # gives streaming checkpoints the file manager that needs none)
                     "jclouds.provider=filesystem",
                     f"jclouds.filesystem.basedir={data}",
                     "",
@@ -93,7 +103,10 @@ class ObjectStore:
         )
         properties.chmod(0o600)
         classpath = os.pathsep.join(str(p) for p in sorted(resolve(S3PROXY_JARS).glob("*.jar")))
-        argv = [java, "-Xmx512m", "-cp", classpath, "org.gaul.s3proxy.Main", "--properties", str(properties)]
+        logging_config = self.state_dir / "logback.xml"
+        logging_config.write_text(_LOGBACK)
+        argv = [java, "-Xmx512m", f"-Dlogback.configurationFile={logging_config}", "-cp", classpath]
+        argv += ["org.gaul.s3proxy.Main", "--properties", str(properties)]
         self.service.start(argv)
         wait_until(self._ready, 60, f"the object store (s3proxy) on port {self.port}", self.service.log_file)
         log.info("object store (s3proxy) up on %s", self.address)

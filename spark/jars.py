@@ -110,11 +110,9 @@ def _artifact(jar_name: str) -> str:
     return _VERSION_SUFFIX.sub("", jar_name)
 
 
-def spark_jars(*, s3a: bool = False) -> list[Path]:
-    """Jars to put on ``spark.jars``: the resolved sets (hadoop-aws too with ``s3a``) minus artifacts the pyspark
-    wheel already ships."""
+def spark_jars(jar_set: JarSet = SPARK_JARS) -> list[Path]:
+    """Jars to put on ``spark.jars``: a resolved set minus artifacts the pyspark wheel already ships."""
     import pyspark
 
     shipped = {_artifact(p.name) for p in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
-    folders = [resolve(SPARK_JARS), *([resolve(S3A_JARS)] if s3a else [])]
-    return sorted(p for folder in folders for p in folder.glob("*.jar") if _artifact(p.name) not in shipped)
+    return sorted(p for p in resolve(jar_set).glob("*.jar") if _artifact(p.name) not in shipped)

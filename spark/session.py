@@ -45,10 +45,23 @@ def session_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> 
     store = settings.storage.s3.hadoop_conf() if settings.storage.s3 is not None else {}
     conf = {**DEFAULT_CONF, **DELTA_CONF, **store, **settings.spark.conf, **(extra or {})}
     if not settings.spark.provided_jars:
-        from lakehouse.spark.jars import spark_jars
+        from lakehouse.spark.jars import S3A_JARS, spark_jars
 
-        conf["spark.jars"] = ",".join(str(p) for p in spark_jars(s3a=settings.storage.uses_s3a))
+        jars = [str(p) for p in spark_jars()]
+        s3a = [str(p) for p in spark_jars(S3A_JARS)] if settings.storage.uses_s3a else []
+        if s3a and _master_on_this_machine(settings):
+            # its workers are on this machine too: they read hadoop-aws and its shaded AWS SDK (600 MB) in place
+            # instead of copying them into each application's folder on each worker. Only these: a class path
+            # entry comes before Spark's own jars, and delta-kernel-api carries an older unshaded Jackson.
+            conf["spark.driver.extraClassPath"] = conf["spark.executor.extraClassPath"] = os.pathsep.join(s3a)
+            s3a = []
+        conf["spark.jars"] = ",".join([*jars, *s3a])
     return conf
+
+
+def _master_on_this_machine(settings: Settings) -> bool:
+    address = settings.spark_master_address
+    return address is not None and address[0] in ("127.0.0.1", "localhost", "::1")
 
 
 def runtime_conf(conf: Mapping[str, str]) -> dict[str, str]:

@@ -146,15 +146,19 @@ def _environment(name: str, golden: Golden, dsn: str, scratch: Path) -> dict[str
     return environ
 
 
-def _run(argv: list[str], environ: dict[str, str], what: str) -> None:
-    result = subprocess.run(argv, env=environ, capture_output=True, text=True, check=False, timeout=900)
-    assert result.returncode == 0, (
-        f"{what} exited {result.returncode}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    )
+def _run(argv: list[str], environ: dict[str, str], what: str, log: Path) -> None:
+    """Run one command; its whole output goes to ``log``, and its tail into the failure message."""
+    with log.open("w") as out:
+        result = subprocess.run(argv, env=environ, stdout=out, stderr=subprocess.STDOUT, check=False, timeout=900)
+    if result.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-60:])
+        pytest.fail(f"{what} exited {result.returncode} (whole output: {log}):\n{tail}")
 
 
 @pytest.fixture(scope="module")
-def cluster_stack(postgres_stack: Settings, kafka_stack: Settings) -> Iterator[Settings]:
+def cluster_stack(
+    postgres_stack: Settings, kafka_stack: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
     """The cluster environment's own parts (object store, master and workers, its Spark Connect server), started
     with ``lakehouse stack up`` as a user would; the suite's Kafka and PostgreSQL serve both environments."""
     from lakehouse.scripts.stack import LocalStack
@@ -162,7 +166,8 @@ def cluster_stack(postgres_stack: Settings, kafka_stack: Settings) -> Iterator[S
     environ = {k: v for k, v in os.environ.items() if k != "LAKEHOUSE_SPARK_MASTER"}
     environ |= {**CLUSTER_ENV, "LAKEHOUSE_ENV": "cluster", "LAKEHOUSE_SPARK_DEPLOY": "connect"}
     settings = load_settings("cluster", environ)
-    _run([str(BIN / "lakehouse"), "stack", "up", "object-store", "cluster", "spark"], environ, "lakehouse stack up")
+    log = tmp_path_factory.mktemp("cluster-stack") / "stack-up.log"
+    _run([str(BIN / "lakehouse"), "stack", "up", "object-store", "cluster", "spark"], environ, "stack up", log)
     yield settings
     if os.environ.get("LAKEHOUSE_KEEP_TEST_STACK") != "1":
         stack = LocalStack(settings)
@@ -225,10 +230,12 @@ def runs(
         database = f"golden_{name}_{golden.unique}"
         databases.append(database)
         dsn = _serving_database(admin, database)
-        environ = _environment(name, golden, dsn, tmp_path_factory.mktemp(f"golden-{name}"))
-        _run([str(BIN / "lakehouse"), "stream", "--available-now"], environ, f"{name}: lakehouse stream")
-        logical_date = (DAY + timedelta(days=1)).isoformat()
-        _run([str(BIN / "airflow"), "dags", "test", "gold_marts", logical_date], environ, f"{name}: gold_marts")
+        scratch = tmp_path_factory.mktemp(f"golden-{name}")
+        environ = _environment(name, golden, dsn, scratch)
+        stream = [str(BIN / "lakehouse"), "stream", "--available-now"]
+        _run(stream, environ, f"{name}: lakehouse stream", scratch / "stream.log")
+        gold = [str(BIN / "airflow"), "dags", "test", "gold_marts", (DAY + timedelta(days=1)).isoformat()]
+        _run(gold, environ, f"{name}: airflow dags test gold_marts", scratch / "gold_marts.log")
         results[name] = EnvironmentRun(name, serving_checksums(dsn), stream_accounting(dsn))
     yield results
     with psycopg.connect(admin, autocommit=True) as conn:

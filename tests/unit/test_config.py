@@ -46,6 +46,7 @@ def test_cluster_environment_defaults_to_the_cluster_stack_on_this_machine() -> 
         "spark.hadoop.fs.s3a.endpoint": "http://127.0.0.1:9100",
         "spark.hadoop.fs.s3a.endpoint.region": "us-east-1",
         "spark.hadoop.fs.s3a.path.style.access": "true",
+        "spark.hadoop.fs.s3a.multiobjectdelete.enable": "false",
         "spark.hadoop.fs.s3a.connection.ssl.enabled": "false",
     }
     # a plaintext local broker: the SASL properties of an unset variable are left out, not sent empty
@@ -62,6 +63,7 @@ def test_cluster_environment_swaps_endpoints_by_configuration() -> None:
         "LAKEHOUSE_CHECKPOINT_ROOT": "s3a://bucket/chk",
         "LAKEHOUSE_S3_ENDPOINT": "https://s3.eu-west-1.amazonaws.com",
         "LAKEHOUSE_S3_PATH_STYLE": "false",
+        "LAKEHOUSE_S3_BULK_DELETE": "true",
         "AWS_REGION": "eu-west-1",
         "KAFKA_BOOTSTRAP_SERVERS": "b1:9093",
         "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
@@ -77,6 +79,7 @@ def test_cluster_environment_swaps_endpoints_by_configuration() -> None:
     assert settings.storage.s3 is not None
     assert settings.storage.s3.hadoop_conf()["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "true"
     assert settings.storage.s3.hadoop_conf()["spark.hadoop.fs.s3a.path.style.access"] == "false"
+    assert settings.storage.s3.hadoop_conf()["spark.hadoop.fs.s3a.multiobjectdelete.enable"] == "true"
     assert settings.spark.master == "spark://m:7077"
     assert settings.spark_master_address == ("m", 7077)
     assert settings.spark.connect_url == "sc://connect.internal:15002"
