@@ -227,8 +227,8 @@ def load(spark: SparkSession, settings: Settings, spec: MartSpec, start: date, e
     return rows
 
 
-def main(argv: list[str]) -> None:
-    """Parse the command line and run one action."""
+def arguments() -> argparse.ArgumentParser:
+    """The job's command line (what ``lakehouse-job gold`` and ``spark-submit spark/jobs/gold.py`` take)."""
     parser = argparse.ArgumentParser(prog="gold", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument(
         "action",
@@ -249,7 +249,12 @@ def main(argv: list[str]) -> None:
         default="LAKEHOUSE_PG_DSN",
         help="environment variable holding the serving DSN (default: LAKEHOUSE_PG_DSN, else the environment config)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str]) -> None:
+    """Parse the command line and run one action."""
+    args = arguments().parse_args(argv)
     if args.end <= args.start:
         raise SparkJobError(f"--end ({args.end}) must be after --start ({args.start})")
     settings = current_settings()
