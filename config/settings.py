@@ -187,6 +187,16 @@ class DatabricksSettings(_Model):
     new_cluster: dict[str, Any] = Field(default_factory=dict)
     spark_env_vars: dict[str, str] = Field(default_factory=dict)
     timeout_seconds: int = Field(default=3600, ge=60)
+    # The Unity Catalog objects the workspace must have (``lakehouse databricks check`` reads them, never creates
+    # them): the catalog, its schemas, and the volume (``catalog.schema.volume``) the wheel is uploaded to.
+    catalog: str = Field(default="lakehouse", pattern=r"^[^.\s/]+$")
+    schemas: tuple[str, ...] = ("bronze", "silver", "gold")
+    volume: str = Field(default="lakehouse.artifacts.wheels", pattern=r"^[^.\s/]+\.[^.\s/]+\.[^.\s/]+$")
+
+    @property
+    def volume_path(self) -> str:
+        """The volume's files, as Databricks paths them: ``/Volumes/<catalog>/<schema>/<volume>``."""
+        return "/Volumes/" + self.volume.replace(".", "/")
 
     @model_validator(mode="after")
     def _a_cluster(self) -> DatabricksSettings:
