@@ -22,6 +22,11 @@ stack_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(stack_app, name="stack")
+databricks_app = typer.Typer(
+    help="Databricks: write the asset bundle (databricks.yml) and check the workspace (read-only).",
+    no_args_is_help=True,
+)
+app.add_typer(databricks_app, name="databricks")
 console = Console()
 REVENUE_STREAM_JOB = "lakehouse.spark.jobs.revenue_stream"
 
@@ -231,6 +236,37 @@ def demo() -> None:
     from lakehouse.scripts.demo import run_demo
 
     run_demo(settings(), console)
+
+
+@databricks_app.command("bundle")
+def databricks_bundle(
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 if a bundle file is out of date.")
+    ] = False,
+    environment: Annotated[
+        str, typer.Option(help="Environment file whose databricks section the jobs get.")
+    ] = "databricks",
+) -> None:
+    """Write databricks.yml and resources/*.job.yml from config/: the wheel, a continuous streaming job per event
+    type and a Gold job per mart (commit the result)."""
+    from lakehouse.config.settings import project_root
+    from lakehouse.orchestration.databricks_bundle import build_bundle, outdated, write_bundle
+
+    root = project_root()
+    if root is None:
+        raise LakehouseError("the bundle is written into a checkout of the repository: run this command from one")
+    files = build_bundle(environment).files()
+    if check:
+        stale = outdated(root, files)
+        for name in stale:
+            typer.echo(f"out of date: {name}")
+        if stale:
+            typer.echo("run `lakehouse databricks bundle` and commit the result", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"the bundle is up to date ({len(files)} files)")
+        return
+    changed = write_bundle(root, files)
+    typer.echo(f"wrote {len(changed)} of {len(files)} bundle files" + (f": {', '.join(changed)}" if changed else ""))
 
 
 def main() -> None:
