@@ -269,6 +269,51 @@ def databricks_bundle(
     typer.echo(f"wrote {len(changed)} of {len(files)} bundle files" + (f": {', '.join(changed)}" if changed else ""))
 
 
+@databricks_app.command("check")
+def databricks_check(
+    target: Annotated[
+        str | None, typer.Option(help="A bundle target (dev, prod): also check the volume it deploys the wheel to.")
+    ] = None,
+    environment: Annotated[str, typer.Option(help="Environment file naming the catalog, schemas and volume.")] = (
+        "databricks"
+    ),
+) -> None:
+    """Read-only check of the workspace at DATABRICKS_HOST, with the token DATABRICKS_TOKEN: list the clusters and
+    check that the configured Unity Catalog catalog, schemas and volume exist. Creates nothing. Exit code 1 when
+    something is missing, 2 when the workspace cannot be asked."""
+    import os
+
+    from lakehouse.config.settings import load_settings
+    from lakehouse.orchestration.databricks_bundle import build_bundle
+    from lakehouse.orchestration.databricks_check import check_workspace, credentials
+
+    credentials(os.environ)
+    # the check reports what fails; the SDK's warnings (e.g. its start-up probe of an unreachable host) would repeat it
+    logging.getLogger("databricks.sdk").setLevel(logging.ERROR)
+    volumes: list[str] = []
+    if target is not None:
+        artifact_path = str(build_bundle(environment).target(target).get("workspace", {}).get("artifact_path", ""))
+        if artifact_path.startswith("/Volumes/"):
+            volumes.append(".".join(artifact_path.removeprefix("/Volumes/").split("/")[:3]))
+    databricks = load_settings(environment).databricks
+    if databricks is None:
+        raise LakehouseError(f"environment {environment!r} has no databricks section: pass --environment databricks")
+    result = check_workspace(databricks, os.environ, volumes)
+    typer.echo(f"workspace {result.host}: {len(result.clusters)} cluster(s)")
+    for cluster in result.clusters:
+        typer.echo(f"  cluster {cluster.name} ({cluster.cluster_id}): {cluster.state}")
+    for finding in result.findings:
+        typer.echo(
+            f"{'ok' if finding.present else 'problem':8}{finding.kind} {finding.name}"
+            + ("" if finding.present else f": {finding.fix}")
+        )
+    problems = sum(not finding.present for finding in result.findings)
+    if problems:
+        typer.echo(f"{problems} of {len(result.findings)} checked objects are missing or unreadable")
+        raise typer.Exit(1)
+    typer.echo(f"all {len(result.findings)} checked objects exist")
+
+
 def main() -> None:
     """Console-script entry point: a LakehouseError becomes one red line and exit code 2."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -7,3 +7,7 @@ from lakehouse.config.errors import LakehouseError
 
 class BundleTargetError(LakehouseError):
     """A Databricks asset bundle target that the bundle does not define."""
+
+
+class WorkspaceAccessError(LakehouseError):
+    """The Databricks workspace cannot be asked: its host or token is missing, unreachable or refused."""
