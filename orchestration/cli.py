@@ -247,8 +247,8 @@ def databricks_bundle(
         str, typer.Option(help="Environment file whose databricks section the jobs get.")
     ] = "databricks",
 ) -> None:
-    """Write databricks.yml and resources/*.job.yml from config/: the wheel, a continuous streaming job per event
-    type and a Gold job per mart (commit the result)."""
+    """Write databricks.yml and config/databricks/*.job.yml from the configuration: the wheel, a continuous
+    streaming job per event type and a Gold job per mart (commit the result)."""
     from lakehouse.config.settings import project_root
     from lakehouse.orchestration.databricks_bundle import build_bundle, outdated, write_bundle
 

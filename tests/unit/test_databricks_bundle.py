@@ -1,4 +1,4 @@
-"""The Databricks asset bundle (databricks.yml + resources/*.job.yml) as committed: up to date with the
+"""The Databricks asset bundle (databricks.yml + config/databricks/*.job.yml) as committed: up to date with the
 configuration, a job for every event type and mart whose entry point and arguments are the ones the wheel's
 ``lakehouse-job`` accepts, and secrets only as ``{{secrets/<scope>/<key>}}`` references.
 
@@ -245,7 +245,7 @@ def test_the_wheel_is_built_with_build_and_its_entry_point_is_lakehouse_job() ->
     for key, job in bundle["resources"]["jobs"].items():
         task = _wheel_task(job)
         assert (task["package_name"], task["entry_point"]) == (project["name"], "lakehouse-job"), key
-        assert job["tasks"][0]["libraries"] == [{"whl": "../dist/*.whl"}], key
+        assert job["tasks"][0]["libraries"] == [{"whl": "../../dist/*.whl"}], key
 
 
 def test_every_event_type_has_a_continuous_stream_job_the_stream_job_accepts() -> None:
@@ -291,7 +291,8 @@ def test_every_mart_has_a_gold_job_whose_interval_the_gold_job_accepts(capsys: p
 
 
 def test_secrets_are_only_secret_references(monkeypatch: pytest.MonkeyPatch) -> None:
-    texts = [path.read_text() for path in [ROOT / "databricks.yml", *sorted((ROOT / "resources").glob("*.yml"))]]
+    jobs = sorted((ROOT / "config" / "databricks").glob("*.yml"))
+    texts = [path.read_text() for path in [ROOT / "databricks.yml", *jobs]]
     for job in committed_bundle()["resources"]["jobs"].values():
         env = job["job_clusters"][0]["new_cluster"]["spark_env_vars"]
         for name, value in env.items():
@@ -344,14 +345,14 @@ def test_an_unknown_target_names_the_targets_there_are() -> None:
 
 def test_writing_removes_generated_files_of_jobs_that_are_gone_and_keeps_others(tmp_path: Path) -> None:
     files = build_bundle().files()
-    (tmp_path / "resources").mkdir()
-    (tmp_path / "resources" / "gold_retired_mart.job.yml").write_text(GENERATED + "\nresources: {}\n")
-    (tmp_path / "resources" / "my_own.job.yml").write_text("resources: {}\n")
+    (tmp_path / "config" / "databricks").mkdir(parents=True)
+    (tmp_path / "config" / "databricks" / "gold_retired_mart.job.yml").write_text(GENERATED + "\nresources: {}\n")
+    (tmp_path / "config" / "databricks" / "my_own.job.yml").write_text("resources: {}\n")
 
     changed = write_bundle(tmp_path, files)
 
-    assert set(changed) == {*files, "resources/gold_retired_mart.job.yml"}
-    assert not (tmp_path / "resources" / "gold_retired_mart.job.yml").exists()
-    assert (tmp_path / "resources" / "my_own.job.yml").exists()
+    assert set(changed) == {*files, "config/databricks/gold_retired_mart.job.yml"}
+    assert not (tmp_path / "config" / "databricks" / "gold_retired_mart.job.yml").exists()
+    assert (tmp_path / "config" / "databricks" / "my_own.job.yml").exists()
     assert {name: (tmp_path / name).read_text() for name in files} == files
     assert outdated(tmp_path, files) == []
