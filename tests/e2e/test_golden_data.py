@@ -17,11 +17,14 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -29,6 +32,7 @@ import pytest
 from lakehouse.config.marts import load_marts
 from lakehouse.config.settings import Settings, load_settings
 from lakehouse.kafka.generator import INVALID_FAULTS, MALFORMED_FAULTS, GeneratedMessage, GeneratorOptions, generate
+from tests.expected_orders import expected_mart, serving_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +67,8 @@ class EnvironmentRun:
     name: str
     checksums: dict[str, tuple[int, str]]
     accounting: dict[str, dict[str, int]]
+    orders_day: dict[tuple[Any, ...], tuple[Any, ...]]
+    gates: dict[str, list[str]]
 
 
 def _effective_faults(messages: list[GeneratedMessage]) -> list[str | None]:
@@ -204,6 +210,15 @@ def stream_accounting(dsn: str) -> dict[str, dict[str, int]]:
     return {row[0].removeprefix("stream_"): dict(zip(columns, map(int, row[1:]), strict=True)) for row in rows}
 
 
+def dq_gates(dsn: str) -> dict[str, list[str]]:
+    """The problems each mart's DQ gate found, for the marts it let through to a load."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT mart, problems FROM lakehouse_meta.gold_checks WHERE loaded_at IS NOT NULL"
+        ).fetchall()
+    return {mart: list(problems) for mart, problems in rows}
+
+
 def _serving_database(admin: str, name: str) -> str:
     from lakehouse.postgres.migrate import migrate
     from lakehouse.scripts.postgres_server import ensure_database
@@ -222,24 +237,31 @@ def runs(
     cluster_stack: Settings,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, EnvironmentRun]]:
-    """Bronze, Silver, the Gold DAG and the loads, once per environment."""
+    """Bronze, Silver, the Gold DAG and the loads, once per environment. The environments run side by side, each
+    waiting mostly on its own JVMs; their DAG runs take turns, since ``dags test`` of one DAG and logical date
+    replaces any run it finds in the shared Airflow metadata."""
     admin = airflow_db.postgres_dsn("postgres")
-    results = {}
-    databases = []
-    for name in ENVIRONMENTS:
-        database = f"golden_{name}_{golden.unique}"
-        databases.append(database)
-        dsn = _serving_database(admin, database)
+    databases = {name: f"golden_{name}_{golden.unique}" for name in ENVIRONMENTS}
+    dag_turn = threading.Lock()
+
+    def run(name: str) -> EnvironmentRun:
+        dsn = _serving_database(admin, databases[name])
         scratch = tmp_path_factory.mktemp(f"golden-{name}")
         environ = _environment(name, golden, dsn, scratch)
         stream = [str(BIN / "lakehouse"), "stream", "--available-now"]
         _run(stream, environ, f"{name}: lakehouse stream", scratch / "stream.log")
         gold = [str(BIN / "airflow"), "dags", "test", "gold_marts", (DAY + timedelta(days=1)).isoformat()]
-        _run(gold, environ, f"{name}: airflow dags test gold_marts", scratch / "gold_marts.log")
-        results[name] = EnvironmentRun(name, serving_checksums(dsn), stream_accounting(dsn))
+        with dag_turn:
+            _run(gold, environ, f"{name}: airflow dags test gold_marts", scratch / "gold_marts.log")
+        return EnvironmentRun(
+            name, serving_checksums(dsn), stream_accounting(dsn), serving_rows(dsn, DAY), dq_gates(dsn)
+        )
+
+    with ThreadPoolExecutor(max_workers=len(ENVIRONMENTS)) as pool:
+        results = dict(zip(ENVIRONMENTS, pool.map(run, ENVIRONMENTS), strict=True))
     yield results
     with psycopg.connect(admin, autocommit=True) as conn:
-        for database in databases:
+        for database in databases.values():
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
@@ -247,6 +269,16 @@ def runs(
 def test_every_message_is_accounted_for(runs: dict[str, EnvironmentRun], golden: Golden, environment: str) -> None:
     expected = {name: expected_accounting(messages) for name, messages in golden.messages.items()}
     assert runs[environment].accounting == expected
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_orders_mart_and_dq_gates(runs: dict[str, EnvironmentRun], golden: Golden, environment: str) -> None:
+    expected = expected_mart(golden.messages["orders"], ROOT / "config" / "reference" / "products" / "2026-01-01.csv")
+    expected_day = {key: row for key, row in expected.items() if key[1] == DAY}
+    assert expected_day, "the golden data should make fct_orders_daily rows for the day"
+    assert runs[environment].orders_day == expected_day
+    marts = {spec.name for spec in load_marts(ROOT / "config").values()}
+    assert runs[environment].gates == {mart: [] for mart in marts}
 
 
 def test_serving_tables_are_identical_across_environments(runs: dict[str, EnvironmentRun]) -> None:

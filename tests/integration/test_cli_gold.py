@@ -1,5 +1,6 @@
-"""``lakehouse gold`` end to end as a user runs it: a separate process, a Spark Connect client of the stack's
-server (``spark.deploy: connect``, the local default), building, gating and loading one mart for one day."""
+"""``lakehouse gold`` end to end as a user runs it: a separate process building, gating and loading one mart for
+one day, as a Spark Connect client of the stack's server (``spark.deploy: connect``, the local default) and as a
+spark-submit application of its own (``spark.deploy: spark-submit``)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,13 @@ pytestmark = pytest.mark.integration
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 
 
-def test_gold_command_builds_gates_and_loads_over_spark_connect(
-    isolated_serving: Settings, spark_connect: Settings, spark: Any, unique: str
+@pytest.mark.parametrize(
+    ("deploy", "marker"),
+    [("connect", "(connect)"), ("spark-submit", "spark-submit lakehouse.spark.jobs.gold")],
+    ids=["connect", "spark-submit"],
+)
+def test_gold_command_builds_gates_and_loads(
+    isolated_serving: Settings, spark_connect: Settings, spark: Any, unique: str, deploy: str, marker: str
 ) -> None:
     env, tenant = isolated_serving, f"t-{unique}"
     day = date(2023, 6, 1) + timedelta(days=int(unique, 16) % 200)
@@ -29,7 +35,7 @@ def test_gold_command_builds_gates_and_loads_over_spark_connect(
 
     result = subprocess.run(
         [LAKEHOUSE, "gold", "fct_orders_daily", "--start", str(day), "--end", str(day + timedelta(days=1))],
-        env={**os.environ, "LAKEHOUSE_SPARK_DEPLOY": "connect"},
+        env={**os.environ, "LAKEHOUSE_SPARK_DEPLOY": deploy},
         capture_output=True,
         text=True,
         timeout=600,
@@ -37,7 +43,7 @@ def test_gold_command_builds_gates_and_loads_over_spark_connect(
     )
 
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "(connect)" in result.stderr, "the job should have run as a Spark Connect client"
+    assert marker in result.stderr, f"the job should have run with spark.deploy: {deploy}"
     with psycopg.connect(env.postgres_dsn()) as conn:
         row = conn.execute(
             "SELECT count(*), sum(gross_revenue) FROM serving.fct_orders_daily "
