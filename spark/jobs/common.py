@@ -19,7 +19,7 @@ from lakehouse.config.errors import LakehouseError
 from lakehouse.config.settings import Settings
 from lakehouse.config.specs import EventTypeSpec, load_event_types
 from lakehouse.postgres.stream_audit import record_batch
-from lakehouse.spark.errors import SparkJobError
+from lakehouse.spark.errors import SparkJobError, object_store_refusal
 from lakehouse.spark.io.checkpoint import is_committed
 from lakehouse.spark.io.delta import checkpoint_app_id, ensure_table
 
@@ -278,7 +278,11 @@ def run_job(main: Callable[[list[str]], None], argv: list[str] | None = None) ->
     except LakehouseError as exc:
         log.error("%s", exc)
         sys.exit(2)
-    except Exception:
+    except Exception as exc:
+        refusal = object_store_refusal(exc)
+        if refusal is not None:
+            log.error("%s", refusal)
+            sys.exit(2)
         log.exception("job failed after %.1fs", time.monotonic() - started)
         sys.exit(1)
     log.info("job finished in %.1fs", time.monotonic() - started)

@@ -287,3 +287,24 @@ def test_serving_tables_are_identical_across_environments(runs: dict[str, Enviro
     empty = sorted(table for table, (count, _) in local.items() if count == 0)
     assert not empty, f"the golden data should fill every serving table: {empty} are empty"
     assert cluster == local
+
+
+def test_refused_object_store_credentials_give_one_line(
+    golden: Golden, cluster_stack: Settings, tmp_path: Path
+) -> None:
+    environ = _environment("cluster", golden, "postgresql://unused@127.0.0.1:1/unused", tmp_path)
+    environ |= {"AWS_ACCESS_KEY_ID": "lakehouse-wrong", "AWS_SECRET_ACCESS_KEY": "not-the-secret"}
+    result = subprocess.run(
+        [str(BIN / "lakehouse"), "stream", "--available-now", "--event-type", "orders"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    errors = [line for line in output.splitlines() if " ERROR " in line]
+    assert result.returncode == 2, output[-3000:]
+    assert len(errors) == 1, output[-3000:]
+    assert "refused the job's credentials" in errors[0] and "AWS_ACCESS_KEY_ID" in errors[0]
+    assert "not-the-secret" not in output

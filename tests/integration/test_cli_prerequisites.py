@@ -102,3 +102,12 @@ def test_kafka_storage_formats_with_a_cluster_id_that_starts_with_a_dash(lakehou
         broker._format_storage(broker._properties(), dash_id)
         meta = (broker.state_dir / "data" / "meta.properties").read_text()
     assert f"cluster.id={dash_id}" in meta
+
+
+def test_unreachable_spark_master_names_the_setting(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free once closed: nothing listens there
+    env = {**_base_env(tmp_path), "LAKEHOUSE_ENV": "cluster", "LAKEHOUSE_SPARK_MASTER": f"spark://127.0.0.1:{port}"}
+    line = _error_line(_run(["stream", "--available-now"], env))
+    assert f"spark://127.0.0.1:{port}" in line and "LAKEHOUSE_SPARK_MASTER" in line
