@@ -74,10 +74,10 @@ def test_unreachable_maven_repository_names_the_fix(tmp_path: Path) -> None:
 
 
 def test_bad_configuration_lists_every_problem(tmp_path: Path) -> None:
-    env = {**_base_env(tmp_path), "LAKEHOUSE_ENV": "cluster"}
+    env = {**_base_env(tmp_path), "LAKEHOUSE_ENV": "databricks"}
     result = _run(["stack", "status"], env)
     assert result.returncode == 2
-    assert "KAFKA_BOOTSTRAP_SERVERS" in result.stderr and "LAKEHOUSE_PG_DSN" in result.stderr
+    assert "EVENTHUBS_NAMESPACE" in result.stderr and "LAKEHOUSE_PG_DSN" in result.stderr
     assert "Traceback" not in result.stderr
 
 
