@@ -147,7 +147,7 @@ def run_demo(settings: Settings, console: Console) -> None:
     from lakehouse.spark.submit import run_spark_job
 
     started = time.monotonic()
-    console.rule("1/5 local stack")
+    console.rule(f"1/5 the {settings.name} stack")
     stack = LocalStack(settings)
     stack.up()
     migrate(settings.postgres_dsn())
