@@ -248,6 +248,12 @@ class Settings(_Model):
         return int(self.kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
 
     @property
+    def master_on_this_machine(self) -> bool:
+        """True when ``spark.master`` names a ``spark://`` master on this machine."""
+        address = self.spark_master_address
+        return address is not None and is_local_host(address[0])
+
+    @property
     def spark_master_address(self) -> tuple[str, int] | None:
         """Host and port of a ``spark://`` master (None for local[*], yarn, k8s or databricks)."""
         if not self.spark.master.startswith("spark://"):
@@ -280,6 +286,11 @@ class Settings(_Model):
         if self.postgres.dsn:
             return _replace_database(self.postgres.dsn, db) if database else self.postgres.dsn
         return f"postgresql://postgres@127.0.0.1:{self.postgres.embedded_port}/{db}"
+
+
+def is_local_host(host: str | None) -> bool:
+    """True when ``host`` names this machine's loopback interface (a service the local stack may start)."""
+    return host in ("127.0.0.1", "localhost", "::1")
 
 
 def _replace_database(dsn: str, database: str) -> str:

@@ -9,7 +9,7 @@ import os
 import secrets
 from pathlib import Path
 
-from lakehouse.config.settings import Settings
+from lakehouse.config.settings import Settings, is_local_host
 from lakehouse.scripts.errors import StackError
 from lakehouse.scripts.process import Service, port_open, require_command, require_free_port, wait_until
 from lakehouse.spark.jars import JarSet, resolve
@@ -17,7 +17,6 @@ from lakehouse.spark.jars import JarSet, resolve
 log = logging.getLogger(__name__)
 
 S3PROXY_JARS = JarSet("s3proxy", Path(__file__).resolve().parent / "maven" / "s3proxy" / "pom.xml")
-_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 # s3proxy logs every request at DEBUG without a configuration of its own
 _LOGBACK = """<configuration>
   <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
@@ -26,11 +25,6 @@ _LOGBACK = """<configuration>
   <root level="WARN"><appender-ref ref="STDOUT"/></root>
 </configuration>
 """
-
-
-def is_local_host(host: str | None) -> bool:
-    """True when ``host`` names this machine's loopback interface."""
-    return host in _LOCAL_HOSTS
 
 
 class ObjectStore:

@@ -8,7 +8,6 @@ import sys
 
 from lakehouse.config.settings import Settings
 from lakehouse.scripts.errors import StackError
-from lakehouse.scripts.object_store import is_local_host
 from lakehouse.scripts.process import Service, port_open, require_command, require_free_port, wait_until
 
 log = logging.getLogger(__name__)
@@ -27,7 +26,7 @@ class SparkCluster:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         address = settings.spark_master_address
-        self.configured = address is not None and is_local_host(address[0])
+        self.configured = settings.master_on_this_machine
         self.host, self.port = address if address is not None else ("", 0)
         self.state_dir = settings.home / "spark-cluster"
         self.master = Service("spark-master", settings.home / "run")

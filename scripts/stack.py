@@ -6,10 +6,10 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from lakehouse.config.settings import Settings, mask
+from lakehouse.config.settings import Settings, is_local_host, mask
 from lakehouse.scripts.airflow_stack import AirflowStack, airflow_env
 from lakehouse.scripts.kafka_broker import KAFKA_JARS, KafkaBroker
-from lakehouse.scripts.object_store import S3PROXY_JARS, ObjectStore, is_local_host
+from lakehouse.scripts.object_store import S3PROXY_JARS, ObjectStore
 from lakehouse.scripts.postgres_server import EmbeddedPostgres, ensure_database
 from lakehouse.scripts.process import port_open
 from lakehouse.scripts.spark_cluster import SparkCluster

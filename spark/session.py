@@ -49,7 +49,7 @@ def session_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> 
 
         jars = [str(p) for p in spark_jars()]
         s3a = [str(p) for p in spark_jars(S3A_JARS)] if settings.storage.uses_s3a else []
-        if s3a and _master_on_this_machine(settings):
+        if s3a and settings.master_on_this_machine:
             # its workers are on this machine too: they read hadoop-aws and its shaded AWS SDK (600 MB) in place
             # instead of copying them into each application's folder on each worker. Only these: a class path
             # entry comes before Spark's own jars, and delta-kernel-api carries an older unshaded Jackson.
@@ -57,11 +57,6 @@ def session_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> 
             s3a = []
         conf["spark.jars"] = ",".join([*jars, *s3a])
     return conf
-
-
-def _master_on_this_machine(settings: Settings) -> bool:
-    address = settings.spark_master_address
-    return address is not None and address[0] in ("127.0.0.1", "localhost", "::1")
 
 
 def runtime_conf(conf: Mapping[str, str]) -> dict[str, str]:

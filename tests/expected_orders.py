@@ -16,6 +16,12 @@ import psycopg
 from lakehouse.kafka.generator import GeneratedMessage
 
 
+def effective_faults(messages: list[GeneratedMessage]) -> list[str | None]:
+    """A duplicate is a re-send of an earlier message, so it shares that message's fate."""
+    fault_of = {m.value: m.fault for m in messages if m.fault != "duplicate"}
+    return [fault_of.get(m.value) if m.fault == "duplicate" else m.fault for m in messages]
+
+
 def _money(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 

@@ -32,7 +32,7 @@ import pytest
 from lakehouse.config.marts import load_marts
 from lakehouse.config.settings import Settings, load_settings
 from lakehouse.kafka.generator import INVALID_FAULTS, MALFORMED_FAULTS, GeneratedMessage, GeneratorOptions, generate
-from tests.expected_orders import expected_mart, serving_rows
+from tests.expected_orders import effective_faults, expected_mart, serving_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,15 +71,9 @@ class EnvironmentRun:
     gates: dict[str, list[str]]
 
 
-def _effective_faults(messages: list[GeneratedMessage]) -> list[str | None]:
-    """A duplicate is a re-send of an earlier message, so it shares that message's fate."""
-    fault_of = {m.value: m.fault for m in messages if m.fault != "duplicate"}
-    return [fault_of.get(m.value) if m.fault == "duplicate" else m.fault for m in messages]
-
-
 def expected_accounting(messages: list[GeneratedMessage]) -> dict[str, int]:
     """What the stream must report for one topic, from the generator's own labels."""
-    faults = _effective_faults(messages)
+    faults = effective_faults(messages)
     clean = [m for m, f in zip(messages, faults, strict=True) if f is None]
     distinct = {m.event["event_id"] for m in clean if m.event}
     return {
@@ -115,19 +109,13 @@ def golden(kafka_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> G
         malformed_fraction=0.04,
         invalid_fraction=0.05,
     )
-    previous = os.environ.get("LAKEHOUSE_CONFIG_DIR")
-    os.environ["LAKEHOUSE_CONFIG_DIR"] = str(config)  # the producer resolves topics through the config folder
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LAKEHOUSE_CONFIG_DIR", str(config))  # the producer resolves topics through the config folder
         ensure_topics(settings)
         messages = {name: list(generate(name, 700, options)) for name in EVENT_TYPES}
         with EventProducer(settings) as producer:
             for name, batch in messages.items():
                 assert producer.send_events(name, batch, total=len(batch)) == len(batch)
-    finally:
-        if previous is None:
-            os.environ.pop("LAKEHOUSE_CONFIG_DIR", None)
-        else:
-            os.environ["LAKEHOUSE_CONFIG_DIR"] = previous
     return Golden(config, unique, messages)
 
 

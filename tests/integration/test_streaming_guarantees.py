@@ -25,6 +25,7 @@ import pytest
 
 from lakehouse.config.settings import Settings
 from lakehouse.kafka.generator import INVALID_FAULTS, MALFORMED_FAULTS, GeneratedMessage, GeneratorOptions, generate
+from tests.expected_orders import effective_faults
 from tests.shipments import onboard_shipments
 
 pytestmark = pytest.mark.integration
@@ -63,12 +64,6 @@ def _orders_landed_once(spark: Any, settings: Settings, produced: int, distinct_
     assert set(ids) == distinct_ids, "lost or invented events"
     assert max(ids.values()) == 1, "duplicated events in Silver"
     return silver
-
-
-def _effective_faults(messages: list[GeneratedMessage]) -> list[str | None]:
-    """A duplicate is a re-send of an earlier message, so it shares that message's fate."""
-    fault_of = {m.value: m.fault for m in messages if m.fault != "duplicate"}
-    return [fault_of.get(m.value) if m.fault == "duplicate" else m.fault for m in messages]
 
 
 def test_new_event_type_by_configuration_and_every_message_accounted_for(
@@ -128,7 +123,7 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
 
     lake = isolated_lake.storage
     for name, messages in produced.items():
-        faults = _effective_faults(messages)
+        faults = effective_faults(messages)
         clean = [m for m, f in zip(messages, faults, strict=True) if f is None]
         distinct_clean = {m.event["event_id"] for m in clean if m.event}
         expected = {
