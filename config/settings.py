@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lakehouse.config.errors import ConfigError
 
@@ -66,13 +67,40 @@ class ObjectStoreSettings(_Model):
         return conf
 
 
+@dataclass(frozen=True)
+class LakeTable:
+    """A Delta table of the lake: by ``name`` in a catalog (``lakehouse.silver.orders``), at ``path``, or both.
+    A named table with a path is an external table there; a named table without one is managed by its catalog."""
+
+    name: str | None
+    path: str | None
+
+    def __str__(self) -> str:
+        return self.name or self.path or ""
+
+
 class StorageSettings(_Model):
     """Roots of the Delta lake and of the streaming checkpoints (local paths, s3a://, abfss://, dbfs:/).
-    ``s3`` describes the object store of ``s3a://`` roots."""
+    ``s3`` describes the object store of ``s3a://`` roots.
 
-    lake_root: str
+    With ``catalog`` set, tables are addressed by three-level names, ``<catalog>.<layer>.<table>`` (Unity Catalog on
+    Databricks): external tables under ``lake_root`` when it is set, else tables the catalog manages."""
+
+    lake_root: str = ""
     checkpoint_root: str
+    catalog: str | None = None
     s3: ObjectStoreSettings | None = None
+
+    @field_validator("catalog")
+    @classmethod
+    def _unset_when_empty(cls, catalog: str | None) -> str | None:
+        return catalog or None
+
+    @model_validator(mode="after")
+    def _tables_need_a_place(self) -> StorageSettings:
+        if not self.lake_root and not self.catalog:
+            raise ValueError("set lake_root (a path or URL), or catalog (tables by name), or both")
+        return self
 
     @property
     def uses_s3a(self) -> bool:
@@ -85,8 +113,15 @@ class StorageSettings(_Model):
         roots = (self.lake_root, self.checkpoint_root)
         return sorted({urlparse(r).netloc for r in roots if r.startswith("s3a://")})
 
+    def table(self, layer: str, name: str) -> LakeTable:
+        """A Delta table of the lake, e.g. ``table("silver", "orders")``."""
+        return LakeTable(
+            f"{self.catalog}.{layer}.{name}" if self.catalog else None,
+            self.table_path(layer, name) if self.lake_root else None,
+        )
+
     def table_path(self, layer: str, name: str) -> str:
-        """Location of a Delta table, e.g. ``table_path("silver", "orders")``."""
+        """Location of a Delta table under the lake root, e.g. ``table_path("silver", "orders")``."""
         return f"{self.lake_root.rstrip('/')}/{layer}/{name}"
 
     def checkpoint_path(self, query_name: str) -> str:

@@ -78,7 +78,7 @@ def silver_rows(spark: SparkSession, settings: Settings, source: str, start: dat
     """Silver rows of one event type with ``start <= event_date < end`` (partition-pruned). An event type with no
     Silver table yet (nothing streamed) reads as no rows, with the contract's columns, so every mart builds."""
     spec = event_type(source)
-    silver = read_table(spark, settings.storage.table_path("silver", spec.tables.silver))
+    silver = read_table(spark, settings.storage.table("silver", spec.tables.silver))
     if silver is None:
         log.warning("no Silver table for %s yet: building as if it had no events", source)
         silver = spark.createDataFrame([], silver_schema(source))

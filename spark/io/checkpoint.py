@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 from pyspark.sql import SparkSession
 
 from lakehouse.spark.errors import SparkJobError
+from lakehouse.spark.io.delta import Table, delta_ref, table_location
 
 
 @dataclass(frozen=True)
@@ -137,10 +138,10 @@ class DeltaBatchInput:
 
 
 def delta_batch_input(
-    spark: SparkSession, checkpoint: str, batch_id: int, table: str, time_column: str
+    spark: SparkSession, checkpoint: str, batch_id: int, table: Table, time_column: str
 ) -> DeltaBatchInput:
     """The input of micro-batch ``batch_id`` of the single-source query at ``checkpoint`` reading the Delta table
-    at ``table``. Reads the offset log and the table's commit files; only the batch that finishes a new
+    ``table``. Reads the offset log and the table's commit files; only the batch that finishes a new
     checkpoint's initial snapshot runs a Spark job (a count of the table at that version)."""
     root = checkpoint.rstrip("/")
     current = _log_lines(spark, f"{root}/offsets/{batch_id}")
@@ -154,8 +155,9 @@ def delta_batch_input(
         return _snapshot_input(spark, table, end_version - 1, time_column, watermark_ms)
     versions = range(int(start["reservoirVersion"]), end_version)
     rows, low, high = 0, None, None
+    log_folder = f"{table_location(spark, table).rstrip('/')}/_delta_log" if versions else ""
     for version in versions:
-        text = _read_text(spark, f"{table.rstrip('/')}/_delta_log/{version:020d}.json")
+        text = _read_text(spark, f"{log_folder}/{version:020d}.json")
         actions = [json.loads(line) for line in (text or "").splitlines() if line.strip()]
         if any(a.get("remove", {}).get("dataChange") for a in actions):
             continue
@@ -170,14 +172,12 @@ def delta_batch_input(
 
 
 def _snapshot_input(
-    spark: SparkSession, table: str, version: int, time_column: str, watermark_ms: int
+    spark: SparkSession, table: Table, version: int, time_column: str, watermark_ms: int
 ) -> DeltaBatchInput:
     from pyspark.sql import functions as F
 
     stats = (
-        spark.read.format("delta")
-        .option("versionAsOf", version)
-        .load(table)
+        spark.sql(f"SELECT * FROM {delta_ref(table)} VERSION AS OF {int(version)}")
         .agg(F.count(F.lit(1)), F.min(time_column), F.max(time_column))
         .first()
     )

@@ -12,18 +12,66 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, DataFrameReader, DataFrameWriter, Observation, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.streaming import DataStreamReader
 
+from lakehouse.config.settings import LakeTable
 from lakehouse.spark.errors import SparkJobError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# a table of the lake, or the path of one
+Table = LakeTable | str
 
-def delta_ref(path: str) -> str:
-    """SQL reference to the Delta table at ``path``: ``delta.`<path>```."""
-    return "delta.`{}`".format(path.replace("`", "``"))
+
+def lake_table(table: Table) -> LakeTable:
+    """``table`` as a ``LakeTable`` (a string is a path)."""
+    return table if isinstance(table, LakeTable) else LakeTable(None, table)
+
+
+def delta_ref(table: Table) -> str:
+    """SQL reference to a Delta table: its quoted catalog name, else ``delta.`<path>```."""
+    ref = lake_table(table)
+    if ref.name:
+        return quote_name(ref.name)
+    return "delta.`{}`".format(str(ref.path).replace("`", "``"))
+
+
+def quote_name(name: str) -> str:
+    """A dotted catalog name (``lakehouse.silver.orders``) with each part quoted for SQL."""
+    return ".".join("`{}`".format(part.replace("`", "``")) for part in name.split("."))
+
+
+def load(reader: DataFrameReader | DataStreamReader, table: Table) -> DataFrame:
+    """Read ``table`` with ``reader`` (batch or streaming): by name where it has one, else by path."""
+    ref = lake_table(table)
+    return reader.table(ref.name) if ref.name else reader.format("delta").load(ref.path)
+
+
+def save(spark: SparkSession, writer: DataFrameWriter, table: Table) -> None:
+    """Write with ``writer`` (format delta, mode and options set) to ``table``: by name where it has one (as an
+    external table at its path, if it has one; its schema is created where missing), else to its path."""
+    ref = lake_table(table)
+    if ref.name is None:
+        writer.save(ref.path)
+        return
+    _ensure_schema(spark, ref.name.rsplit(".", 1)[0])
+    if ref.path is None:
+        writer.saveAsTable(ref.name)
+    else:
+        writer.option("path", ref.path).saveAsTable(ref.name)
+
+
+def table_location(spark: SparkSession, table: Table) -> str:
+    """Where ``table``'s files are (its catalog's answer for a managed table)."""
+    ref = lake_table(table)
+    if ref.path:
+        return ref.path
+    detail = spark.sql(f"DESCRIBE DETAIL {delta_ref(ref)}").select("location").first()
+    assert detail is not None
+    return str(detail[0])
 
 
 _MISSING_TABLE = (
@@ -32,16 +80,18 @@ _MISSING_TABLE = (
     "DELTA_TABLE_ONLY_OPERATION",
     "DELTA_PATH_DOES_NOT_EXIST",
     "PATH_NOT_FOUND",
+    "TABLE_OR_VIEW_NOT_FOUND",
+    "SCHEMA_NOT_FOUND",
 )
 
 
-def read_table(spark: SparkSession, path: str) -> DataFrame | None:
-    """The Delta table at ``path``, or None when there is none. Resolving the schema loads the table's snapshot
+def read_table(spark: SparkSession, table: Table) -> DataFrame | None:
+    """The Delta table ``table``, or None when there is none. Resolving the schema loads the table's snapshot
     (also over Spark Connect, where reads are otherwise lazy); no Spark job runs."""
     from pyspark.errors import AnalysisException
 
     try:
-        frame = spark.read.format("delta").load(path)
+        frame = load(spark.read, table)
         _ = frame.schema
     except AnalysisException as exc:
         if exc.getCondition() in _MISSING_TABLE:
@@ -50,20 +100,20 @@ def read_table(spark: SparkSession, path: str) -> DataFrame | None:
     return frame
 
 
-def table_exists(spark: SparkSession, path: str) -> bool:
-    """True when ``path`` holds a Delta table."""
-    return read_table(spark, path) is not None
+def table_exists(spark: SparkSession, table: Table) -> bool:
+    """True when the Delta table ``table`` exists."""
+    return read_table(spark, table) is not None
 
 
-def table_is_empty(spark: SparkSession, path: str) -> bool:
-    """True when ``path`` holds no Delta table or a table without rows."""
-    table = read_table(spark, path)
-    return table is None or table.limit(1).count() == 0
+def table_is_empty(spark: SparkSession, table: Table) -> bool:
+    """True when there is no Delta table ``table`` or it has no rows."""
+    frame = read_table(spark, table)
+    return frame is None or frame.limit(1).count() == 0
 
 
 def append_once(
     df: DataFrame,
-    path: str,
+    table: Table,
     app_id: str,
     version: int,
     partition_by: Sequence[str] = (),
@@ -87,7 +137,7 @@ def append_once(
         writer = writer.partitionBy(*partition_by)
     if user_metadata is not None:
         writer = writer.option("userMetadata", user_metadata)
-    writer.save(path)
+    save(df.sparkSession, writer, table)
     return _observed_rows(observation)
 
 
@@ -99,6 +149,9 @@ def observed(observation: Observation) -> dict[str, Any]:
     if jvm_observation is None:
         return dict(observation.get) if _is_connect(observation) else {}
     if not jvm_observation.future().isCompleted():
+        return {}
+    # completed without metrics: a write by table name that Delta skipped
+    if jvm_observation.getRow().length() == 0:
         return {}
     return dict(observation.get)
 
@@ -115,7 +168,7 @@ def _observed_rows(observation: Observation) -> int | None:
 
 
 def replace_range(
-    df: DataFrame, path: str, column: str, start: str, end: str, partition_by: Sequence[str] = ()
+    df: DataFrame, table: Table, column: str, start: str, end: str, partition_by: Sequence[str] = ()
 ) -> None:
     """Replace the rows with ``start <= column < end`` by ``df`` in one atomic commit (replaceWhere). A commit of
     another writer to those partitions meanwhile (the streaming query of a mart) makes Delta refuse the commit;
@@ -127,7 +180,7 @@ def replace_range(
     )
     if partition_by:
         writer = writer.partitionBy(*partition_by)
-    retry_on_conflict(lambda: writer.save(path), f"replacing {column} {start}..{end} of {path}")
+    retry_on_conflict(lambda: save(df.sparkSession, writer, table), f"replacing {column} {start}..{end} of {table}")
 
 
 CONFLICT_ATTEMPTS = 5
@@ -160,13 +213,13 @@ def retry_on_conflict(action: Callable[[], T], what: str, attempts: int = CONFLI
 
 def merge_rows(
     rows: DataFrame,
-    path: str,
+    table: Table,
     key: Sequence[str],
     partition_column: str,
     partitions: Sequence[object],
     never_lower: Sequence[str] = (),
 ) -> None:
-    """MERGE ``rows`` into the Delta table at ``path`` on ``key``: insert new keys, replace the values of
+    """MERGE ``rows`` into the Delta table ``table`` on ``key``: insert new keys, replace the values of
     existing ones, so that the same rows again change nothing. The table's ``partition_column`` must be one of
     the key columns and ``partitions`` every value it has in ``rows``: the MERGE then reads (and conflicts with
     other writers on) those partitions only. A row is not updated when a column of ``never_lower`` would become
@@ -185,13 +238,13 @@ def merge_rows(
     source = f"merge_source_{uuid.uuid4().hex}"
     rows.createOrReplaceTempView(source)
     statement = (
-        f"MERGE INTO {delta_ref(path)} t USING {source} s ON {condition} "
+        f"MERGE INTO {delta_ref(table)} t USING {source} s ON {condition} "
         f"WHEN MATCHED AND {update} THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
     )
     try:
         retry_on_conflict(
             lambda: rows.sparkSession.sql(statement).collect(),
-            f"merging {len(partitions)} {partition_column} partition(s) into {path}",
+            f"merging {len(partitions)} {partition_column} partition(s) into {table}",
         )
     finally:
         rows.sparkSession.catalog.dropTempView(source)
@@ -244,18 +297,26 @@ def checkpoint_app_id(spark: SparkSession, checkpoint: str) -> str:
     return app_id
 
 
-def ensure_table(spark: SparkSession, path: str, schema: str, partition_by: Sequence[str] = ()) -> None:
-    """Create an empty Delta table with ``schema`` unless one exists (so readers can start before writers).
+def ensure_table(spark: SparkSession, table: Table, schema: str, partition_by: Sequence[str] = ()) -> None:
+    """Create an empty Delta table with ``schema`` unless one exists (so readers can start before writers). A
+    named table's schema is created too where it is missing (a catalog that lets this job create schemas).
 
     A process killed while creating the table can leave an empty ``_delta_log`` folder, which ``CREATE TABLE IF
     NOT EXISTS`` takes for a table; such a folder (no file in it) is removed and creation retried.
     """
+    ref = lake_table(table)
     partitions = f" PARTITIONED BY ({', '.join(f'`{c}`' for c in partition_by)})" if partition_by else ""
-    statement = f"CREATE TABLE IF NOT EXISTS {delta_ref(path)} ({schema}) USING delta{partitions}"
+    location = ""
+    if ref.name:
+        _ensure_schema(spark, ref.name.rsplit(".", 1)[0])
+        if ref.path:
+            location = " LOCATION '{}'".format(ref.path.replace("'", "\\'"))
+    statement = f"CREATE TABLE IF NOT EXISTS {delta_ref(ref)} ({schema}) USING delta{partitions}{location}"
     spark.sql(statement).collect()
-    if read_table(spark, path) is not None:
+    if read_table(spark, ref) is not None:
         return
     # the statement took the empty folder for a table and did nothing
+    path = table_location(spark, ref)
     if not _remove_empty_log(path):
         raise SparkJobError(
             f"{path}/_delta_log holds no commit, so {path} is no Delta table: a creation was killed before its "
@@ -263,6 +324,13 @@ def ensure_table(spark: SparkSession, path: str, schema: str, partition_by: Sequ
         )
     log.warning("removed the empty _delta_log of %s (a creation killed before its first commit)", path)
     spark.sql(statement).collect()
+
+
+def _ensure_schema(spark: SparkSession, schema: str) -> None:
+    """Create the catalog schema ``schema`` (``catalog.name``) unless it exists; an existing one needs no right to
+    create schemas (Unity Catalog)."""
+    if not spark.catalog.databaseExists(schema):
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {quote_name(schema)}").collect()
 
 
 def _remove_empty_log(path: str) -> bool:

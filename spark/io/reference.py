@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.config.settings import Settings, config_dir
 from lakehouse.spark.errors import SparkJobError
-from lakehouse.spark.io.delta import read_table
+from lakehouse.spark.io.delta import Table, load, read_table, save
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,12 @@ def _fingerprint(table: str, root: Path | None) -> str:
 FINGERPRINT_KEY = "lakehouse.source_fingerprint"
 
 
-def loaded_fingerprint(spark: SparkSession, path: str) -> str | None:
-    """The fingerprint of the files the reference table at ``path`` was built from (None: no such table)."""
-    table = read_table(spark, path)
-    if table is None or "_valid_from" not in table.columns:
+def loaded_fingerprint(spark: SparkSession, table: Table) -> str | None:
+    """The fingerprint of the files the reference table ``table`` was built from (None: no such table)."""
+    frame = read_table(spark, table)
+    if frame is None or "_valid_from" not in frame.columns:
         return None
-    value = table.schema["_valid_from"].metadata.get(FINGERPRINT_KEY)
+    value = frame.schema["_valid_from"].metadata.get(FINGERPRINT_KEY)
     return str(value) if value is not None else None
 
 
@@ -75,20 +75,27 @@ def refresh(spark: SparkSession, settings: Settings, tables: list[str], root: Pa
     The files' fingerprint is kept in the table's schema (metadata of ``_valid_from``), written in the same
     commit as the rows, so an unchanged table costs one snapshot load and no Spark job."""
     for table in sorted(set(tables)):
-        path = settings.storage.table_path("reference", table)
+        location = settings.storage.table("reference", table)
         fingerprint = _fingerprint(table, root)
-        if loaded_fingerprint(spark, path) == fingerprint:
+        if loaded_fingerprint(spark, location) == fingerprint:
             continue
         versions = read_versions(spark, table, root)
-        versions.withColumn(
-            "_valid_from", F.col("_valid_from").alias("_valid_from", metadata={FINGERPRINT_KEY: fingerprint})
-        ).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+        save(
+            spark,
+            versions.withColumn(
+                "_valid_from", F.col("_valid_from").alias("_valid_from", metadata={FINGERPRINT_KEY: fingerprint})
+            )
+            .write.format("delta")
+            .mode("overwrite")
+            .option("overwriteSchema", "true"),
+            location,
+        )
         log.info("reference table %s refreshed", table)
 
 
 def versions(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
     """Every version of one reference table (its Delta copy), with ``_valid_from`` and ``_is_current``."""
-    return spark.read.format("delta").load(settings.storage.table_path("reference", table))
+    return load(spark.read, settings.storage.table("reference", table))
 
 
 def current(spark: SparkSession, settings: Settings, table: str) -> DataFrame:

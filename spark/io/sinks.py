@@ -65,11 +65,11 @@ def sink_for(name: str) -> Sink:
 
 def gold_rows(spark: SparkSession, settings: Settings, spec: MartSpec, start: date, end: date) -> DataFrame:
     """The mart's Gold rows of ``[start, end)`` (every row of a full-refresh mart)."""
-    path = settings.storage.table_path("gold", spec.name)
-    frame = read_table(spark, path)
+    gold = settings.storage.table("gold", spec.name)
+    frame = read_table(spark, gold)
     if frame is None:
         raise ServingError(
-            f"mart {spec.name}: no Gold Delta table at {path}: build it first "
+            f"mart {spec.name}: no Gold Delta table {gold}: build it first "
             f"(`lakehouse gold {spec.name} --start {start} --end {end}`)"
         )
     if spec.is_full_refresh:

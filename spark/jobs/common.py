@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse.config.errors import LakehouseError
-from lakehouse.config.settings import Settings
+from lakehouse.config.settings import LakeTable, Settings
 from lakehouse.config.specs import EventTypeSpec, load_event_types
 from lakehouse.postgres.stream_audit import record_batch
 from lakehouse.spark.errors import SparkJobError, object_store_refusal
@@ -120,7 +120,7 @@ def selected_specs(names: Sequence[str]) -> list[EventTypeSpec]:
 class SharedTable:
     """A Delta table that a query writes and that must exist before any query starts."""
 
-    path: str
+    table: LakeTable
     schema: str
     partition_by: tuple[str, ...] = ()
 
@@ -129,7 +129,7 @@ def prepare_query(spark: SparkSession, settings: Settings, name: str, tables: Se
     """Create the query's output tables unless they exist (several queries creating one table at once would
     conflict), and return the query's checkpoint and the transaction id stored in it."""
     for table in tables:
-        ensure_table(spark, table.path, table.schema, table.partition_by)
+        ensure_table(spark, table.table, table.schema, table.partition_by)
     checkpoint = settings.storage.checkpoint_path(name)
     return checkpoint, checkpoint_app_id(spark, checkpoint)
 

@@ -28,7 +28,7 @@ from lakehouse.postgres.errors import DataQualityError
 from lakehouse.postgres.gold_checks import GoldCheck
 from lakehouse.spark.errors import SparkJobError
 from lakehouse.spark.io import sinks
-from lakehouse.spark.io.delta import read_table, replace_range
+from lakehouse.spark.io.delta import read_table, replace_range, save
 from lakehouse.spark.jobs.common import run_job
 from lakehouse.spark.marts import build_frame, silver_rows
 from lakehouse.spark.session import get_spark
@@ -61,7 +61,7 @@ def plan(
     dates = set(_days(start, end))
     new_watermark: datetime | None = None
     for source in spec.inputs.silver:
-        silver = read_table(spark, settings.storage.table_path("silver", event_type(source).tables.silver))
+        silver = read_table(spark, settings.storage.table("silver", event_type(source).tables.silver))
         if silver is None:
             continue
         stats = silver.agg(F.max("_ingested_at").alias("w")).first()
@@ -87,16 +87,16 @@ def build(
     """Recompute the mart for ``dates`` (default: every day of [start, end)) and replace exactly those days of
     its Gold table, one commit per contiguous block of days; a full-refresh mart is rebuilt as a whole. Row
     counts come from the DQ gate (``check``), so the frames are computed once, by the write."""
-    path = settings.storage.table_path("gold", spec.name)
+    gold = settings.storage.table("gold", spec.name)
     if spec.is_full_refresh:
         frame = build_frame(spark, settings, spec, start, end)
-        frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+        save(spark, frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true"), gold)
         log.info("built %s (full refresh)", spec.name)
         return
     for block_start, block_end in _blocks(dates or _days(start, end)):
         replace_range(
             build_frame(spark, settings, spec, block_start, block_end),
-            path,
+            gold,
             str(spec.date_column),
             block_start.isoformat(),
             block_end.isoformat(),
@@ -109,10 +109,10 @@ def check(
     spark: SparkSession, settings: Settings, spec: MartSpec, start: date, end: date, dates: list[date] | None = None
 ) -> tuple[list[str], int, int]:
     """The DQ gate over the built days: (problems, Gold rows, Silver rows). No problems = the load may proceed."""
-    gold_path = settings.storage.table_path("gold", spec.name)
-    rows = read_table(spark, gold_path)
+    gold = settings.storage.table("gold", spec.name)
+    rows = read_table(spark, gold)
     if rows is None:
-        return [f"Gold table {gold_path} does not exist: build the mart first"], 0, 0
+        return [f"Gold table {gold} does not exist: build the mart first"], 0, 0
     days = dates or _days(start, end)
     full = spec.is_full_refresh
     if not full:

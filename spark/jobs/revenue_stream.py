@@ -31,14 +31,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse.config.marts import MartSpec, mart
-from lakehouse.config.settings import Settings
+from lakehouse.config.settings import LakeTable, Settings
 from lakehouse.config.settings import settings as current_settings
 from lakehouse.config.specs import event_type
 from lakehouse.postgres.loader import SERVING_SCHEMA
 from lakehouse.postgres.upsert import serving_lock, upsert
 from lakehouse.spark.io import reference
 from lakehouse.spark.io.checkpoint import delta_batch_input
-from lakehouse.spark.io.delta import merge_rows, table_exists
+from lakehouse.spark.io.delta import load, merge_rows, table_exists
 from lakehouse.spark.jobs.common import (
     STATE_STORE_CONF,
     BatchAudit,
@@ -72,16 +72,16 @@ class RevenueBatchWriter:
     """foreachBatch handler: the windows a micro-batch changed into Gold and serving, then the batch's audit row."""
 
     def __init__(
-        self, settings: Settings, spec: MartSpec, dsn: str, app_id: str, checkpoint: str, silver_path: str
+        self, settings: Settings, spec: MartSpec, dsn: str, app_id: str, checkpoint: str, silver: LakeTable
     ) -> None:
         self.settings = settings
         self.spec = spec
         self.dsn = dsn
         self.app_id = app_id
         self.checkpoint = checkpoint
-        self.silver_path = silver_path
+        self.silver = silver
         self.source = f"silver/{spec.inputs.silver[0]}"
-        self.gold_path = settings.storage.table_path("gold", spec.name)
+        self.gold = settings.storage.table("gold", spec.name)
         self.table = f"{SERVING_SCHEMA}.{spec.serving_table}"
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
@@ -95,7 +95,7 @@ class RevenueBatchWriter:
             changed = self._write(spark, rows, windows) if windows.num_rows else 0
         finally:
             rows.unpersist()
-        read = delta_batch_input(spark, self.checkpoint, batch_id, self.silver_path, "event_timestamp")
+        read = delta_batch_input(spark, self.checkpoint, batch_id, self.silver, "event_timestamp")
         audit.offset_ranges = json.dumps({self.source: read.ranges()})
         audit.input_rows, audit.output_rows = read.rows, windows.num_rows
         audit.min_event_time, audit.max_event_time = read.min_time, read.max_time
@@ -123,7 +123,7 @@ class RevenueBatchWriter:
             lock_timeout=SERVING_LOCK_TIMEOUT,
             application_name="lakehouse-revenue-stream",
         ) as conn:
-            merge_rows(rows, self.gold_path, self.spec.grain, date_column, days, MEASURES)
+            merge_rows(rows, self.gold, self.spec.grain, date_column, days, MEASURES)
             return upsert(conn, self.table, self.spec.grain, windows, date_column=date_column, never_lower=MEASURES)
 
 
@@ -139,16 +139,16 @@ def start(
     run waits for it and an ``available_now`` run returns None (nothing to do)."""
     spec = mart(MART)
     source = spec.inputs.silver[0]
-    silver_path = settings.storage.table_path("silver", event_type(source).tables.silver)
-    if not table_exists(spark, silver_path):
-        message = f"no Silver {source} table at {silver_path} yet (`lakehouse stream` creates it with its first rows)"
+    silver = settings.storage.table("silver", event_type(source).tables.silver)
+    if not table_exists(spark, silver):
+        message = f"no Silver {source} table {silver} yet (`lakehouse stream` creates it with its first rows)"
         if available_now:
             log.warning("%s: nothing to do", message)
             return None
         log.warning("%s: waiting for it", message)
-        while not table_exists(spark, silver_path):
+        while not table_exists(spark, silver):
             time.sleep(max(trigger_seconds, SILVER_POLL_SECONDS))
-    gold = SharedTable(settings.storage.table_path("gold", spec.name), gold_schema(spec), (str(spec.date_column),))
+    gold = SharedTable(settings.storage.table("gold", spec.name), gold_schema(spec), (str(spec.date_column),))
     checkpoint, app_id = prepare_query(spark, settings, QUERY, [gold])
     reference.refresh(spark, settings, list(spec.inputs.references))
     # rebuild-silver rewrites Silver: those commits are skipped (their orders were read before; the daily build
@@ -156,9 +156,9 @@ def start(
     # the windows' state in the same store as the stream job's dedup state (fixed when the checkpoint is new)
     for key, value in STATE_STORE_CONF.items():
         spark.conf.set(key, value)
-    orders = spark.readStream.format("delta").option("skipChangeCommits", "true").load(silver_path)
+    orders = load(spark.readStream.option("skipChangeCommits", "true"), silver)
     windows = conform(order_revenue_5min_stream(orders, reference.current(spark, settings, "products")), spec)
-    writer = RevenueBatchWriter(settings, spec, dsn, app_id, checkpoint, silver_path)
+    writer = RevenueBatchWriter(settings, spec, dsn, app_id, checkpoint, silver)
     return start_query(windows, QUERY, checkpoint, writer, available_now, trigger_seconds, output_mode="update")
 
 

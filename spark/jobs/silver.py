@@ -18,7 +18,7 @@ from lakehouse.config.settings import Settings
 from lakehouse.config.settings import settings as current_settings
 from lakehouse.config.specs import EventTypeSpec
 from lakehouse.spark.io import reference
-from lakehouse.spark.io.delta import ensure_table, read_table
+from lakehouse.spark.io.delta import ensure_table, read_table, save
 from lakehouse.spark.jobs.common import run_job, selected_specs
 from lakehouse.spark.jobs.stream import QUARANTINE_TABLE
 from lakehouse.spark.session import get_spark
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 def rebuild(spark: SparkSession, settings: Settings, spec: EventTypeSpec) -> None:
     """Replace the event type's Silver table and its quarantine rows, each in one atomic commit."""
     lake = settings.storage
-    landed = read_table(spark, lake.table_path("bronze", spec.tables.bronze))
+    landed = read_table(spark, lake.table("bronze", spec.tables.bronze))
     if landed is None:
         log.warning("no Bronze table for %s yet: nothing to rebuild", spec.name)
         return
@@ -38,21 +38,20 @@ def rebuild(spark: SparkSession, settings: Settings, spec: EventTypeSpec) -> Non
     good = silver.first_per_key(silver.accepted(events), spec.dedup_key)
     references = {j.reference: reference.current(spark, settings, j.reference) for j in spec.enrich}
     rows = silver.silver_rows(good, spec, references, f"rebuild:{uuid.uuid4()}")
-    (
-        rows.write.format("delta")
-        .mode("overwrite")
-        .option("overwriteSchema", "false")
-        .partitionBy(*spec.partition_by)
-        .save(lake.table_path("silver", spec.tables.silver))
+    save(
+        spark,
+        rows.write.format("delta").mode("overwrite").option("overwriteSchema", "false").partitionBy(*spec.partition_by),
+        lake.table("silver", spec.tables.silver),
     )
-    quarantine_path = lake.table_path("silver", QUARANTINE_TABLE)
-    ensure_table(spark, quarantine_path, silver.QUARANTINE_SCHEMA, ("source", "ingest_date"))
-    (
+    quarantine = lake.table("silver", QUARANTINE_TABLE)
+    ensure_table(spark, quarantine, silver.QUARANTINE_SCHEMA, ("source", "ingest_date"))
+    save(
+        spark,
         silver.quarantined(events, spec.name)
         .write.format("delta")
         .mode("overwrite")
-        .option("replaceWhere", f"source = '{spec.name}'")
-        .save(quarantine_path)
+        .option("replaceWhere", f"source = '{spec.name}'"),
+        quarantine,
     )
     log.info("rebuilt Silver and the quarantine of %s from Bronze", spec.name)
 

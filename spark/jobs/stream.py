@@ -127,14 +127,14 @@ class TopicBatchWriter:
         self.checkpoint = checkpoint
         self.query = query_name(spec)
         lake = settings.storage
-        self.bronze_path = lake.table_path("bronze", spec.tables.bronze)
-        self.silver_path = lake.table_path("silver", spec.tables.silver)
-        self.dead_letter_path = lake.table_path("bronze", DEAD_LETTER_TABLE)
-        self.quarantine_path = lake.table_path("silver", QUARANTINE_TABLE)
+        self.bronze_table = lake.table("bronze", spec.tables.bronze)
+        self.silver_table = lake.table("silver", spec.tables.silver)
+        self.dead_letter_table = lake.table("bronze", DEAD_LETTER_TABLE)
+        self.quarantine_table = lake.table("silver", QUARANTINE_TABLE)
 
     def _existing_keys(self, spark: SparkSession, dates: list[date], batch_tag: str) -> DataFrame | None:
         """Silver's keys on the given event dates, without the rows an earlier attempt of this batch wrote."""
-        table = read_table(spark, self.silver_path) if dates else None
+        table = read_table(spark, self.silver_table) if dates else None
         if table is None:
             return None
         return table.where(F.col("event_date").isin(dates) & (F.col("_silver_batch") != batch_tag)).select(
@@ -179,7 +179,7 @@ class TopicBatchWriter:
         landed = _Counted("bronze", _batch_counts(audit.watermark))
         append_once(
             silver.bronze_rows(landed.on(rows)),
-            self.bronze_path,
+            self.bronze_table,
             self.app_id,
             batch_id,
             partition_by=("ingest_date",),
@@ -203,7 +203,7 @@ class TopicBatchWriter:
                 functools.partial(
                     append_once,
                     bronze.dead_letters(silver.bronze_rows(rows)).withColumn("source", F.lit(spec.name)),
-                    self.dead_letter_path,
+                    self.dead_letter_table,
                     f"{self.app_id}:{spec.name}",
                     batch_id,
                     partition_by=("ingest_date",),
@@ -214,7 +214,7 @@ class TopicBatchWriter:
                 functools.partial(
                     append_once,
                     silver.quarantined(silver.candidate_events(rows), spec.name),
-                    self.quarantine_path,
+                    self.quarantine_table,
                     f"{self.app_id}:{spec.name}",
                     batch_id,
                     partition_by=("source", "ingest_date"),
@@ -251,7 +251,7 @@ class TopicBatchWriter:
         enriched = silver.silver_rows(silver.first_per_key(fresh, spec.dedup_key), spec, references, batch_tag)
         # the commit names its batch, so the time rows became visible can be read from the table's history
         commit_tag = json.dumps({"query": self.query, "app_id": self.app_id, "batch_id": batch_id})
-        appended = append_once(enriched, self.silver_path, self.app_id, batch_id, spec.partition_by, commit_tag)
+        appended = append_once(enriched, self.silver_table, self.app_id, batch_id, spec.partition_by, commit_tag)
         # a replayed batch computes the rows its first attempt appended (see the class docstring)
         audit.output_rows = appended if appended is not None else enriched.count()
 
@@ -300,17 +300,15 @@ def start(
         settings,
         name,
         [
-            SharedTable(lake.table_path("bronze", spec.tables.bronze), bronze.BRONZE_SCHEMA, ("ingest_date",)),
-            SharedTable(lake.table_path("bronze", DEAD_LETTER_TABLE), bronze.DEAD_LETTER_SCHEMA, ("ingest_date",)),
-            SharedTable(
-                lake.table_path("silver", QUARANTINE_TABLE), silver.QUARANTINE_SCHEMA, ("source", "ingest_date")
-            ),
+            SharedTable(lake.table("bronze", spec.tables.bronze), bronze.BRONZE_SCHEMA, ("ingest_date",)),
+            SharedTable(lake.table("bronze", DEAD_LETTER_TABLE), bronze.DEAD_LETTER_SCHEMA, ("ingest_date",)),
+            SharedTable(lake.table("silver", QUARANTINE_TABLE), silver.QUARANTINE_SCHEMA, ("source", "ingest_date")),
         ],
     )
-    silver_path = lake.table_path("silver", spec.tables.silver)
-    if not has_batches(spark, checkpoint) and not table_is_empty(spark, silver_path):
+    silver_table = lake.table("silver", spec.tables.silver)
+    if not has_batches(spark, checkpoint) and not table_is_empty(spark, silver_table):
         raise SparkJobError(
-            f"{silver_path} has rows but the checkpoint {checkpoint} is new, so the stream's dedup state would not "
+            f"{silver_table} has rows but the checkpoint {checkpoint} is new, so the stream's dedup state would not "
             "know their keys: restore the checkpoint, or restart the event type from scratch (docs/runbook.md)"
         )
     for key, value in STATE_STORE_CONF.items():

@@ -96,6 +96,7 @@ def test_the_payload_is_the_configured_run_and_carries_no_secret(databricks_dag:
                     "data_security_mode": "SINGLE_USER",
                     "spark_env_vars": {
                         "LAKEHOUSE_ENV": "databricks",
+                        "LAKEHOUSE_CATALOG": "lakehouse",
                         "LAKEHOUSE_LAKE_ROOT": "abfss://lake@acme.dfs.core.windows.net/lakehouse",
                         "LAKEHOUSE_CHECKPOINT_ROOT": "abfss://lake@acme.dfs.core.windows.net/checkpoints",
                         "EVENTHUBS_NAMESPACE": "acme-events",

@@ -1,7 +1,10 @@
 """The streaming jobs as Spark Connect clients, the way they run on serverless or shared compute: the stack's Spark
 Connect server is the driver, the client process only plans the queries, and each micro-batch's foreachBatch runs
 on the server. Kafka -> Bronze/Silver (with malformed and contract-invalid messages), then Silver -> the revenue
-windows in Gold and PostgreSQL; expected values come from the generated messages, computed here."""
+windows in Gold and PostgreSQL; expected values come from the generated messages, computed here.
+
+As on Unity Catalog, the jobs address their tables by three-level names (``storage.catalog``): here the server's
+own catalog, ``spark_catalog``, with the tables external at the lake's paths."""
 
 from __future__ import annotations
 
@@ -33,6 +36,18 @@ print("ran as a Spark Connect client")
 """
 
 
+CATALOG = "spark_catalog"
+LAYERS = ("bronze", "silver", "gold", "reference")
+
+
+def _forget_catalog_tables(server: Any) -> None:
+    """Drop the catalog's tables an earlier run registered (external: their files stay)."""
+    for layer in LAYERS:
+        if server.catalog.databaseExists(f"{CATALOG}.{layer}"):
+            for table in server.catalog.listTables(f"{CATALOG}.{layer}"):
+                server.sql(f"DROP TABLE IF EXISTS {CATALOG}.{layer}.{table.name}").collect()
+
+
 def test_the_streams_run_as_spark_connect_clients(
     kafka_stack: Settings, spark_connect: Settings, isolated_serving: Settings, spark: Any
 ) -> None:
@@ -52,6 +67,11 @@ def test_the_streams_run_as_spark_connect_clients(
     ensure_topics(env)
     with EventProducer(env) as producer:
         assert producer.send_events("orders", messages) == len(messages)
+    # the Spark Connect client class itself: this process also has a classic session (the ``spark`` fixture)
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    server = ConnectSession.builder.remote(env.spark.connect_url).getOrCreate()
+    _forget_catalog_tables(server)
 
     for job, args in (("stream", ["--event-type=orders", "--available-now"]), ("revenue_stream", ["--available-now"])):
         run = subprocess.run(
@@ -60,11 +80,26 @@ def test_the_streams_run_as_spark_connect_clients(
             text=True,
             timeout=900,
             check=False,
-            env={**os.environ, "LAKEHOUSE_SPARK_DEPLOY": "connect"},
+            env={**os.environ, "LAKEHOUSE_SPARK_DEPLOY": "connect", "LAKEHOUSE_CATALOG": CATALOG},
         )
         assert run.returncode == 0 and "ran as a Spark Connect client" in run.stdout, (run.stdout + run.stderr)[-4000:]
 
     lake = env.storage
+    registered = {f"{layer}.{t.name}": t for layer in LAYERS for t in server.catalog.listTables(f"{CATALOG}.{layer}")}
+    assert set(registered) == {
+        "bronze.orders",
+        "bronze._dead_letters",
+        "silver.orders",
+        "silver._quarantine",
+        "gold.order_revenue_5min",
+        "reference.products",
+        "reference.customers",
+    }
+    for name in registered:
+        layer, table = name.split(".")
+        location = server.sql(f"DESCRIBE DETAIL {CATALOG}.{name}").first()
+        assert location is not None and location["location"].removeprefix("file:") == lake.table_path(layer, table)
+        assert location["format"] == "delta"
 
     def count(layer: str, table: str) -> int:
         return int(spark.read.format("delta").load(lake.table_path(layer, table)).count())

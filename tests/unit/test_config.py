@@ -30,9 +30,14 @@ def test_every_missing_variable_is_reported_with_its_key() -> None:
     with pytest.raises(ConfigError) as err:
         load_settings("databricks", environ={"LAKEHOUSE_HOME": "/tmp/x"})
     message = str(err.value)
-    for variable in ("LAKEHOUSE_LAKE_ROOT", "EVENTHUBS_NAMESPACE", "EVENTHUBS_CONNECTION_STRING", "LAKEHOUSE_PG_DSN"):
+    for variable in (
+        "LAKEHOUSE_CHECKPOINT_ROOT",
+        "EVENTHUBS_NAMESPACE",
+        "EVENTHUBS_CONNECTION_STRING",
+        "LAKEHOUSE_PG_DSN",
+    ):
         assert variable in message
-    assert "databricks.yaml: storage.lake_root" in message
+    assert "databricks.yaml: storage.checkpoint_root" in message
 
 
 def test_cluster_environment_defaults_to_the_cluster_stack_on_this_machine() -> None:
@@ -220,6 +225,40 @@ def test_databricks_environment_fits_event_hubs_and_the_shaded_kafka_client() ->
     )
     # the local and cluster environments keep the plain Kafka client's module and create their topics
     assert load_settings("local", environ={"LAKEHOUSE_HOME": "/tmp/x"}).kafka.create_topics is True
+
+
+def test_databricks_addresses_tables_by_unity_catalog_names() -> None:
+    from lakehouse.config.settings import LakeTable
+
+    managed = {k: v for k, v in DATABRICKS_ENVIRONMENT.items() if k != "LAKEHOUSE_LAKE_ROOT"}
+    settings = load_settings("databricks", environ=managed)
+    assert settings.storage.table("bronze", "orders") == LakeTable("lakehouse.bronze.orders", None)
+    assert settings.storage.table("gold", "fct_orders_daily") == LakeTable("lakehouse.gold.fct_orders_daily", None)
+    # the workspace check looks for every schema the tables are in
+    assert settings.databricks is not None
+    assert settings.databricks.catalog == "lakehouse"
+    assert set(settings.databricks.schemas) >= {"bronze", "silver", "gold", "reference"}
+    # with a lake root: external tables there, still by name
+    external = load_settings("databricks", environ={**DATABRICKS_ENVIRONMENT, "LAKEHOUSE_CATALOG": "prod"})
+    assert external.storage.table("silver", "orders") == LakeTable(
+        "prod.silver.orders", "abfss://lake@acme.dfs.core.windows.net/lakehouse/silver/orders"
+    )
+    assert external.databricks is not None and external.databricks.catalog == "prod"
+    # local and cluster: paths, unless a catalog is named
+    local = load_settings("local", environ={"LAKEHOUSE_HOME": "/tmp/x"})
+    assert local.storage.table("silver", "orders") == LakeTable(None, "/tmp/x/lake/silver/orders")
+    assert load_settings("cluster", environ={"LAKEHOUSE_HOME": "/tmp/x"}).storage.table("silver", "orders") == (
+        LakeTable(None, "s3a://lakehouse/lake/silver/orders")
+    )
+
+
+def test_a_lake_needs_a_root_or_a_catalog() -> None:
+    from pydantic import ValidationError
+
+    from lakehouse.config.settings import StorageSettings
+
+    with pytest.raises(ValidationError, match="set lake_root"):
+        StorageSettings(checkpoint_root="/c", catalog="")
 
 
 def test_databricks_runs_use_a_job_cluster_unless_a_cluster_is_named() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -25,7 +26,9 @@ LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 TOKEN = "dapi-not-a-real-token"
 # what config/environments/databricks.yaml names, read here without the code under test
 _SECTION = yaml.safe_load((ROOT / "config" / "environments" / "databricks.yaml").read_text())["databricks"]
-CATALOG, SCHEMAS, VOLUME = _SECTION["catalog"], _SECTION["schemas"], _SECTION["volume"]
+# the catalog's default: "${LAKEHOUSE_CATALOG:-lakehouse}"
+CATALOG = re.fullmatch(r"\$\{LAKEHOUSE_CATALOG:-(\w+)\}", _SECTION["catalog"]).group(1)  # type: ignore[union-attr]
+SCHEMAS, VOLUME = _SECTION["schemas"], _SECTION["volume"]
 WELL_KNOWN = "/.well-known/databricks-config"
 CLUSTERS = "/api/2.1/clusters/list"
 UC = "/api/2.1/unity-catalog"
