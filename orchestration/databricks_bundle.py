@@ -5,6 +5,8 @@ and one ``config/databricks/<job>.job.yml`` per job, committed, and checked to b
 * the ``lakehouse`` wheel, built by the Databricks CLI with ``python -m build --wheel`` (``artifacts``);
 * per event type (``config/event_types/``), a continuous job running the wheel's entry point
   ``lakehouse-job stream --event-type=<name>``: Kafka -> Bronze and Silver;
+* a continuous job running ``lakehouse-job revenue_stream``: Silver orders -> the 5-minute revenue windows of
+  ``order_revenue_5min`` in Gold and PostgreSQL;
 * per mart (``config/marts/``), a job running ``lakehouse-job gold all <mart> --start=<start> --end=<end>`` (build, DQ
   gate, load), with ``start`` and ``end`` as job parameters given when the job is run.
 
@@ -39,6 +41,8 @@ WHEEL_BUILD = "python -m build --wheel"
 WHEEL = "../../dist/*.whl"  # the artifact's wheel, relative to config/databricks/
 JOB_CLUSTER = "lakehouse"
 STREAM_JOB = "stream"
+REVENUE_STREAM_JOB = "revenue_stream"
+REVENUE_STREAM_KEY = "stream_revenue_5min"
 GOLD_JOB = "gold"
 GOLD_ACTION = "all"
 # the Gold interval [start, end) is given per run; a run without it stops at once, argparse naming the parameter
@@ -182,6 +186,13 @@ def build_bundle(environment: str = "databricks", config: Path | None = None) ->
     jobs: dict[str, dict[str, Any]] = {}
     for name, spec in load_event_types(base).items():
         jobs[f"stream_{name}"] = _stream_job(name, spec.topic, job_clusters)
+    jobs[REVENUE_STREAM_KEY] = _continuous_job(
+        "lakehouse stream revenue_5min",
+        f"Silver orders -> 5-minute revenue windows of order_revenue_5min in Gold and PostgreSQL, running "
+        f"continuously: {ENTRY_POINT} {REVENUE_STREAM_JOB}",
+        _task(REVENUE_STREAM_JOB, [REVENUE_STREAM_JOB]),
+        job_clusters,
+    )
     for name in load_marts(base):
         jobs[f"gold_{name}"] = _gold_job(name, databricks.timeout_seconds, job_clusters)
     root = {
@@ -207,14 +218,24 @@ def _task(key: str, parameters: list[str]) -> dict[str, Any]:
 
 
 def _stream_job(name: str, topic: str, job_clusters: list[dict[str, Any]]) -> dict[str, Any]:
+    return _continuous_job(
+        f"lakehouse stream {name}",
+        f"Kafka topic {topic} -> Bronze and Silver, running continuously: {ENTRY_POINT} {STREAM_JOB} --event-type={name}",
+        _task(STREAM_JOB, [STREAM_JOB, f"--event-type={name}"]),
+        job_clusters,
+    )
+
+
+def _continuous_job(
+    name: str, description: str, task: dict[str, Any], job_clusters: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
-        "name": f"lakehouse stream {name}",
-        "description": f"Kafka topic {topic} -> Bronze and Silver, running continuously: "
-        f"{ENTRY_POINT} {STREAM_JOB} --event-type={name}",
+        "name": name,
+        "description": description,
         "continuous": {"pause_status": f"${{var.{PAUSE_VARIABLE}}}"},
         "max_concurrent_runs": 1,
         "job_clusters": job_clusters,
-        "tasks": [_task(STREAM_JOB, [STREAM_JOB, f"--event-type={name}"])],
+        "tasks": [task],
     }
 
 

@@ -255,7 +255,9 @@ def test_every_event_type_has_a_continuous_stream_job_the_stream_job_accepts() -
     bundle = committed_bundle()
     streams = {k: j for k, j in bundle["resources"]["jobs"].items() if "continuous" in j}
 
-    assert set(streams) == {f"stream_{name}" for name in _names("event_types")}
+    assert set(streams) == {f"stream_{name}" for name in _names("event_types")} | {"stream_revenue_5min"}
+    revenue = _wheel_task(streams.pop("stream_revenue_5min"))["parameters"]
+    assert revenue == ["revenue_stream"] and revenue[0] in job_names()
     for key, job in streams.items():
         parameters = _wheel_task(job)["parameters"]
         assert parameters[0] == "stream" and parameters[0] in job_names()
