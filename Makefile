@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 	@command -v mvn >/dev/null || { echo "error: mvn not found: install Maven 3.8+ (Debian: apt-get install maven)"; exit 2; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip==26.3"
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[local,dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)  ## Python venv + pinned packages + JVM jars (idempotent)
@@ -53,7 +53,7 @@ bench: setup  ## Benchmarks; results go to docs/benchmarks.md (and docs/benchmar
 
 lock:  ## Re-resolve the pins in a clean venv and rewrite constraints.txt
 	rm -rf /tmp/lakehouse-lock && $(PYTHON) -m venv /tmp/lakehouse-lock
-	/tmp/lakehouse-lock/bin/pip install --quiet ".[dev]"
+	/tmp/lakehouse-lock/bin/pip install --quiet ".[local,dev]"
 	/tmp/lakehouse-lock/bin/pip freeze --exclude lakehouse > constraints.txt
 
 clean: down

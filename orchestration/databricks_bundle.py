@@ -220,7 +220,8 @@ def _task(key: str, parameters: list[str]) -> dict[str, Any]:
 def _stream_job(name: str, topic: str, job_clusters: list[dict[str, Any]]) -> dict[str, Any]:
     return _continuous_job(
         f"lakehouse stream {name}",
-        f"Kafka topic {topic} -> Bronze and Silver, running continuously: {ENTRY_POINT} {STREAM_JOB} --event-type={name}",
+        f"Kafka topic {topic} -> Bronze and Silver, running continuously: "
+        f"{ENTRY_POINT} {STREAM_JOB} --event-type={name}",
         _task(STREAM_JOB, [STREAM_JOB, f"--event-type={name}"]),
         job_clusters,
     )
