@@ -1,7 +1,8 @@
 """The web shop's click-stream: page views, items added to the cart and product reviews, in sessions.
 
 Customers come from the ``customers`` reference data (by tenant), products and categories from ``products``;
-a customer's events share a session id until they pause for 30 minutes.
+a customer's events share a session id until they pause for 30 minutes. Review texts follow the rating, with the
+noise real reviews have (``review_text.ReviewWriter``); some reviews have none.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from lakehouse.config.specs import EventTypeSpec
 from lakehouse.kafka.generator.base import GeneratorOptions, Model, customers_by_tenant, picker, read_reference
+from lakehouse.kafka.generator.review_text import ReviewWriter
 
 
 class CustomerEvents(Model):
@@ -20,13 +22,6 @@ class CustomerEvents(Model):
     null_fields = ("tenant_id", "event_timestamp", "session_id", "page")
     invalid_faults = ("wrong_type", "null_required", "out_of_range", "rule_break", "future_timestamp")
     _PAGES = ("/", "/search", "/deals", "/cart", "/account", "/help", "/category/{}")
-    _REVIEWS = {
-        1: ("Broke after two days.", "Not as described.", None),
-        2: ("Disappointing quality.", "Arrived late and scratched.", None),
-        3: ("Okay for the price.", "Does the job.", None, None),
-        4: ("Good value, would buy again.", "Très bon produit.", None, None),
-        5: ("Excellent!", "Sehr gut, schnelle Lieferung ✓", "Love it.", None, None),
-    }
     _SESSION_MS = 30 * 60_000
 
     def __init__(self, spec: EventTypeSpec, options: GeneratorOptions, rng: random.Random) -> None:
@@ -39,6 +34,9 @@ class CustomerEvents(Model):
         self.rating = picker(rng, (1, 2, 3, 4, 5), (0.05, 0.07, 0.13, 0.35, 0.4))
         self.cart_quantity = picker(rng, (1, 2, 3), (0.75, 0.18, 0.07))
         self.sessions: dict[str, tuple[str, int]] = {}
+        # texts draw on a stream of their own, seeded from the model's: a change to how texts are written leaves
+        # every other field as it was
+        self.reviews = ReviewWriter(random.Random(rng.getrandbits(64)), products)
 
     def clean(self, tenant: str, ms: int, ts: str, remember: bool, kind: str | None = None) -> dict[str, Any]:
         """One event of a customer's session (of the given ``kind``, else a random one)."""
@@ -62,7 +60,7 @@ class CustomerEvents(Model):
             page, quantity = f"/product/{product}", self.cart_quantity()
         else:
             page, rating = f"/product/{product}/reviews", self.rating()
-            text = rng.choice(self._REVIEWS[rating])
+            text = self.reviews.write(product, rating)
         event = self.envelope(kind, 1, tenant, ts)
         event.update(
             customer_id=customer,
