@@ -1,4 +1,4 @@
-"""Environment settings: where data lives, which Kafka, Spark and PostgreSQL to use.
+"""Environment settings: where data lives, which Kafka, Spark, PostgreSQL and MLflow tracking server to use.
 
 One YAML file per environment under ``config/environments/`` (``local``, ``cluster``, ``databricks``), chosen by
 ``LAKEHOUSE_ENV``. Values may reference the process environment as ``${VAR}`` or ``${VAR:-default}``; that is
@@ -246,6 +246,51 @@ class DatabricksSettings(_Model):
         return {"new_cluster": {**self.new_cluster, "spark_env_vars": dict(self.spark_env_vars)}}
 
 
+class MlflowSettings(_Model):
+    """Where runs, metrics and models are tracked (MLflow), as clients see it.
+
+    ``tracking_uri`` is an ``http://`` tracking server (the local stack starts it when the address is on this
+    machine) or ``databricks``; ``registry_uri`` is the model registry's (empty: the tracking server's own;
+    ``databricks-uc`` for Unity Catalog). A server the stack starts keeps runs and the registry in the database
+    ``backend_database`` of the stack's PostgreSQL, and artifacts under ``artifacts_destination`` (a folder on
+    this machine), which it serves itself (``--serve-artifacts``): clients need no access to that storage."""
+
+    tracking_uri: str = Field(min_length=1)
+    registry_uri: str = ""
+    backend_database: str = "mlflow"
+    artifacts_destination: str = ""
+
+    @property
+    def server_address(self) -> tuple[str, int] | None:
+        """Host and port of an ``http(s)://`` tracking server (None for ``databricks`` and other schemes)."""
+        parsed = urlparse(self.tracking_uri)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            return None
+        return parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)
+
+    @property
+    def server_on_this_machine(self) -> bool:
+        """True when the tracking server is on this machine's loopback: the local stack runs it."""
+        address = self.server_address
+        return address is not None and is_local_host(address[0])
+
+    @model_validator(mode="after")
+    def _local_server_needs_artifacts(self) -> MlflowSettings:
+        if self.server_on_this_machine and not self.artifacts_destination:
+            raise ValueError(
+                f"a tracking server on this machine ({self.tracking_uri}) needs artifacts_destination: "
+                "the folder where it keeps artifacts"
+            )
+        return self
+
+    def client_env(self) -> dict[str, str]:
+        """``MLFLOW_TRACKING_URI`` (and ``MLFLOW_REGISTRY_URI`` when set) for an MLflow client's environment."""
+        values = {"MLFLOW_TRACKING_URI": self.tracking_uri}
+        if self.registry_uri:
+            values["MLFLOW_REGISTRY_URI"] = self.registry_uri
+        return values
+
+
 class LocalStackSettings(_Model):
     """What only the stack on this machine needs: ports, and the size of its Spark standalone cluster
     (``spark_workers`` workers of ``spark_worker_cores`` cores and ``spark_worker_memory`` each), which it starts
@@ -268,6 +313,7 @@ class Settings(_Model):
     spark: SparkSettings
     postgres: PostgresSettings
     airflow: AirflowSettings
+    mlflow: MlflowSettings
     local_stack: LocalStackSettings = Field(default_factory=LocalStackSettings)
     databricks: DatabricksSettings | None = None
 
