@@ -17,8 +17,8 @@ from lakehouse.config.settings import settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 stack_app = typer.Typer(
-    help="Start, stop and inspect the local stack (Kafka, PostgreSQL, Spark Connect, Airflow; with "
-    "LAKEHOUSE_ENV=cluster also a Spark standalone cluster and an S3-compatible object store).",
+    help="Start, stop and inspect the local stack (Kafka, PostgreSQL, the MLflow tracking server, Spark Connect, "
+    "Airflow; with LAKEHOUSE_ENV=cluster also a Spark standalone cluster and an S3-compatible object store).",
     no_args_is_help=True,
 )
 app.add_typer(stack_app, name="stack")
@@ -34,11 +34,15 @@ REVENUE_STREAM_JOB = "lakehouse.spark.jobs.revenue_stream"
 @app.command()
 def setup() -> None:
     """Resolve the pinned JVM jars (Delta, Spark Kafka connector, Kafka broker; hadoop-aws and s3proxy where the
-    environment's lake is on s3a://) into the local cache."""
+    environment's lake is on s3a://) into the local cache, and build the MLflow tracking server's virtualenv there
+    (where the environment's tracking server is on this machine)."""
+    from lakehouse.scripts.mlflow_server import ServerVenv
     from lakehouse.scripts.stack import resolve_jars
 
     for jar_set, folder in resolve_jars(settings()).items():
         console.print(f"{jar_set:9} jars: {folder}")
+    if settings().mlflow.server_on_this_machine:
+        console.print(f"{'mlflow':9} venv: {ServerVenv().ensure()}")
 
 
 @stack_app.command("up")
@@ -46,7 +50,7 @@ def stack_up(
     components: Annotated[
         list[str] | None,
         typer.Argument(
-            help="kafka, object-store, cluster, postgres, spark, airflow (default: all the environment has)"
+            help="kafka, object-store, cluster, postgres, mlflow, spark, airflow (default: all the environment has)"
         ),
     ] = None,
 ) -> None:

@@ -68,6 +68,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         f"AIRFLOW_CONN_{SERVING_CONN_ID.upper()}": settings.postgres_dsn(),
+        # tasks log runs and register models where the environment says (MLFLOW_TRACKING_URI, MLFLOW_REGISTRY_URI)
+        **settings.mlflow.client_env(),
     }
 
 

@@ -21,6 +21,7 @@ TEST_ENV = {
     "LAKEHOUSE_AIRFLOW_PORT": "28080",
     "LAKEHOUSE_SPARK_MASTER": "local[2]",
     "LAKEHOUSE_SPARK_CONNECT_PORT": "25002",
+    "LAKEHOUSE_MLFLOW_PORT": "25050",
     # this process hosts the suite's own driver (the `spark` fixture), and a process is either a Spark Connect
     # client or a classic driver: tests that run jobs over Spark Connect do it in Airflow's task processes
     "LAKEHOUSE_SPARK_DEPLOY": "spark-submit",
@@ -78,6 +79,13 @@ def postgres_stack(lakehouse_settings: Settings) -> Iterator[Settings]:
     _start(lakehouse_settings, "postgres")
     migrate(lakehouse_settings.postgres_dsn())
     yield lakehouse_settings
+
+
+@pytest.fixture(scope="session")
+def mlflow_stack(postgres_stack: Settings) -> Iterator[Settings]:
+    """The stack's MLflow tracking server and model registry (backend in the test PostgreSQL)."""
+    _start(postgres_stack, "mlflow")
+    yield postgres_stack
 
 
 @pytest.fixture(scope="session")
@@ -165,6 +173,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _close_airflow_connections()
     if "spark" in _STARTED_HERE:
         stack.spark.stop()
+    if "mlflow" in _STARTED_HERE:
+        stack.mlflow.stop()
     if "kafka" in _STARTED_HERE:
         stack.kafka.stop()
     if "postgres" in _STARTED_HERE:
