@@ -12,16 +12,25 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# LAKEHOUSE_TEST_PORT_OFFSET moves every port of the suite's stacks, so that two checkouts can run their suites at once
+PORT_OFFSET = int(os.environ.get("LAKEHOUSE_TEST_PORT_OFFSET", "0"))
+
+
+def suite_port(port: int) -> str:
+    """A port of the suite's stacks (moved by ``LAKEHOUSE_TEST_PORT_OFFSET``)."""
+    return str(port + PORT_OFFSET)
+
+
 TEST_ENV = {
     "LAKEHOUSE_ENV": "local",
     "LAKEHOUSE_HOME": str(ROOT / ".lakehouse" / "test"),
-    "LAKEHOUSE_KAFKA_PORT": "29092",
-    "LAKEHOUSE_KAFKA_CONTROLLER_PORT": "29093",
-    "LAKEHOUSE_PG_PORT": "25433",
-    "LAKEHOUSE_AIRFLOW_PORT": "28080",
+    "LAKEHOUSE_KAFKA_PORT": suite_port(29092),
+    "LAKEHOUSE_KAFKA_CONTROLLER_PORT": suite_port(29093),
+    "LAKEHOUSE_PG_PORT": suite_port(25433),
+    "LAKEHOUSE_AIRFLOW_PORT": suite_port(28080),
     "LAKEHOUSE_SPARK_MASTER": "local[2]",
-    "LAKEHOUSE_SPARK_CONNECT_PORT": "25002",
-    "LAKEHOUSE_MLFLOW_PORT": "25050",
+    "LAKEHOUSE_SPARK_CONNECT_PORT": suite_port(25002),
+    "LAKEHOUSE_MLFLOW_PORT": suite_port(25050),
     # this process hosts the suite's own driver (the `spark` fixture), and a process is either a Spark Connect
     # client or a classic driver: tests that run jobs over Spark Connect do it in Airflow's task processes
     "LAKEHOUSE_SPARK_DEPLOY": "spark-submit",

@@ -32,6 +32,7 @@ import pytest
 from lakehouse.config.marts import load_marts
 from lakehouse.config.settings import Settings, load_settings
 from lakehouse.kafka.generator import INVALID_FAULTS, MALFORMED_FAULTS, GeneratedMessage, GeneratorOptions, generate
+from tests.conftest import suite_port
 from tests.expected_orders import effective_faults, expected_mart, serving_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -42,10 +43,10 @@ EVENT_TYPES = ("orders", "customer_events", "device_metrics")
 ENVIRONMENTS = ("local", "cluster")
 # the cluster environment's stack on ports of the suite's own (the local stack's are in tests/conftest.py)
 CLUSTER_ENV = {
-    "LAKEHOUSE_SPARK_MASTER_PORT": "27077",
-    "LAKEHOUSE_SPARK_MASTER_WEB_PORT": "28090",
-    "LAKEHOUSE_S3_PORT": "29000",
-    "LAKEHOUSE_SPARK_CONNECT_PORT": "25012",
+    "LAKEHOUSE_SPARK_MASTER_PORT": suite_port(27077),
+    "LAKEHOUSE_SPARK_MASTER_WEB_PORT": suite_port(28090),
+    "LAKEHOUSE_S3_PORT": suite_port(29000),
+    "LAKEHOUSE_SPARK_CONNECT_PORT": suite_port(25012),
 }
 # a double is compared to 9 decimals: the two engines may add the same values in another order
 DOUBLE_DIGITS = 9

@@ -12,6 +12,7 @@ import pytest
 
 from lakehouse.config.settings import Settings
 from lakehouse.scripts.kafka_broker import KafkaBroker, new_cluster_id
+from tests.conftest import suite_port
 
 pytestmark = pytest.mark.integration
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
@@ -49,8 +50,8 @@ def test_missing_java_names_the_fix(tmp_path: Path) -> None:
     env = {
         **_base_env(tmp_path),
         "PATH": str(Path(sys.executable).parent),
-        "LAKEHOUSE_KAFKA_PORT": "29992",
-        "LAKEHOUSE_KAFKA_CONTROLLER_PORT": "29993",
+        "LAKEHOUSE_KAFKA_PORT": suite_port(29992),
+        "LAKEHOUSE_KAFKA_CONTROLLER_PORT": suite_port(29993),
     }
     line = _error_line(_run(["stack", "up", "kafka"], env))
     assert "java" in line and "install" in line
