@@ -69,7 +69,7 @@ def gold_rows(spark: SparkSession, settings: Settings, spec: MartSpec, start: da
     frame = read_table(spark, gold)
     if frame is None:
         raise ServingError(
-            f"mart {spec.name}: no Gold Delta table {gold}: build it first "
+            f"mart {spec.name}: no Gold Delta table at {gold}: build it first "
             f"(`lakehouse gold {spec.name} --start {start} --end {end}`)"
         )
     if spec.is_full_refresh:
