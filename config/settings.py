@@ -259,6 +259,9 @@ class MlflowSettings(_Model):
     registry_uri: str = ""
     backend_database: str = "mlflow"
     artifacts_destination: str = ""
+    # the sentiment model in the registry, and the alias of the version that scores and serves
+    model_name: str = "lakehouse_sentiment"
+    champion_alias: str = "champion"
 
     @property
     def server_address(self) -> tuple[str, int] | None:

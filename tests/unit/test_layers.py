@@ -17,16 +17,17 @@ ALLOWED = {
     "config": set(),
     "kafka": {"config"},
     "postgres": {"config"},
-    "spark": {"config", "postgres"},
-    "orchestration": {"config", "kafka", "spark", "postgres"},
+    "ml": {"config", "postgres"},
+    "spark": {"config", "postgres", "ml"},
+    "orchestration": {"config", "kafka", "spark", "postgres", "ml"},
     "dags": {"config", "orchestration"},
     # developer tooling: anything but the CLI, whose developer commands import it
-    "scripts": {"config", "kafka", "postgres", "spark"},
+    "scripts": {"config", "kafka", "postgres", "spark", "ml"},
 }
 # layers one file may import inside its functions only: the CLI's developer commands (stack, setup, demo) import
 # the local-stack tooling when they run
 IMPORTED_IN_FUNCTIONS = {"orchestration/cli.py": {"scripts"}}
-WITHOUT_PYSPARK = ("config", "kafka", "postgres")
+WITHOUT_PYSPARK = ("config", "kafka", "postgres", "ml")
 MAX_LINES = 500
 
 

