@@ -108,6 +108,14 @@ class ContractField(_Model):
     is_timestamp: bool = False
 
 
+class SentimentScoring(_Model):
+    """Which rows of an event type the sentiment model scores in Silver, and the column holding their text. Scored
+    rows get ``sentiment_label``, ``sentiment_score`` and ``model_version``; the others keep them null."""
+
+    text_column: str
+    where: str = "true"
+
+
 class EventTypeSpec(_Model):
     """Everything the pipeline needs to know about one event type."""
 
@@ -121,6 +129,7 @@ class EventTypeSpec(_Model):
     partition_by: list[str] = Field(default_factory=lambda: ["tenant_id", "event_date"])
     quality_rules: list[QualityRule] = Field(default_factory=list)
     enrich: list[Enrichment] = Field(default_factory=list)
+    sentiment: SentimentScoring | None = None
     tables: Tables
     max_message_bytes: int = 1_000_000
     source_file: Path = Path()

@@ -18,6 +18,7 @@ from pyspark.sql.streaming import StreamingQuery
 from lakehouse.config.errors import LakehouseError
 from lakehouse.config.settings import LakeTable, Settings
 from lakehouse.config.specs import EventTypeSpec, load_event_types
+from lakehouse.ml.scoring import ModelVersion, champion
 from lakehouse.postgres.stream_audit import record_batch
 from lakehouse.spark.errors import SparkJobError, object_store_refusal
 from lakehouse.spark.io.checkpoint import is_committed
@@ -59,6 +60,7 @@ class BatchAudit:
     source_lag_ms: int | None = None
     watermark: datetime | None = None
     late_rows: int = 0
+    model_version: str | None = None
 
     def finish(self, settings: Settings) -> None:
         """Stamp the end time and upsert the row into ``lakehouse_meta.stream_batches`` (idempotent per query, app
@@ -114,6 +116,25 @@ def selected_specs(names: Sequence[str]) -> list[EventTypeSpec]:
     if unknown:
         raise SparkJobError(f"unknown event type(s) {unknown}; known: {sorted(specs)}")
     return [specs[n] for n in (names or sorted(specs))]
+
+
+def scoring_model(settings: Settings, spec: EventTypeSpec) -> ModelVersion | None:
+    """The sentiment model version that scores ``spec``'s Silver rows now: the champion, looked up for each batch so
+    that a promotion takes effect without a restart. None when the event type is not scored, there is no champion
+    yet, or the registry cannot be reached (the rows are then written unscored, and ``lakehouse-job rescore``
+    scores them later): scoring never holds up ingestion."""
+    if spec.sentiment is None:
+        return None
+    try:
+        return champion(settings.mlflow)
+    except Exception as exc:  # noqa: BLE001 (any failure of the registry leaves the rows unscored, never lost)
+        log.warning(
+            "%s: the model registry at %s did not answer (%s); rows go unscored",
+            spec.name,
+            settings.mlflow.tracking_uri,
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+        )
+        return None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from lakehouse.config.settings import settings as current_settings
 from lakehouse.config.specs import EventTypeSpec
 from lakehouse.spark.io import reference
 from lakehouse.spark.io.delta import ensure_table, read_table, save
-from lakehouse.spark.jobs.common import run_job, selected_specs
+from lakehouse.spark.jobs.common import run_job, scoring_model, selected_specs
 from lakehouse.spark.jobs.stream import QUARANTINE_TABLE
 from lakehouse.spark.session import get_spark
 from lakehouse.spark.transforms import silver
@@ -37,7 +37,7 @@ def rebuild(spark: SparkSession, settings: Settings, spec: EventTypeSpec) -> Non
     events = silver.apply_quality_rules(silver.parse_events(landed, spec), spec)
     good = silver.first_per_key(silver.accepted(events), spec.dedup_key)
     references = {j.reference: reference.current(spark, settings, j.reference) for j in spec.enrich}
-    rows = silver.silver_rows(good, spec, references, f"rebuild:{uuid.uuid4()}")
+    rows = silver.silver_rows(good, spec, references, f"rebuild:{uuid.uuid4()}", scoring_model(settings, spec))
     save(
         spark,
         rows.write.format("delta").mode("overwrite").option("overwriteSchema", "false").partitionBy(*spec.partition_by),

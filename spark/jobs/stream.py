@@ -46,6 +46,7 @@ from lakehouse.spark.jobs.common import (
     now_utc,
     prepare_query,
     run_job,
+    scoring_model,
     selected_specs,
     start_query,
     streaming_arguments,
@@ -248,7 +249,9 @@ class TopicBatchWriter:
                 older = silver.not_already_in(older, existing, spec.dedup_key)
             fresh = fresh.unionByName(older)
         references = {j.reference: reference.current(spark, self.settings, j.reference) for j in spec.enrich}
-        enriched = silver.silver_rows(silver.first_per_key(fresh, spec.dedup_key), spec, references, batch_tag)
+        model = scoring_model(self.settings, spec)
+        audit.model_version = model.version if model else None
+        enriched = silver.silver_rows(silver.first_per_key(fresh, spec.dedup_key), spec, references, batch_tag, model)
         # the commit names its batch, so the time rows became visible can be read from the table's history
         commit_tag = json.dumps({"query": self.query, "app_id": self.app_id, "batch_id": batch_id})
         appended = append_once(enriched, self.silver_table, self.app_id, batch_id, spec.partition_by, commit_tag)

@@ -18,6 +18,8 @@ from lakehouse.config.specs import (
     RangeRule,
     RegexRule,
 )
+from lakehouse.ml.scoring import ModelVersion
+from lakehouse.spark.transforms import sentiment
 from lakehouse.spark.transforms.bronze import BRONZE_COLUMNS, PARSED
 
 BRONZE = "_bronze"
@@ -242,15 +244,19 @@ def not_already_in(events: DataFrame, existing: DataFrame, key: str) -> DataFram
 
 
 def silver_rows(
-    events: DataFrame, spec: EventTypeSpec, references: Mapping[str, DataFrame], batch_tag: str
+    events: DataFrame,
+    spec: EventTypeSpec,
+    references: Mapping[str, DataFrame],
+    batch_tag: str,
+    model: ModelVersion | None = None,
 ) -> DataFrame:
-    """Deduplicated events as Silver stores them: enriched, stamped with the batch that wrote them
-    (``_silver_batch``) and the time (``_processed_at``)."""
-    return (
-        enrich(events, spec, references)
-        .withColumn("_silver_batch", F.lit(batch_tag))
-        .withColumn("_processed_at", F.current_timestamp())
-    )
+    """Deduplicated events as Silver stores them: enriched, scored by the sentiment ``model`` where the event type
+    has ``sentiment`` scoring, stamped with the batch that wrote them (``_silver_batch``) and the time
+    (``_processed_at``)."""
+    rows = enrich(events, spec, references)
+    if spec.sentiment is not None:
+        rows = sentiment.scored(rows, spec.sentiment, model)
+    return rows.withColumn("_silver_batch", F.lit(batch_tag)).withColumn("_processed_at", F.current_timestamp())
 
 
 def enrich(events: DataFrame, spec: EventTypeSpec, references: Mapping[str, DataFrame]) -> DataFrame:
