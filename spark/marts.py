@@ -67,11 +67,17 @@ def _transform(source: Any, mart: str, module_name: str, function_name: str, inp
     return function
 
 
+SCORE_SCHEMA = "sentiment_label string, sentiment_score double, model_version string"
+
+
 def silver_schema(source: str) -> str:
     """The DDL schema of an event type's Silver columns that every contract version defines, plus ``event_date``
-    and ``_ingested_at``: what a mart may read of it."""
-    fields = [f"`{f.name}` {f.spark_type}" for f in event_type(source).fields]
-    return ", ".join([*fields, "event_date date", "_ingested_at timestamp"])
+    and ``_ingested_at`` (and the sentiment model's columns where the event type is scored): what a mart may read
+    of it."""
+    spec = event_type(source)
+    fields = [f"`{f.name}` {f.spark_type}" for f in spec.fields]
+    scores = [SCORE_SCHEMA] if spec.sentiment is not None else []
+    return ", ".join([*fields, "event_date date", "_ingested_at timestamp", *scores])
 
 
 def silver_rows(spark: SparkSession, settings: Settings, source: str, start: date, end: date) -> DataFrame:
@@ -82,7 +88,14 @@ def silver_rows(spark: SparkSession, settings: Settings, source: str, start: dat
     if silver is None:
         log.warning("no Silver table for %s yet: building as if it had no events", source)
         silver = spark.createDataFrame([], silver_schema(source))
+    elif spec.sentiment is not None and "sentiment_score" not in silver.columns:
+        # a Silver table written before its event type was scored
+        silver = silver.select("*", *[F.lit(None).cast(t).alias(c) for c, t in _score_columns()])
     return silver.where((F.col("event_date") >= F.lit(start)) & (F.col("event_date") < F.lit(end)))
+
+
+def _score_columns() -> list[tuple[str, str]]:
+    return [tuple(column.split()) for column in SCORE_SCHEMA.split(", ")]  # type: ignore[misc]
 
 
 def read_inputs(

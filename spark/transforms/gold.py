@@ -208,7 +208,8 @@ def customer_behavior_daily(customer_events: DataFrame, orders: DataFrame) -> Da
 def product_reviews_daily(customer_events: DataFrame) -> DataFrame:
     """Reviews per tenant, product and day: count, average rating and the shares of positive (rating >= 4)
     and negative (rating <= 2) reviews. Reviews without a product report under product ``unknown``.
-    ``sentiment_score`` is reserved for the review-text model that comes later and is null for now."""
+    ``sentiment_score`` is the average of the reviews' model scores (Silver ``sentiment_score``, -1..1), over the
+    scored reviews only: null when none was scored."""
     rating = F.col("rating")
     return (
         customer_events.where(F.col("event_type") == "review")
@@ -222,6 +223,7 @@ def product_reviews_daily(customer_events: DataFrame) -> DataFrame:
             F.avg(rating.cast("double")).alias("avg_rating"),
             F.count(F.when(rating >= 4, F.lit(1))).alias("_positive"),
             F.count(F.when(rating <= 2, F.lit(1))).alias("_negative"),
+            F.avg("sentiment_score").alias("_sentiment"),
         )
         .select(
             "tenant_id",
@@ -231,7 +233,7 @@ def product_reviews_daily(customer_events: DataFrame) -> DataFrame:
             F.col("avg_rating").cast("double").alias("avg_rating"),
             (F.col("_positive") / F.col("review_count")).cast("double").alias("positive_share"),
             (F.col("_negative") / F.col("review_count")).cast("double").alias("negative_share"),
-            F.lit(None).cast("double").alias("sentiment_score"),
+            F.round("_sentiment", 6).cast("double").alias("sentiment_score"),
         )
     )
 
