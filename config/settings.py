@@ -294,6 +294,27 @@ class MlflowSettings(_Model):
         return values
 
 
+class ModelServingSettings(_Model):
+    """The REST endpoint that serves the registry's champion (``mlflow.model_name`` at ``mlflow.champion_alias``):
+    ``url`` is where it listens (the local stack runs it when the address is on this machine), and the server
+    asks the registry at most every ``reload_seconds`` which version the alias names, loading a new one when it
+    moved (so a promotion reaches the endpoint without a restart)."""
+
+    url: str = Field(pattern=r"^https?://[^/:]+(:\d+)?/?$")
+    reload_seconds: float = Field(default=30, gt=0)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Host and port the endpoint listens on."""
+        parsed = urlparse(self.url)
+        return parsed.hostname or "", parsed.port or (443 if parsed.scheme == "https" else 80)
+
+    @property
+    def on_this_machine(self) -> bool:
+        """True when the endpoint is on this machine's loopback: the local stack runs it."""
+        return is_local_host(self.address[0])
+
+
 class LocalStackSettings(_Model):
     """What only the stack on this machine needs: ports, and the size of its Spark standalone cluster
     (``spark_workers`` workers of ``spark_worker_cores`` cores and ``spark_worker_memory`` each), which it starts
@@ -317,6 +338,8 @@ class Settings(_Model):
     postgres: PostgresSettings
     airflow: AirflowSettings
     mlflow: MlflowSettings
+    # None: no REST endpoint for the model in this environment (databricks: planned, Databricks Model Serving)
+    model_serving: ModelServingSettings | None = None
     local_stack: LocalStackSettings = Field(default_factory=LocalStackSettings)
     databricks: DatabricksSettings | None = None
 
