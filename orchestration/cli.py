@@ -17,8 +17,9 @@ from lakehouse.config.settings import settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 stack_app = typer.Typer(
-    help="Start, stop and inspect the local stack (Kafka, PostgreSQL, the MLflow tracking server, Spark Connect, "
-    "Airflow; with LAKEHOUSE_ENV=cluster also a Spark standalone cluster and an S3-compatible object store).",
+    help="Start, stop and inspect the local stack (Kafka, PostgreSQL, the MLflow tracking server, the model server, "
+    "Spark Connect, Airflow; with LAKEHOUSE_ENV=cluster also a Spark standalone cluster and an S3-compatible object "
+    "store).",
     no_args_is_help=True,
 )
 app.add_typer(stack_app, name="stack")
@@ -50,7 +51,8 @@ def stack_up(
     components: Annotated[
         list[str] | None,
         typer.Argument(
-            help="kafka, object-store, cluster, postgres, mlflow, spark, airflow (default: all the environment has)"
+            help="kafka, object-store, cluster, postgres, mlflow, model-server, spark, airflow (default: all the "
+            "environment has)"
         ),
     ] = None,
 ) -> None:

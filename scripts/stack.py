@@ -10,6 +10,7 @@ from lakehouse.config.settings import Settings, is_local_host, mask
 from lakehouse.scripts.airflow_stack import AirflowStack, airflow_env
 from lakehouse.scripts.kafka_broker import KAFKA_JARS, KafkaBroker
 from lakehouse.scripts.mlflow_server import MlflowServer
+from lakehouse.scripts.model_server import ModelServer
 from lakehouse.scripts.object_store import S3PROXY_JARS, ObjectStore
 from lakehouse.scripts.postgres_server import EmbeddedPostgres, ensure_database
 from lakehouse.scripts.process import port_open
@@ -19,8 +20,9 @@ from lakehouse.spark.jars import S3A_JARS, SPARK_JARS, resolve
 
 # in start order; "spark" is the Spark Connect server, "cluster" a Spark standalone master and workers and
 # "object-store" s3proxy: the last two exist where the environment points at them on this machine (cluster);
-# "mlflow" is the MLflow tracking server and model registry, where the tracking URI names this machine
-COMPONENTS = ("kafka", "object-store", "cluster", "postgres", "mlflow", "spark", "airflow")
+# "mlflow" is the MLflow tracking server and model registry, where the tracking URI names this machine, and
+# "model-server" the sentiment model's REST endpoint, where model_serving.url does
+COMPONENTS = ("kafka", "object-store", "cluster", "postgres", "mlflow", "model-server", "spark", "airflow")
 
 
 def resolve_jars(settings: Settings | None = None) -> dict[str, Path]:
@@ -43,7 +45,8 @@ class ComponentStatus:
 
 class LocalStack:
     """Kafka broker, PostgreSQL (embedded unless ``LAKEHOUSE_PG_DSN`` is set), the MLflow tracking server, the
-    Spark Connect server that Gold jobs use (``spark.deploy: connect``) and Airflow."""
+    model server (the sentiment model over REST), the Spark Connect server that Gold jobs use (``spark.deploy:
+    connect``) and Airflow."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -52,6 +55,7 @@ class LocalStack:
         self.spark = SparkConnectServer(settings)
         self.airflow = AirflowStack(settings)
         self.mlflow = MlflowServer(settings)
+        self.model_server = ModelServer(settings)
         self.object_store = ObjectStore(settings)
         self.cluster = SparkCluster(settings)
         self.local_kafka = is_local_host(settings.kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)[0])
@@ -66,8 +70,8 @@ class LocalStack:
             self.object_store.start()
         if "cluster" in components or uses_spark:
             self.cluster.start()
-        # Airflow's tasks (the ML DAG's) log runs and models to the tracking server
-        uses_mlflow = bool({"mlflow", "airflow"} & set(components)) and self.mlflow.configured
+        # Airflow's tasks (the ML DAG's) log runs and models to the tracking server; the model server loads them
+        uses_mlflow = bool({"mlflow", "model-server", "airflow"} & set(components)) and self.mlflow.configured
         if "postgres" in components or "airflow" in components or uses_mlflow:
             if self.settings.uses_embedded_postgres:
                 self.postgres.start()
@@ -76,6 +80,8 @@ class LocalStack:
         if uses_mlflow:
             ensure_database(self.settings.postgres_dsn(), self.settings.mlflow.backend_database)
             self.mlflow.start()
+        if "model-server" in components:
+            self.model_server.start()
         if "spark" in components or ("airflow" in components and self.settings.spark.deploy == "connect"):
             self.spark.start()
         if "airflow" in components:
@@ -85,6 +91,7 @@ class LocalStack:
         """Stop everything this stack started (data stays in the state folder)."""
         self.airflow.stop()
         self.spark.stop()
+        self.model_server.stop()
         self.mlflow.stop()
         self.cluster.stop()
         self.object_store.stop()
@@ -106,6 +113,7 @@ class LocalStack:
             ComponentStatus("cluster", self.cluster.running(), f"{self.cluster.address} (UI {self.cluster.web_url})"),
             ComponentStatus("postgres", pg_up, pg_address),
             ComponentStatus("mlflow", self.mlflow.running(), self.mlflow.address),
+            ComponentStatus("model-server", self.model_server.running(), self.model_server.url),
             ComponentStatus("spark", self.spark.running(), self.spark.address),
             ComponentStatus("airflow", airflow_up, self.airflow.url),
         ]
@@ -119,6 +127,7 @@ class LocalStack:
             and (s.name != "object-store" or self.object_store.configured)
             and (s.name != "cluster" or self.cluster.configured)
             and (s.name != "mlflow" or self.mlflow.configured)
+            and (s.name != "model-server" or self.model_server.configured)
         ]
 
     def env_exports(self) -> str:
@@ -129,6 +138,7 @@ class LocalStack:
             "KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka.bootstrap_servers,
             "LAKEHOUSE_PG_DSN": self.settings.postgres_dsn() if self.settings.uses_embedded_postgres else None,
             **self.settings.mlflow.client_env(),
+            "LAKEHOUSE_MODEL_SERVER_URL": self.model_server.url or None,
             **{
                 k: v
                 for k, v in airflow_env(self.settings).items()

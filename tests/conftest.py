@@ -31,6 +31,7 @@ TEST_ENV = {
     "LAKEHOUSE_SPARK_MASTER": "local[2]",
     "LAKEHOUSE_SPARK_CONNECT_PORT": suite_port(25002),
     "LAKEHOUSE_MLFLOW_PORT": suite_port(25050),
+    "LAKEHOUSE_MODEL_SERVER_PORT": suite_port(25051),
     # this process hosts the suite's own driver (the `spark` fixture), and a process is either a Spark Connect
     # client or a classic driver: tests that run jobs over Spark Connect do it in Airflow's task processes
     "LAKEHOUSE_SPARK_DEPLOY": "spark-submit",
@@ -182,6 +183,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _close_airflow_connections()
     if "spark" in _STARTED_HERE:
         stack.spark.stop()
+    if "model-server" in _STARTED_HERE:
+        stack.model_server.stop()
     if "mlflow" in _STARTED_HERE:
         stack.mlflow.stop()
     if "kafka" in _STARTED_HERE:
