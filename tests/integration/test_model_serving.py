@@ -1,0 +1,256 @@
+"""The sentiment model over REST (``lakehouse stack up model-server``), against the stack's real MLflow server and
+registry: the server starts before any version has the alias ``champion`` (503), serves each version the alias
+names within the reload interval, predicts what the registered pipeline predicts, refuses every kind of bad
+input with a 4xx naming the problem, and describes itself in OpenAPI."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from lakehouse.config.settings import Settings, settings
+from lakehouse.kafka.generator import read_reference
+from lakehouse.kafka.generator.review_text import ReviewWriter
+from lakehouse.ml.sentiment import CLASSES, label_of_rating
+
+pytestmark = pytest.mark.integration
+RELOAD_SECONDS = 1
+# a promotion is served after at most one reload interval, plus the time to download and load the version
+PICKED_UP_WITHIN = RELOAD_SECONDS + 10
+
+
+def reviews(seed: int, count: int) -> tuple[list[str], list[str]]:
+    """``count`` generated review texts and the labels of their ratings."""
+    products = read_reference("products")
+    writer, draw = ReviewWriter(random.Random(seed), products), random.Random(seed + 1)
+    texts, labels = [], []
+    for _ in range(count):
+        rating = draw.randint(1, 5)
+        texts.append(writer.review(draw.choice(products)["product_id"], rating).text)
+        labels.append(label_of_rating(rating))
+    return texts, labels
+
+
+@dataclass
+class Served:
+    """The registered model's name, its versions' pipelines and run ids, the server's URL and what the server
+    answered on /health right after it started."""
+
+    name: str
+    models: dict[str, Any]
+    run_ids: dict[str, str]
+    url: str
+    first_health: httpx.Response
+    tracking_uri: str
+    http: httpx.Client
+
+    def promote(self, version: str | None) -> float:
+        """Point the alias at ``version`` (None: remove it); seconds until the server serves it."""
+        from mlflow import MlflowClient
+
+        registry = MlflowClient(self.tracking_uri)
+        started = time.monotonic()
+        if version is None:
+            registry.delete_registered_model_alias(self.name, "champion")
+        else:
+            registry.set_registered_model_alias(self.name, "champion", version)
+        while time.monotonic() - started < PICKED_UP_WITHIN + 5:
+            health = self.http.get("/health")
+            if (version is None and health.status_code == 503) or (
+                health.status_code == 200 and health.json()["version"] == version
+            ):
+                return time.monotonic() - started
+            time.sleep(0.1)
+        raise AssertionError(f"the server did not serve {version!r} within {PICKED_UP_WITHIN + 5}s: {health.text}")
+
+
+@pytest.fixture(scope="module")
+def served(mlflow_stack: Settings) -> Iterator[Served]:
+    """Two versions of a tiny TF-IDF + logistic regression pipeline registered under a name of this module (no
+    alias yet), and the stack's model server serving that name, reloading every second."""
+    import mlflow
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from lakehouse.scripts.stack import LocalStack
+
+    name = f"serving_test_{uuid.uuid4().hex[:8]}"
+    tracking_uri = mlflow_stack.mlflow.tracking_uri
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(name)
+    texts, labels = reviews(1, 400)
+    models, run_ids = {}, {}
+    # the second version differs (word pairs, weaker regularisation), so its predictions differ from the first's
+    for version, (ngrams, c) in {"1": ((1, 1), 1.0), "2": ((1, 2), 20.0)}.items():
+        model = make_pipeline(TfidfVectorizer(ngram_range=ngrams), LogisticRegression(C=c, max_iter=500))
+        model.fit(texts, labels)
+        assert tuple(model.classes_) == CLASSES
+        with mlflow.start_run() as run:
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                registered_model_name=name,
+                pyfunc_predict_fn="predict_proba",
+                pip_requirements=["scikit-learn==1.9.1"],
+            )
+        assert str(info.registered_model_version) == version
+        models[version], run_ids[version] = model, run.info.run_id
+    mlflow.set_tracking_uri(before)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LAKEHOUSE_MLFLOW_MODEL_NAME", name)
+        patch.setenv("LAKEHOUSE_MODEL_RELOAD_SECONDS", str(RELOAD_SECONDS))
+        settings.cache_clear()
+        stack = LocalStack(settings())
+        stack.model_server.stop()  # one a kept test stack left running serves another name
+        stack.up(("model-server",))
+        try:
+            with httpx.Client(base_url=stack.model_server.url, timeout=30) as http:
+                first_health = http.get("/health")
+                yield Served(name, models, run_ids, stack.model_server.url, first_health, tracking_uri, http)
+        finally:
+            stack.model_server.stop()
+    settings.cache_clear()
+
+
+def expected(model: Any, texts: list[str]) -> list[dict[str, Any]]:
+    """What /predict should answer for ``texts``, from the pipeline's own class probabilities."""
+    probabilities = model.predict_proba(texts)
+    out = []
+    for row in probabilities:
+        p = dict(zip(CLASSES, row.tolist(), strict=True))
+        out.append({"label": CLASSES[int(np.argmax(row))], "score": p["positive"] - p["negative"], "probabilities": p})
+    return out
+
+
+def assert_predictions(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
+    assert [g["label"] for g in got] == [w["label"] for w in want]
+    np.testing.assert_allclose([g["score"] for g in got], [w["score"] for w in want], atol=2e-6)
+    for g, w in zip(got, want, strict=True):
+        assert list(g["probabilities"]) == list(CLASSES)
+        np.testing.assert_allclose(list(g["probabilities"].values()), list(w["probabilities"].values()), atol=2e-6)
+
+
+def test_the_server_starts_without_a_champion_and_follows_the_alias(served: Served) -> None:
+    # started before any version had the alias: up, but nothing to serve, and it says so
+    assert served.first_health.status_code == 503
+    assert f"no version of model {served.name!r} has the alias 'champion'" in served.first_health.json()["detail"]
+    http = served.http
+    refused = http.post("/predict", json={"texts": ["Great sound."]})
+    assert refused.status_code == 503 and "no model to serve" in refused.json()["detail"]
+
+    for version in ("1", "2"):
+        assert served.promote(version) <= PICKED_UP_WITHIN
+        assert http.get("/health").json() == {
+            "status": "ok",
+            "model": served.name,
+            "alias": "champion",
+            "version": version,
+            "run_id": served.run_ids[version],
+        }
+        texts, _ = reviews(7, 20)
+        answer = http.post("/predict", json={"texts": texts}).json()
+        assert (answer["model"], answer["version"]) == (served.name, version)
+        assert_predictions(answer["predictions"], expected(served.models[version], texts))
+
+    # the alias removed: the server stops serving the version it no longer names
+    assert served.promote(None) <= PICKED_UP_WITHIN
+    assert http.post("/predict", json={"texts": ["Great sound."]}).status_code == 503
+
+
+def test_predictions_are_the_registered_pipelines_in_the_order_of_the_texts(served: Served) -> None:
+    served.promote("1")
+    texts, labels = reviews(11, 300)
+    texts += ["  Ünïcödé: le son est génial 🎧  ", "x" * 10_000, "not bad", "\u0000 odd \ufffd bytes"]
+    model = served.models["1"]
+    http = served.http
+    answer = http.post("/predict", json={"texts": texts})
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+    assert_predictions(answer.json()["predictions"], expected(model, texts))
+    # the model learned something: most generated reviews get the label of their rating
+    predicted = [p["label"] for p in answer.json()["predictions"][: len(labels)]]
+    assert np.mean(np.array(predicted) == np.array(labels)) > 0.6
+
+    # concurrent one-text requests are predicted together: each still gets its own text's prediction
+    def one(text: str) -> dict[str, Any]:
+        response = http.post("/predict", json={"texts": [text]})
+        assert response.status_code == 200
+        return response.json()["predictions"][0]
+
+    with ThreadPoolExecutor(16) as pool:
+        got = list(pool.map(one, texts[:120]))
+    assert_predictions(got, expected(model, texts[:120]))
+
+
+BAD_INPUT = {
+    "an empty text": ({"json": {"texts": ["fine", ""]}}, 422, ["texts[1]", "at least 1 character"]),
+    "a text of only whitespace": ({"json": {"texts": [" \n\t "]}}, 422, ["texts[0]", "empty or only whitespace"]),
+    "a text over 10,000 characters": ({"json": {"texts": ["y" * 10_001]}}, 422, ["texts[0]", "at most 10000"]),
+    "over 1,000 texts": ({"json": {"texts": ["ok"] * 1001}}, 422, ["texts", "at most 1000 items"]),
+    "no texts": ({"json": {"texts": []}}, 422, ["texts", "at least 1 item"]),
+    "texts that are no strings": ({"json": {"texts": ["ok", 5, None]}}, 422, ["texts[1]", "texts[2]", "valid string"]),
+    "texts not a list": ({"json": {"texts": "one review"}}, 422, ["texts", "valid list"]),
+    "no texts field": ({"json": {"text": ["ok"]}}, 422, ["texts is missing", "text: unknown field"]),
+    "a list instead of an object": ({"json": ["ok"]}, 422, ["not a JSON object", '{"texts"']),
+    "not JSON": (
+        {"content": b"texts=great", "headers": {"content-type": "application/json"}},
+        400,
+        ["not valid JSON", "Content-Type: application/json"],
+    ),
+    "truncated JSON": (
+        {"content": b'{"texts": ["great"', "headers": {"content-type": "application/json"}},
+        400,
+        ["not valid JSON"],
+    ),
+    "not UTF-8": (
+        {"content": b'{"texts": ["\xff\xfe"]}', "headers": {"content-type": "application/json"}},
+        400,
+        ["not valid JSON", "UTF-8"],
+    ),
+    "JSON nested too deep": (
+        {"content": b"[" * 100_000 + b"]" * 100_000, "headers": {"content-type": "application/json"}},
+        400,
+        ["not valid JSON"],
+    ),
+    "a text/plain body": (
+        {"content": b"great product", "headers": {"content-type": "text/plain"}},
+        422,
+        ["not a JSON object", "Content-Type: application/json"],
+    ),
+    "no body": ({}, 422, ["not a JSON object"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_gets_a_4xx_that_names_the_problem(served: Served, case: str) -> None:
+    served.promote("1")
+    request, status, phrases = BAD_INPUT[case]
+    http = served.http
+    response = http.post("/predict", **request)
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert all(phrase in detail for phrase in phrases), detail
+    assert len(detail) < 2000  # named, not echoed: a refused 10,000-character text is not sent back
+
+
+def test_the_openapi_description_lists_predict_and_health(served: Served) -> None:
+    http = served.http
+    spec = http.get("/openapi.json").json()
+    assert http.get("/docs").status_code == 200
+    assert set(spec["paths"]) == {"/predict", "/health"}
+    assert set(spec["paths"]["/predict"]) == {"post"} and set(spec["paths"]["/health"]) == {"get"}
+    texts = spec["components"]["schemas"]["PredictRequest"]["properties"]["texts"]
+    assert (texts["minItems"], texts["maxItems"]) == (1, 1000)
+    assert (texts["items"]["minLength"], texts["items"]["maxLength"]) == (1, 10_000)
+    assert {"200", "400", "422", "503"} <= set(spec["paths"]["/predict"]["post"]["responses"])
