@@ -200,7 +200,7 @@ BAD_INPUT = {
     "over 1,000 texts": ({"json": {"texts": ["ok"] * 1001}}, 422, ["texts", "at most 1000 items"]),
     "no texts": ({"json": {"texts": []}}, 422, ["texts", "at least 1 item"]),
     "texts that are no strings": ({"json": {"texts": ["ok", 5, None]}}, 422, ["texts[1]", "texts[2]", "valid string"]),
-    "texts not a list": ({"json": {"texts": "one review"}}, 422, ["texts", "valid list"]),
+    "texts not a list": ({"json": {"texts": "one review"}}, 422, ["texts", "valid array"]),
     "no texts field": ({"json": {"text": ["ok"]}}, 422, ["texts is missing", "text: unknown field"]),
     "a list instead of an object": ({"json": ["ok"]}, 422, ["not a JSON object", '{"texts"']),
     "not JSON": (
@@ -223,12 +223,18 @@ BAD_INPUT = {
         400,
         ["not valid JSON"],
     ),
+    "a lone surrogate": (
+        {"content": b'{"texts": ["\\ud800 great"]}', "headers": {"content-type": "application/json"}},
+        400,
+        ["not valid JSON"],
+    ),
+    "no body": ({"headers": {"content-type": "application/json"}}, 400, ["the body is empty"]),
     "a text/plain body": (
         {"content": b"great product", "headers": {"content-type": "text/plain"}},
-        422,
-        ["not a JSON object", "Content-Type: application/json"],
+        415,
+        ["declared as JSON", "Content-Type: application/json"],
     ),
-    "no body": ({}, 422, ["not a JSON object"]),
+    "no Content-Type": ({"content": b'{"texts": ["great"]}'}, 415, ["declared as JSON"]),
 }
 
 
@@ -244,13 +250,24 @@ def test_bad_input_gets_a_4xx_that_names_the_problem(served: Served, case: str) 
     assert len(detail) < 2000  # named, not echoed: a refused 10,000-character text is not sent back
 
 
+def test_other_methods_and_paths_get_a_4xx(served: Served) -> None:
+    assert served.http.get("/predict").status_code == 405
+    assert served.http.post("/health", json={}).status_code == 405
+    assert served.http.post("/predict/", json={"texts": ["ok"]}).status_code in (307, 404)
+    assert served.http.get("/nothing").status_code == 404
+
+
 def test_the_openapi_description_lists_predict_and_health(served: Served) -> None:
     http = served.http
     spec = http.get("/openapi.json").json()
     assert http.get("/docs").status_code == 200
     assert set(spec["paths"]) == {"/predict", "/health"}
     assert set(spec["paths"]["/predict"]) == {"post"} and set(spec["paths"]["/health"]) == {"get"}
-    texts = spec["components"]["schemas"]["PredictRequest"]["properties"]["texts"]
+    body = spec["paths"]["/predict"]["post"]["requestBody"]
+    texts = body["content"]["application/json"]["schema"]["properties"]["texts"]
     assert (texts["minItems"], texts["maxItems"]) == (1, 1000)
     assert (texts["items"]["minLength"], texts["items"]["maxLength"]) == (1, 10_000)
-    assert {"200", "400", "422", "503"} <= set(spec["paths"]["/predict"]["post"]["responses"])
+    assert {"200", "400", "413", "415", "422", "503"} <= set(spec["paths"]["/predict"]["post"]["responses"])
+    assert spec["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PredictResponse"
+    }

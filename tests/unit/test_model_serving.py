@@ -5,6 +5,7 @@ the registry over HTTP)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from lakehouse.config.settings import MlflowSettings, load_settings
-from lakehouse.ml.serving import Batcher, Champion, ChampionWatch, NoChampion, problems_of
+from lakehouse.ml.champion import Batcher, Champion, ChampionWatch, NoChampion
+from lakehouse.ml.sentiment import CLASSES
+from lakehouse.ml.serving import MAX_BODY_BYTES, Predictor, problems_of
 from lakehouse.scripts.model_server import ModelServer
 from lakehouse.scripts.stack import LocalStack
 from tests.unit.test_mlflow_settings import DATABRICKS_ENVIRONMENT
@@ -101,7 +104,10 @@ def test_requests_that_wait_while_the_model_is_busy_are_predicted_in_one_call() 
     # the requests that arrived together go in calls of at most 8 texts, not one call each
     assert model.calls == [8, 8, 4]
     expected = model.pipeline.predict_proba(TEXTS)
-    np.testing.assert_allclose(np.vstack([probabilities for _, probabilities in answers]), expected)
+    assert all(len(predictions) == 1 for _, predictions in answers)
+    got = [list(predictions[0]["probabilities"].values()) for _, predictions in answers]
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert [predictions[0]["label"] for _, predictions in answers] == [CLASSES[i] for i in expected.argmax(axis=1)]
     assert {champion.version for champion, _ in answers} == {"3"}
 
 
@@ -122,7 +128,7 @@ def test_a_request_that_breaks_the_model_fails_alone() -> None:
     batcher.close()
 
     assert isinstance(bad, ValueError)
-    assert good[1].shape == (1, 3) and two[1].shape == (2, 3) and first[1].shape == (1, 3)
+    assert (len(first[1]), len(good[1]), len(two[1])) == (1, 1, 2)
     # the call of all four requests failed, then each was predicted alone
     assert model.calls == [5, 1, 1, 1, 2]
 
@@ -136,19 +142,70 @@ def test_without_a_champion_a_request_is_refused_at_once_saying_why() -> None:
 
 def test_refusals_name_each_problem_without_echoing_the_input() -> None:
     errors = [
-        {"type": "string_too_long", "loc": ("body", "texts", 3), "msg": "String should have at most 10000 characters",
-         "input": "x" * 10_001},
-        {"type": "extra_forbidden", "loc": ("body", "text"), "msg": "Extra inputs are not permitted", "input": 1},
-    ]  # fmt: skip
-    assert problems_of(errors) == (
+        {"type": "string_too_long", "loc": ("texts", 3), "msg": "String should have at most 10000 characters"},
+        {"type": "extra_forbidden", "loc": ("text",), "msg": "Extra inputs are not permitted"},
+    ]
+    assert problems_of(errors, b"{}") == (
         422,
         "texts[3]: String should have at most 10000 characters; text: unknown field (a request has only texts)",
     )
-    status, detail = problems_of(
-        [{"type": "json_invalid", "loc": ("body", 7), "msg": "JSON decode error", "ctx": {"error": "Expecting ','"}}]
+    invalid = [{"type": "json_invalid", "loc": (), "msg": "Invalid JSON: EOF while parsing a list at line 1 column 9"}]
+    status, detail = problems_of(invalid, b'{"texts":')
+    assert status == 400 and detail.startswith(
+        "the body is not valid JSON (EOF while parsing a list at line 1 column 9)"
     )
-    assert status == 400 and detail.startswith("the body is not valid JSON (Expecting ',' at character 7)")
-    many = [
-        {"type": "string_type", "loc": ("body", "texts", n), "msg": "Input should be a valid string"} for n in range(25)
-    ]
-    assert problems_of(many)[1].endswith("; and 15 more")
+    assert problems_of(invalid, b"  ")[1].startswith("the body is empty")
+    assert problems_of(invalid, b'{"texts": ["\xff"]}')[1].startswith("the body is not valid JSON (it is not UTF-8)")
+    many = [{"type": "string_type", "loc": ("texts", n), "msg": "not a string"} for n in range(25)]
+    assert problems_of(many, b"{}")[1].endswith("; and 15 more")
+
+
+def test_a_request_is_checked_in_order_content_type_size_json_then_the_champion() -> None:
+    watch = _watch(None)
+    predictor = Predictor(watch, Batcher(watch))
+
+    def answer(content_type: str, body: bytes) -> tuple[int, str]:
+        got = asyncio.run(predictor.answer(content_type, body))
+        return got.status, json.loads(got.body)["detail"]
+
+    assert answer("text/plain", b'{"texts": ["ok"]}')[0] == 415
+    assert answer("application/json", b" " * (MAX_BODY_BYTES + 1)) == (
+        413,
+        "the body is over 64 MiB: send at most 1000 texts",
+    )
+    assert answer("application/json; charset=utf-8", b'{"texts": []}') == (
+        422,
+        "texts: List should have at least 1 item after validation, not 0",
+    )
+    status, detail = answer("application/vnd.api+json", b'{"texts": ["ok"]}')
+    assert status == 503 and detail.startswith("no model to serve")
+    assert asyncio.run(predictor.answer("application/json", b'{"texts": ["ok"]}')).headers == ((b"retry-after", b"30"),)
+
+
+def test_the_fast_path_and_the_documented_route_answer_alike_and_a_failing_model_gets_a_json_500() -> None:
+    import httpx
+
+    from lakehouse.ml.serving import create_app
+
+    model = CountingModel()
+    app = create_app(watch=_watch(model))
+    bodies = [b'{"texts": ["great", "awful"]}', b'{"texts": [""]}', b"nope", b'{"texts": ["boom"]}']
+
+    async def post_all(target: Any) -> list[tuple[int, str]]:
+        transport = httpx.ASGITransport(app=target, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://model") as client:
+            answers = [
+                await client.post("/predict", content=body, headers={"content-type": "application/json"})
+                for body in bodies
+            ]
+            assert (await client.get("/health")).json()["version"] == "3"
+        return [(a.status_code, a.text) for a in answers]
+
+    fast, documented = asyncio.run(post_all(app)), asyncio.run(post_all(app.api))
+    app.predictor.batcher.close()
+
+    assert [status for status, _ in fast] == [200, 422, 400, 500]
+    assert fast[:3] == documented[:3]
+    assert json.loads(fast[0][1])["predictions"][0]["label"] == "positive"
+    assert json.loads(fast[3][1]) == {"detail": "the server failed (ValueError); see its log"}
+    assert documented[3] == fast[3]
