@@ -7,15 +7,19 @@
 3. bi: p50/p95/p99 latency of docs/bi_queries.sql over a fact table of 10M rows: cold and warm cache, 1 and 8
    clients, during a loader swap (``lakehouse.scripts.bench_bi``);
 4. incremental: Gold, an incremental one-day build against a 30-day full rebuild, at two daily volumes, over Silver
-   written by the stream where that fits the time budget (``lakehouse.scripts.bench_incremental``).
+   written by the stream where that fits the time budget (``lakehouse.scripts.bench_incremental``);
+5. model_serving: the sentiment model over REST, one-text latency under 50 clients and 1,000-text throughput, the
+   stack's model server beside itself without batching and ``mlflow models serve``
+   (``lakehouse.scripts.bench_serving_model``).
 
     python -m lakehouse.scripts.bench                       # everything, the full protocol (make bench)
     python -m lakehouse.scripts.bench stream --steps 2000,5000 --step-seconds 40 --prefill-rows 100000
 
-Runs its own stack (``lakehouse.scripts.bench_env``: Kafka, PostgreSQL with its default durability, and a Spark
-Connect server for the loader and BI runs) so a demo stack can stay up. Each run records itself (commit,
-config hash, cores, CPU steal, PostgreSQL durability) beside its results; a benchmark run alone replaces only its
-own section of docs/benchmarks.md. Exits 1 when a correctness gate of the streaming benchmark failed.
+Runs its own stack (``lakehouse.scripts.bench_env``: Kafka, PostgreSQL with its default durability, a Spark
+Connect server for the loader and BI runs, and the MLflow server for model serving) so a demo stack can stay up.
+Each run records itself (commit, config hash, cores, CPU steal, PostgreSQL durability) beside its results; a
+benchmark run alone replaces only its own section of docs/benchmarks.md. Exits 1 when a correctness gate of the
+streaming benchmark failed.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from lakehouse.scripts.bench_env import BENCH_ENV, ROOT
 from lakehouse.scripts.bench_report import write_report
 
 __all__ = ["BENCH_ENV", "ROOT", "main", "named_queries"]
-BENCHMARKS = ("stream", "loader", "bi", "incremental")
+BENCHMARKS = ("stream", "loader", "bi", "incremental", "model_serving")
 # daily volumes of the incremental run: a build's fixed cost is most of a one-day build at the first, little at the
 # second
 INCREMENTAL_EVENTS_PER_DAY = (40_000, 400_000)
@@ -52,7 +56,7 @@ def main() -> None:
     )
     parser.add_argument("--only", action="append", default=[], help="the same as naming a benchmark (repeatable)")
     add_arguments(parser)
-    group = parser.add_argument_group("loader, bi, incremental")
+    group = parser.add_argument_group("loader, bi, incremental, model_serving")
     group.add_argument("--loader-rows", type=int, default=300_000)
     group.add_argument("--fact-rows", type=int, default=10_000_000)
     group.add_argument("--loader-repeats", type=int, default=5, help="timed runs of each loader side, alternated")
@@ -64,6 +68,7 @@ def main() -> None:
         help="daily Silver volume of the incremental run; repeat for several "
         f"(default: {' and '.join(map(str, INCREMENTAL_EVENTS_PER_DAY))})",
     )
+    group.add_argument("--serving-seconds", type=float, default=20, help="measured seconds per model-serving case")
     args = parser.parse_args()
     named = [{"streaming": "stream"}.get(b, b) for b in [*args.benchmarks, *args.only]]
     unknown = sorted(set(named) - set(BENCHMARKS))
@@ -78,12 +83,17 @@ def main() -> None:
     from lakehouse.scripts.bench_incremental import bench_incremental_volumes
     from lakehouse.scripts.bench_loader import bench_loader
     from lakehouse.scripts.bench_meta import RunRecord
+    from lakehouse.scripts.bench_serving_model import bench_model_serving
     from lakehouse.scripts.stack import LocalStack
 
     settings.cache_clear()
     stack = LocalStack(settings())
-    # the loader and the BI run's loader swaps read over Spark Connect, as Gold tasks do
-    stack.up(("kafka", "postgres", "spark") if {"loader", "bi"} & set(chosen) else ("kafka", "postgres"))
+    # the loader and the BI run's loader swaps read over Spark Connect, as Gold tasks do; model serving needs only
+    # PostgreSQL and the MLflow server
+    components = ["kafka", "postgres"] if set(chosen) - {"model_serving"} else ["postgres"]
+    components += ["spark"] if {"loader", "bi"} & set(chosen) else []
+    components += ["mlflow"] if "model_serving" in chosen else []
+    stack.up(tuple(components))
 
     def restart_postgres() -> None:
         stack.postgres.stop()
@@ -99,6 +109,7 @@ def main() -> None:
             args.fact_rows, args.query_runs, restart_postgres, ROOT / "docs" / "bi_queries.sql"
         ),
         "incremental": lambda: bench_incremental_volumes(list(args.events_per_day or INCREMENTAL_EVENTS_PER_DAY)),
+        "model_serving": lambda: bench_model_serving(settings(), args.serving_seconds),
     }
     results: dict[str, Any] = {}
     try:

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from lakehouse.scripts.bench_report_serving import bi_section, incremental_section, loader_section
+from lakehouse.scripts.bench_serving_model import model_serving_section
 from lakehouse.scripts.bench_stream_report import stream_section
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "docs" / "benchmarks.json"
 RAW = ROOT / "docs" / "bench"
-SECTIONS = ("stream", "loader", "bi", "incremental")
+SECTIONS = ("stream", "loader", "bi", "incremental", "model_serving")
 
 
 def run_line(run: dict[str, Any]) -> str:
@@ -67,6 +68,7 @@ def render(merged: dict[str, Any]) -> str:
     lines += loader_section(merged.get("loader"), run_line)
     lines += bi_section(merged.get("bi"), run_line)
     lines += incremental_section(merged.get("incremental"), run_line)
+    lines += model_serving_section(merged.get("model_serving"), run_line)
     return "\n".join(lines)
 
 
