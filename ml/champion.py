@@ -69,10 +69,11 @@ class ChampionWatch:
     and loads that version when it differs from the one held."""
 
     def __init__(self, mlflow: MlflowSettings, reload_seconds: float) -> None:
-        self.name, self.alias, self.reload_seconds = mlflow.model_name, mlflow.champion_alias, reload_seconds
-        self.tracking_uri, self.registry_uri = mlflow.tracking_uri, mlflow.registry_uri or None
+        self.mlflow, self.reload_seconds = mlflow, reload_seconds
+        self.name, self.alias = mlflow.model_name, mlflow.champion_alias
         self.champion: Champion | None = None
         self.problem = f"no version of model {self.name!r} has the alias {self.alias!r} yet"
+        # versions that predict other classes than CLASSES: not loaded again (a failed load is tried again)
         self._rejected: set[str] = set()
         self._lock = threading.Lock()
 
@@ -88,29 +89,25 @@ class ChampionWatch:
 
     def refresh(self) -> None:
         """Follow the alias once; a registry that cannot be asked leaves the champion as it is (logged)."""
-        from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
+        from lakehouse.ml.scoring import RegistryUnreachableError, champion
+
         with self._lock:
-            client = MlflowClient(self.tracking_uri, self.registry_uri)
             try:
-                named = client.get_model_version_by_alias(self.name, self.alias)
-            except MlflowException as exc:
-                if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-                    if self.champion is not None:
-                        log.warning("the alias %s of %s names no version now: serving none", self.alias, self.name)
-                    self.champion = None
-                    self.problem = f"no version of model {self.name!r} has the alias {self.alias!r}"
-                else:
-                    log.warning("could not ask the registry for %s@%s: %s", self.name, self.alias, exc)
+                named = champion(self.mlflow)
+            except (RegistryUnreachableError, MlflowException, OSError) as exc:
+                log.warning("could not ask the registry for %s@%s: %s", self.name, self.alias, exc)
                 return
-            except OSError as exc:
-                log.warning("could not reach the registry at %s: %s", self.tracking_uri, exc)
-                return
-            version = str(named.version)
-            if (self.champion is not None and self.champion.version == version) or version in self._rejected:
-                return
-            self._load(version, named.run_id)
+            if named is None:
+                if self.champion is not None:
+                    log.warning("the alias %s of %s names no version now: serving none", self.alias, self.name)
+                self.champion = None
+                self.problem = f"no version of model {self.name!r} has the alias {self.alias!r}"
+            elif (self.champion is None or self.champion.version != named.version) and (
+                named.version not in self._rejected
+            ):
+                self._load(named.version, named.run_id or None)
 
     def _load(self, version: str, run_id: str | None) -> None:
         import mlflow.sklearn
@@ -120,15 +117,17 @@ class ChampionWatch:
         try:
             model = mlflow.sklearn.load_model(uri)
         except Exception as exc:
-            # a version that cannot be loaded (no sklearn flavor, a missing artifact) must not stop the server
+            # a version that cannot be loaded (no sklearn flavor, an artifact missing or not served) must not stop the
+            # server: it keeps what it serves and tries again at the next refresh
             log.exception("could not load %s; still serving %s", uri, self._serving())
-            self.problem = f"version {version} of model {self.name!r} could not be loaded: {exc}"
-            self._rejected.add(version)
+            if self.champion is None:
+                self.problem = f"version {version} of model {self.name!r} could not be loaded: {exc}"
             return
         classes = tuple(str(c) for c in getattr(model, "classes_", ()))
         if classes != CLASSES or not hasattr(model, "predict_proba"):
             log.error("%s has classes %s, not %s (or no predict_proba): not served", uri, classes, CLASSES)
-            self.problem = f"version {version} of model {self.name!r} predicts {classes}, not the classes {CLASSES}"
+            if self.champion is None:
+                self.problem = f"version {version} of model {self.name!r} predicts {classes}, not {CLASSES}"
             self._rejected.add(version)
             return
         self.champion = Champion(self.name, self.alias, version, run_id, model)

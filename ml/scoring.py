@@ -29,6 +29,8 @@ class ModelVersion:
     version: str
     tracking_uri: str
     registry_uri: str
+    # the run that logged it
+    run_id: str = ""
 
     @property
     def uri(self) -> str:
@@ -63,7 +65,9 @@ def champion(mlflow: MlflowSettings) -> ModelVersion | None:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None
         raise
-    return ModelVersion(mlflow.model_name, str(found.version), mlflow.tracking_uri, mlflow.registry_uri)
+    return ModelVersion(
+        mlflow.model_name, str(found.version), mlflow.tracking_uri, mlflow.registry_uri, found.run_id or ""
+    )
 
 
 def load(model: ModelVersion) -> Any:
