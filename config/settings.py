@@ -259,9 +259,11 @@ class MlflowSettings(_Model):
     registry_uri: str = ""
     backend_database: str = "mlflow"
     artifacts_destination: str = ""
-    # the sentiment model in the registry, and the alias of the version that scores and serves
-    model_name: str = "lakehouse_sentiment"
-    champion_alias: str = "champion"
+    # the sentiment model in the registry, the alias of the version that scores and serves, and the experiment
+    # its training runs are logged in (on Databricks, a workspace path such as /Shared/lakehouse_sentiment)
+    model_name: str = Field(default="lakehouse_sentiment", min_length=1)
+    champion_alias: str = Field(default="champion", min_length=1)
+    experiment: str = Field(default="lakehouse_sentiment", min_length=1)
 
     @property
     def server_address(self) -> tuple[str, int] | None:
