@@ -2,7 +2,8 @@
 model's class probabilities become a label and a score.
 
 The registered model is a scikit-learn pipeline logged with ``pyfunc_predict_fn="predict_proba"``: its pyfunc
-``predict`` returns one probability per class, in the order of ``CLASSES`` (scikit-learn sorts its classes)."""
+``predict`` takes a pandas DataFrame with the column ``INPUT_COLUMN`` (the review's text, as Silver names it) and
+returns one probability per class, in the order of ``CLASSES`` (scikit-learn sorts its classes)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 CLASSES = ("negative", "neutral", "positive")
+INPUT_COLUMN = "review_text"
 
 
 def label_of_rating(rating: int) -> str:
