@@ -11,6 +11,7 @@ from lakehouse.config.settings import settings
 log = logging.getLogger(__name__)
 SERVING_CONN_ID = "lakehouse_postgres"
 GOLD_JOB = "lakehouse.spark.jobs.gold"
+SENTIMENT_JOB = "lakehouse.spark.jobs.sentiment"
 
 
 def serving_dsn() -> str:
@@ -85,6 +86,40 @@ def run_revenue_stream_available_now() -> None:
 
     os.environ["LAKEHOUSE_SERVING_DSN"] = serving_dsn()
     _run("lakehouse.spark.jobs.revenue_stream", ["--available-now", "--dsn-env=LAKEHOUSE_SERVING_DSN"], streaming=True)
+
+
+def sentiment_run_key(dag_run: Any) -> str:
+    """The run key of a DAG run's sentiment training: ``<dag id>/<run id>``, the same on every retry, so the train
+    task finds its own finished run and the gate the candidate that run registered."""
+    return f"{dag_run.dag_id}/{dag_run.run_id}"
+
+
+def sentiment_end(dag_run: Any) -> date:
+    """The day the training set ends before: the end of the run's data interval, or for a manual run without one,
+    the day it was triggered (its ``run_after``, the same on every retry)."""
+    end = dag_run.data_interval_end or dag_run.run_after
+    return date.fromisoformat(_day(end))
+
+
+def run_sentiment_training_set(dag_run: Any) -> None:
+    """Rebuild the Gold training set from the Silver reviews of the days before the run's end."""
+    _run(SENTIMENT_JOB, ["training-set", f"--end={sentiment_end(dag_run).isoformat()}"], streaming=False)
+
+
+def run_sentiment_train(dag_run: Any) -> None:
+    """Train a candidate on the training set and register it in MLflow (no alias); a retry after a finished
+    training run reuses it."""
+    _run(SENTIMENT_JOB, ["train", f"--run-key={sentiment_run_key(dag_run)}"], streaming=False)
+
+
+def run_sentiment_gate(dag_run: Any) -> None:
+    """The promotion gate on the run's candidate: record the decision in serving.ml_model_decisions and move the
+    champion alias only when the candidate beats the champion and the baseline by their margins."""
+    import os
+
+    os.environ["LAKEHOUSE_SERVING_DSN"] = serving_dsn()
+    args = ["gate", f"--run-key={sentiment_run_key(dag_run)}", "--dsn-env=LAKEHOUSE_SERVING_DSN"]
+    _run(SENTIMENT_JOB, args, streaming=False)
 
 
 def _run(module: str, args: list[str], *, streaming: bool) -> None:

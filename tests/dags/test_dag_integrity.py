@@ -31,7 +31,7 @@ def test_no_import_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_expected_dags_are_present(dagbag) -> None:  # type: ignore[no-untyped-def]
-    assert {"gold_marts", "streams_available_now"} <= set(dagbag.dag_ids)
+    assert {"gold_marts", "streams_available_now", "ml_sentiment"} <= set(dagbag.dag_ids)
 
 
 def test_every_dag_has_docs_tags_and_retries(dagbag) -> None:  # type: ignore[no-untyped-def]
@@ -55,8 +55,29 @@ def test_gold_dag_has_a_gated_task_group_per_mart(dagbag) -> None:  # type: igno
         assert any(str(getattr(o, "uri", "")).endswith(f"serving/{name}") for o in load.outlets)
 
 
+def test_ml_dag_trains_weekly_and_promotes_only_through_its_gate(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.get_dag("ml_sentiment")
+    training_set, train, gate = (dag.get_task(t) for t in ("training_set", "train", "gate"))
+
+    assert train.task_id in training_set.downstream_task_ids
+    assert gate.task_id in train.downstream_task_ids
+    assert {t.task_id for t in dag.tasks} == {"training_set", "train", "gate"}
+    assert dag.timetable.summary == "0 0 * * 1"
+    assert dag.max_active_runs == 1
+
+
 def test_dag_files_do_no_work_at_import() -> None:
     for path in DAGS.glob("*.py"):
         source = path.read_text()
-        for forbidden in ("import pyspark", "from pyspark", "Variable.get", "psycopg", "requests."):
+        for forbidden in (
+            "import pyspark",
+            "from pyspark",
+            "Variable.get",
+            "psycopg",
+            "requests.",
+            "import mlflow",
+            "from mlflow",
+            "sklearn",
+            "lakehouse.ml.",
+        ):
             assert forbidden not in source, f"{path.name} must not use {forbidden!r} at top level"
