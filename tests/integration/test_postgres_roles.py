@@ -81,6 +81,7 @@ def test_bi_reader_reads_the_serving_tables_and_views_including_new_ones(
             "serving.v_orders_daily_by_region",
             "serving.freshness",
             "serving.load_alerts",
+            "serving.ml_model_decisions",
         ):
             conn.execute(f"SELECT count(*) FROM {relation}").fetchone()
         # created after the migrations: readable through the default privileges
@@ -124,6 +125,7 @@ def test_bi_reader_runs_every_documented_bi_query(reader_dsn: str, admin: psycop
         "INSERT INTO serving.load_alerts (dag_id, task_id, run_id, reason) VALUES ('d', 't', 'r', 'x')",
         "INSERT INTO serving.freshness (mart, interval_start, interval_end, rows) VALUES ('m', now(), now(), 0)",
         "UPDATE {serving} SET units = 0",
+        "DELETE FROM serving.ml_model_decisions WHERE false",
         "CREATE TABLE serving.t_reader_made (x int)",
         "CREATE VIEW serving.v_reader_made AS SELECT 1 AS x",
         "CREATE TABLE public.t_reader_made (x int)",

@@ -12,7 +12,7 @@ import pytest
 JOBS = Path(__file__).resolve().parents[2] / "spark" / "jobs"
 
 
-@pytest.mark.parametrize("job", ["stream", "revenue_stream", "silver", "gold"])
+@pytest.mark.parametrize("job", ["stream", "revenue_stream", "silver", "gold", "sentiment"])
 def test_job_prints_its_usage(job: str) -> None:
     result = subprocess.run(
         [sys.executable, str(JOBS / f"{job}.py"), "--help"], capture_output=True, text=True, timeout=120, check=False
