@@ -30,12 +30,14 @@ def review_events() -> list[dict[str, Any]]:
 
 
 def write_silver(spark: Any, env: Settings, events: list[dict[str, Any]]) -> None:
-    """Append the events to the Silver table of ``env``'s lake (the contract's columns, event date, ingest time)."""
+    """Append the events to the Silver table of ``env``'s lake (the contract's columns, event date, ingest time),
+    unscored (null sentiment columns)."""
     columns = [field.name for field in event_type("customer_events").fields]
     rows = []
     for event in events:
         when = event_time(event)
-        rows.append((*(when if c == "event_timestamp" else event.get(c) for c in columns), when.date(), when))
+        contract = (when if c == "event_timestamp" else event.get(c) for c in columns)
+        rows.append((*contract, when.date(), when, None, None, None))
     frame = spark.createDataFrame(rows, silver_schema("customer_events"))
     frame.write.format("delta").mode("append").partitionBy("tenant_id", "event_date").save(
         env.storage.table_path("silver", "customer_events")
