@@ -98,11 +98,13 @@ def write_silver(spark: Any, settings: Settings, tenant: str, day: date) -> None
     for name, rows in silver_rows(day).items():
         spec = event_type(name)
         columns = [field.name for field in spec.fields]
+        unscored = (None, None, None) if spec.sentiment is not None else ()  # the sentiment model's columns
         values = [
             (
                 *({**row, "event_id": str(uuid.uuid4()), "tenant_id": tenant}.get(c) for c in columns),
                 row["event_timestamp"].date(),
                 at(day, 23, 30),
+                *unscored,
             )
             for row in rows
         ]
