@@ -19,7 +19,7 @@ from lakehouse.ml import registry
 from lakehouse.ml.baseline import vader_labels
 from lakehouse.ml.gate import decide
 from lakehouse.ml.registry import Candidate
-from lakehouse.ml.sentiment import INPUT_COLUMN
+from lakehouse.ml.sentiment import TEXT_COLUMN
 from lakehouse.ml.training import LABEL_COLUMN, evaluate, evaluate_probabilities
 from lakehouse.postgres import ml_decisions
 from lakehouse.postgres.ml_decisions import ModelDecision
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 def promote(
     settings: Settings, spec: SentimentSpec, candidate: Candidate, holdout: pd.DataFrame, dsn: str
 ) -> ModelDecision:
-    """Run the gate on ``candidate`` with ``holdout`` (its training set's holdout rows: ``INPUT_COLUMN`` and
+    """Run the gate on ``candidate`` with ``holdout`` (its training set's holdout rows: ``TEXT_COLUMN`` and
     ``LABEL_COLUMN``), record the decision in ``serving.ml_model_decisions`` of ``dsn`` and apply it."""
     mlflow_settings = settings.mlflow
     client = registry.connect(mlflow_settings)
@@ -60,7 +60,7 @@ def _decide(
     settings: Settings, spec: SentimentSpec, candidate: Candidate, holdout: pd.DataFrame, client: MlflowClient
 ) -> ModelDecision:
     mlflow_settings = settings.mlflow
-    texts, labels = list(holdout[INPUT_COLUMN]), list(holdout[LABEL_COLUMN])
+    texts, labels = list(holdout[TEXT_COLUMN]), list(holdout[LABEL_COLUMN])
     scored = evaluate_probabilities(labels, registry.class_probabilities(mlflow_settings, candidate.version, texts))
     if abs(scored.macro_f1 - candidate.holdout_macro_f1) > 1e-9:
         log.warning(

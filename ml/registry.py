@@ -23,7 +23,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from lakehouse.config.ml import SentimentSpec
 from lakehouse.config.settings import MlflowSettings
 from lakehouse.ml.errors import RegistryError
-from lakehouse.ml.training import TrainedModel, input_frame, model_requirements
+from lakehouse.ml.training import TrainedModel, model_input, model_requirements
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def log_candidate(
     ) as run:
         mlflow.log_params(params)
         mlflow.log_metrics(trained.metrics())
-        example = input_frame(example_texts[:EXAMPLE_ROWS])
+        example = model_input(example_texts[:EXAMPLE_ROWS])
         signature = infer_signature(example, trained.model.predict_proba(example))
         info = mlflow.sklearn.log_model(
             trained.model,
@@ -174,7 +174,7 @@ def champion_version(client: MlflowClient, settings: MlflowSettings) -> str | No
 def class_probabilities(settings: MlflowSettings, version: str, texts: list[str]) -> np.ndarray:
     """The registered version's pyfunc predictions (class probabilities, ``CLASSES`` order) for ``texts``."""
     model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{version}")
-    return np.asarray(model.predict(input_frame(texts)))
+    return np.asarray(model.predict(model_input(texts)))
 
 
 def move_champion(client: MlflowClient, settings: MlflowSettings, version: str, expected: str | None) -> bool:

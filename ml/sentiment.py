@@ -1,9 +1,11 @@
 """What every user of the sentiment model agrees on: its classes, how a rating becomes a label, and how the
 model's class probabilities become a label and a score.
 
-The registered model is a scikit-learn pipeline logged with ``pyfunc_predict_fn="predict_proba"``: its pyfunc
-``predict`` takes a pandas DataFrame with the column ``INPUT_COLUMN`` (the review's text, as Silver names it) and
-returns one probability per class, in the order of ``CLASSES`` (scikit-learn sorts its classes)."""
+The registered model is a scikit-learn pipeline of the review texts (any sequence of strings: a list, a pandas Series,
+a 1-D array) logged with ``pyfunc_predict_fn="predict_proba"``: it and its pyfunc ``predict`` (whose signature is a
+1-D tensor of strings: a Series, an array or a one-column DataFrame) return one probability per class, in the order
+of ``CLASSES`` (scikit-learn sorts its classes). ``TEXT_COLUMN`` is where Silver and the training set keep the
+text."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 CLASSES = ("negative", "neutral", "positive")
-INPUT_COLUMN = "review_text"
+TEXT_COLUMN = "review_text"
 
 
 def label_of_rating(rating: int) -> str:

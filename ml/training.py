@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
@@ -25,7 +24,7 @@ from sklearn.pipeline import Pipeline
 
 from lakehouse.config.ml import SearchSpec, TrainingSetSpec
 from lakehouse.ml.errors import TrainingDataError
-from lakehouse.ml.sentiment import CLASSES, INPUT_COLUMN, labels_and_scores
+from lakehouse.ml.sentiment import CLASSES, TEXT_COLUMN, labels_and_scores
 
 LABEL_COLUMN = "label"
 # what loading the logged model needs, pinned to the versions that trained it (mlflow adds its own pin); naming
@@ -73,19 +72,20 @@ def evaluate_probabilities(true_labels: Sequence[str], probabilities: Any) -> Ev
     return evaluate(true_labels, predicted)
 
 
-def input_frame(texts: Sequence[str] | pd.Series) -> pd.DataFrame:
-    """The model's input: one row per review, its text in the column ``INPUT_COLUMN``."""
-    return pd.DataFrame({INPUT_COLUMN: list(texts)}, dtype=object)
+def model_input(texts: Sequence[str] | pd.Series) -> np.ndarray:
+    """The model's input: the texts as a 1-D array of strings (what its signature says; the pipeline itself takes
+    any sequence of strings, as the stream's scoring and the model server pass them)."""
+    return np.asarray(list(texts), dtype=object)
 
 
 def pipeline(search: SearchSpec) -> Pipeline:
-    """The untrained pipeline: TF-IDF of the text column's word n-grams, then a logistic regression."""
+    """The untrained pipeline: TF-IDF of the texts' word n-grams, then a logistic regression."""
     vectorizer = TfidfVectorizer(
         ngram_range=search.ngram_range, min_df=search.min_df, sublinear_tf=search.sublinear_tf, lowercase=True
     )
     return Pipeline(
         [
-            ("features", ColumnTransformer([("tfidf", vectorizer, INPUT_COLUMN)])),
+            ("tfidf", vectorizer),
             ("classifier", LogisticRegression(max_iter=search.max_iter, random_state=search.random_state)),
         ]
     )
@@ -128,7 +128,7 @@ class TrainedModel:
 
 
 def train(train_rows: pd.DataFrame, holdout_rows: pd.DataFrame, search: SearchSpec) -> TrainedModel:
-    """Search C x class_weight by stratified k-fold cross-validation on ``train_rows`` (columns ``INPUT_COLUMN``
+    """Search C x class_weight by stratified k-fold cross-validation on ``train_rows`` (columns ``TEXT_COLUMN``
     and ``LABEL_COLUMN``, in a fixed order: the folds follow it), refit the best on all of them, and evaluate it
     on ``holdout_rows``."""
     started = time.perf_counter()
@@ -138,12 +138,12 @@ def train(train_rows: pd.DataFrame, holdout_rows: pd.DataFrame, search: SearchSp
     }
     folds = StratifiedKFold(n_splits=search.cv_folds, shuffle=True, random_state=search.random_state)
     searched = GridSearchCV(pipeline(search), grid, scoring="f1_macro", cv=folds, refit=True, n_jobs=None)
-    searched.fit(input_frame(train_rows[INPUT_COLUMN]), list(train_rows[LABEL_COLUMN]))
+    searched.fit(model_input(train_rows[TEXT_COLUMN]), list(train_rows[LABEL_COLUMN]))
     model: Pipeline = searched.best_estimator_
     if tuple(model.classes_) != CLASSES:
         raise TrainingDataError(f"the model learned the classes {list(model.classes_)}, not {list(CLASSES)}")
     holdout = evaluate_probabilities(
-        list(holdout_rows[LABEL_COLUMN]), model.predict_proba(input_frame(holdout_rows[INPUT_COLUMN]))
+        list(holdout_rows[LABEL_COLUMN]), model.predict_proba(model_input(holdout_rows[TEXT_COLUMN]))
     )
     return TrainedModel(
         model=model,

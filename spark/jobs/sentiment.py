@@ -30,7 +30,7 @@ from lakehouse.config.settings import LakeTable, Settings
 from lakehouse.config.settings import settings as current_settings
 from lakehouse.config.specs import event_type
 from lakehouse.ml.errors import RegistryError
-from lakehouse.ml.sentiment import INPUT_COLUMN
+from lakehouse.ml.sentiment import TEXT_COLUMN
 from lakehouse.spark.errors import SparkJobError
 from lakehouse.spark.io.delta import delta_ref, read_table, save
 from lakehouse.spark.jobs.common import run_job
@@ -81,7 +81,7 @@ def read_training_set(spark: SparkSession, table: LakeTable, version: int, split
     frame = spark.sql(f"SELECT * FROM {delta_ref(table)} VERSION AS OF {int(version)}")
     if split is not None:
         frame = frame.where(frame["split"] == split)
-    return frame.select(*ORDER, INPUT_COLUMN, "label", "split").orderBy(*ORDER).toPandas()
+    return frame.select(*ORDER, TEXT_COLUMN, "label", "split").orderBy(*ORDER).toPandas()
 
 
 def train(spark: SparkSession, settings: Settings, spec: SentimentSpec, run_key: str) -> Candidate:
@@ -105,7 +105,7 @@ def train(spark: SparkSession, settings: Settings, spec: SentimentSpec, run_key:
     trained = training.train(train_rows, holdout, spec.search)
     details: dict[str, Any] = {"training_set_table": str(table), "training_set_version": version}
     return registry.log_candidate(
-        settings.mlflow, spec, trained, run_key, details, list(train_rows[INPUT_COLUMN].head(registry.EXAMPLE_ROWS))
+        settings.mlflow, spec, trained, run_key, details, list(train_rows[TEXT_COLUMN].head(registry.EXAMPLE_ROWS))
     )
 
 

@@ -14,12 +14,12 @@ from datetime import date
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.ml.sentiment import CLASSES, INPUT_COLUMN, label_of_rating
+from lakehouse.ml.sentiment import CLASSES, TEXT_COLUMN, label_of_rating
 
 RATINGS = (1, 2, 3, 4, 5)
 TRAIN, HOLDOUT = "train", "holdout"
 ORDER = ("event_timestamp", "event_id")
-COLUMNS = ("event_id", "tenant_id", "product_id", "event_timestamp", INPUT_COLUMN, "rating", "label", "split")
+COLUMNS = ("event_id", "tenant_id", "product_id", "event_timestamp", TEXT_COLUMN, "rating", "label", "split")
 
 
 def rating_label(rating: Column) -> Column:
@@ -39,7 +39,7 @@ def training_set(customer_events: DataFrame, end: date, holdout_fraction: float)
 
     The split numbers the reviews in one window over all of them (a single partition: a few thousand to a few
     million short rows)."""
-    text = F.col(INPUT_COLUMN)
+    text = F.col(TEXT_COLUMN)
     reviews = customer_events.where(
         (F.col("event_type") == "review")
         & (F.col("event_date") < F.lit(end))
@@ -47,7 +47,7 @@ def training_set(customer_events: DataFrame, end: date, holdout_fraction: float)
         & text.isNotNull()
         & (F.trim(text) != "")
     ).select(
-        "event_id", "tenant_id", "product_id", "event_timestamp", INPUT_COLUMN, "rating",
+        "event_id", "tenant_id", "product_id", "event_timestamp", TEXT_COLUMN, "rating",
         rating_label(F.col("rating")).alias("label"),
     )  # fmt: skip
     labelled = reviews.where(F.col("label").isNotNull())

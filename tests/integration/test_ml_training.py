@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import psycopg
 import pytest
 from sklearn.metrics import f1_score
@@ -83,7 +84,7 @@ def scores_on(env: Settings, version: str, holdout: Any) -> float:
     import numpy as np
 
     model = mlflow.pyfunc.load_model(f"models:/{env.mlflow.model_name}/{version}")
-    probabilities = np.asarray(model.predict(holdout[["review_text"]]))
+    probabilities = np.asarray(model.predict(holdout["review_text"]))
     assert probabilities.shape == (len(holdout), 3)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
     return macro_f1(list(holdout["label"]), [CLASSES[i] for i in probabilities.argmax(axis=1)])
@@ -195,9 +196,17 @@ def test_training_registers_and_the_gate_alone_moves_the_champion(
     assert champion(client, env) == "2"
     assert versions(client, env) == [1, 2, 3]
 
-    # the champion loads by its alias and takes the review's text
+    # the champion loads by its alias; its signature takes the texts as a 1-D tensor of strings
     model = mlflow.pyfunc.load_model(f"models:/{env.mlflow.model_name}@{env.mlflow.champion_alias}")
-    assert model.metadata.get_input_schema().input_names() == ["review_text"]
+    schema = model.metadata.get_input_schema()
+    assert schema.is_tensor_spec() and schema.inputs[0].shape == (-1,)
+    # and the stream's scoring finds and uses it as it is
+    from lakehouse.ml import scoring
+
+    found = scoring.champion(env.mlflow)
+    assert found is not None and (found.version, found.run_id) == ("2", second["run_id"])
+    scored = scoring.score(found, pd.Series(["Absolutely love it, works great.", "Broke on day two. Awful.", None]))
+    assert list(scored["label"]) == ["positive", "negative", None]
 
     # retries of the DAG run's steps: the train step finds its finished run, the gate its recorded decision
     recorded = decisions(env.postgres_dsn())

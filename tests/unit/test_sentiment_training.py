@@ -15,7 +15,7 @@ from lakehouse.config.ml import SearchSpec, TrainingSetSpec
 from lakehouse.kafka.generator import read_reference
 from lakehouse.kafka.generator.review_text import ReviewWriter
 from lakehouse.ml.errors import TrainingDataError
-from lakehouse.ml.training import evaluate, input_frame, model_requirements, train
+from lakehouse.ml.training import evaluate, model_input, model_requirements, train
 
 LABELS = {1: "negative", 2: "negative", 3: "neutral", 4: "positive", 5: "positive"}
 SEARCH = SearchSpec(c_values=(1.0, 10.0), class_weights=(None, "balanced"), cv_folds=3, random_state=7)
@@ -47,8 +47,12 @@ def test_the_same_rows_and_seed_give_the_same_model_and_metrics(data: tuple[pd.D
 
     assert first.holdout == second.holdout
     assert (first.params, first.cv_macro_f1) == (second.params, second.cv_macro_f1)
-    unseen = input_frame(reviews(99, 50)["review_text"])
+    unseen = model_input(reviews(99, 50)["review_text"])
     np.testing.assert_array_equal(first.model.predict_proba(unseen), second.model.predict_proba(unseen))
+    # the pipeline takes the texts as the stream's scoring (a Series) and the model server (a list) pass them
+    texts = reviews(99, 50)["review_text"]
+    np.testing.assert_array_equal(first.model.predict_proba(texts), first.model.predict_proba(unseen))
+    np.testing.assert_array_equal(first.model.predict_proba(list(texts)), first.model.predict_proba(unseen))
     assert first.params["C"] in SEARCH.c_values and first.params["class_weight"] in SEARCH.class_weights
 
 
@@ -59,7 +63,7 @@ def test_the_holdout_is_scored_by_the_most_probable_class_in_contract_order(
     trained = train(train_rows, holdout, SEARCH)
 
     assert list(trained.model.classes_) == ["negative", "neutral", "positive"]
-    probabilities = trained.model.predict_proba(input_frame(holdout["review_text"]))
+    probabilities = trained.model.predict_proba(model_input(holdout["review_text"]))
     predicted = np.array(["negative", "neutral", "positive"])[probabilities.argmax(axis=1)]
     truth = list(holdout["label"])
     assert trained.holdout.rows == 100
