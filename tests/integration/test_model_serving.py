@@ -73,19 +73,13 @@ class Served:
         raise AssertionError(f"the server did not serve {version!r} within {PICKED_UP_WITHIN + 5}s: {health.text}")
 
 
-@pytest.fixture(scope="module")
-def served(mlflow_stack: Settings) -> Iterator[Served]:
-    """Two versions of a tiny TF-IDF + logistic regression pipeline registered under a name of this module (no
-    alias yet), and the stack's model server serving that name, reloading every second."""
+def _register_two_versions(name: str, tracking_uri: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Versions 1 and 2 of ``name``: their pipelines and the runs that logged them."""
     import mlflow
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    from lakehouse.scripts.stack import LocalStack
-
-    name = f"serving_test_{uuid.uuid4().hex[:8]}"
-    tracking_uri = mlflow_stack.mlflow.tracking_uri
     before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(name)
@@ -107,19 +101,33 @@ def served(mlflow_stack: Settings) -> Iterator[Served]:
         assert str(info.registered_model_version) == version
         models[version], run_ids[version] = model, run.info.run_id
     mlflow.set_tracking_uri(before)
+    return models, run_ids
 
-    with pytest.MonkeyPatch.context() as patch:
+
+@pytest.fixture(scope="module")
+def served(mlflow_stack: Settings) -> Iterator[Served]:
+    """Two versions of a tiny TF-IDF + logistic regression pipeline registered under a name of this module (no
+    alias yet), and the stack's model server serving that name, reloading every second."""
+    from lakehouse.scripts.stack import LocalStack
+
+    name = f"serving_test_{uuid.uuid4().hex[:8]}"
+    tracking_uri = mlflow_stack.mlflow.tracking_uri
+    with pytest.MonkeyPatch.context() as patch, ThreadPoolExecutor(1) as background:
         patch.setenv("LAKEHOUSE_MLFLOW_MODEL_NAME", name)
         patch.setenv("LAKEHOUSE_MODEL_RELOAD_SECONDS", str(RELOAD_SECONDS))
         settings.cache_clear()
         stack = LocalStack(settings())
         stack.model_server.stop()  # one a kept test stack left running serves another name
-        stack.up(("model-server",))
+        # the server starts while the versions are registered: none has the alias either way
+        starting = background.submit(stack.up, ("model-server",))
         try:
+            models, run_ids = _register_two_versions(name, tracking_uri)
+            starting.result()
             with httpx.Client(base_url=stack.model_server.url, timeout=30) as http:
                 first_health = http.get("/health")
                 yield Served(name, models, run_ids, stack.model_server.url, first_health, tracking_uri, http)
         finally:
+            starting.exception()  # wait for the start before stopping
             stack.model_server.stop()
     settings.cache_clear()
 
