@@ -15,6 +15,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
@@ -23,7 +24,8 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from lakehouse.config.ml import SentimentSpec
 from lakehouse.config.settings import MlflowSettings
 from lakehouse.ml.errors import RegistryError
-from lakehouse.ml.training import TrainedModel, model_input, model_requirements
+from lakehouse.ml.sentiment import TEXT_COLUMN
+from lakehouse.ml.training import LABEL_COLUMN, TrainedModel, model_input, model_requirements, train
 
 log = logging.getLogger(__name__)
 
@@ -207,3 +209,16 @@ def record_gate(
     for key, value in tags.items():
         client.set_tag(candidate.run_id, key, value)
         client.set_model_version_tag(settings.model_name, candidate.version, key, value)
+
+
+def register_fitted(
+    settings: MlflowSettings, spec: SentimentSpec, texts: list[str], labels: list[str], run_key: str
+) -> tuple[Candidate, TrainedModel]:
+    """Train the job's pipeline on ``texts`` and their ``labels`` (the newest ``holdout_fraction`` of them held out,
+    in the order given), log it and register it as a new version, with no alias: a model trained outside the
+    training set's table, as the benchmarks and tests need one."""
+    rows = pd.DataFrame({TEXT_COLUMN: texts, LABEL_COLUMN: labels})
+    cut = len(rows) - max(1, round(len(rows) * spec.training_set.holdout_fraction))
+    trained = train(rows.iloc[:cut], rows.iloc[cut:], spec.search)
+    candidate = log_candidate(settings, spec, trained, run_key, {"training_set_version": 0}, texts[:EXAMPLE_ROWS])
+    return candidate, trained

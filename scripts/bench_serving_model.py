@@ -69,47 +69,26 @@ def fastapi_app() -> Any:
 def review_texts(seed: int, count: int) -> tuple[list[str], list[str]]:
     """``count`` generated review texts and the labels of their ratings."""
     from lakehouse.kafka.generator import read_reference
-    from lakehouse.kafka.generator.review_text import ReviewWriter
-    from lakehouse.ml.sentiment import label_of_rating
+    from lakehouse.kafka.generator.review_text import sample_reviews
 
-    products = read_reference("products")
-    writer, draw = ReviewWriter(random.Random(seed), products), random.Random(seed + 1)
-    texts, labels = [], []
-    for _ in range(count):
-        rating = draw.randint(1, 5)
-        texts.append(writer.review(draw.choice(products)["product_id"], rating).text)
-        labels.append(label_of_rating(rating))
-    return texts, labels
+    reviews = sample_reviews(seed, count, read_reference("products"))
+    return [r.text for r in reviews], [r.label for r in reviews]
 
 
 def register_champion(settings: Settings) -> tuple[str, Any]:
-    """Fit the bench's pipeline, register it as a new version of ``mlflow.model_name`` and give it the champion
-    alias; its version and the pipeline."""
-    import mlflow
-    from mlflow import MlflowClient
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
+    """Train the training job's pipeline on generated reviews, register it as a new version of
+    ``mlflow.model_name`` and give it the champion alias; its version and the pipeline."""
+    from lakehouse.config.ml import sentiment_spec
+    from lakehouse.ml import registry
 
     texts, labels = review_texts(17, TRAIN_TEXTS)
-    model = make_pipeline(
-        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True), LogisticRegression(max_iter=1000)
-    ).fit(texts, labels)
-    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
-    mlflow.set_experiment("bench_model_serving")
-    with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            registered_model_name=settings.mlflow.model_name,
-            pyfunc_predict_fn="predict_proba",
-            pip_requirements=["scikit-learn==1.9.1"],
-        )
-    version = str(info.registered_model_version)
-    MlflowClient(settings.mlflow.tracking_uri).set_registered_model_alias(
-        settings.mlflow.model_name, settings.mlflow.champion_alias, version
+    candidate, trained = registry.register_fitted(
+        settings.mlflow, sentiment_spec(), texts, labels, f"bench {time.time_ns()}"
     )
-    return version, model
+    client = registry.connect(settings.mlflow)
+    current = registry.champion_version(client, settings.mlflow)
+    registry.move_champion(client, settings.mlflow, candidate.version, current)
+    return candidate.version, trained.model
 
 
 def percentiles(latencies: list[float]) -> dict[str, float]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from lakehouse.config.specs import EventTypeSpec
 from lakehouse.kafka.generator.base import GeneratorOptions, Model, customers_by_tenant, picker, read_reference
-from lakehouse.kafka.generator.review_text import ReviewWriter
+from lakehouse.kafka.generator.review_text import RATING_MIX, ReviewWriter
 
 
 class CustomerEvents(Model):
@@ -31,7 +31,7 @@ class CustomerEvents(Model):
         self.categories = sorted({p["category"] for p in products})
         self.customers = customers_by_tenant(self.tenants)
         self.kind = picker(rng, ("page_view", "add_to_cart", "review"), (0.78, 0.15, 0.07))
-        self.rating = picker(rng, (1, 2, 3, 4, 5), (0.05, 0.07, 0.13, 0.35, 0.4))
+        self.rating = picker(rng, tuple(RATING_MIX), tuple(RATING_MIX.values()))
         self.cart_quantity = picker(rng, (1, 2, 3), (0.75, 0.18, 0.07))
         self.sessions: dict[str, tuple[str, int]] = {}
         # texts draw on a stream of their own, seeded from the model's: a change to how texts are written leaves

@@ -88,6 +88,10 @@ OFF_LABEL_RATES: dict[int, tuple[float, tuple[int, ...], tuple[float, ...]]] = {
 }
 
 
+# the share of each star rating among generated reviews (1..5)
+RATING_MIX = {1: 0.05, 2: 0.07, 3: 0.13, 4: 0.35, 5: 0.4}
+
+
 def sentiment_label(rating: int) -> str:
     """The sentiment class of a 1-5 star rating: "negative" (1-2), "neutral" (3) or "positive" (4-5)."""
     if rating in (1, 2):
@@ -292,3 +296,11 @@ def _typos(rng: random.Random, text: str) -> str:
             core = core[:at] + core[at] + core[at:]
         words[n] = core + word[len(word.rstrip(".,;:!?'")) :]
     return " ".join(words)
+
+
+def sample_reviews(seed: int, count: int, products: Sequence[Mapping[str, str]]) -> list[Review]:
+    """``count`` reviews of random ``products`` with the generator's rating mix (``RATING_MIX``), from ``seed``
+    alone: a labelled corpus for training and benchmarks outside the event stream."""
+    writer, draw = ReviewWriter(random.Random(seed), products), random.Random(seed + 1)
+    ratings = draw.choices(list(RATING_MIX), weights=list(RATING_MIX.values()), k=count)
+    return [writer.review(draw.choice(products)["product_id"], rating) for rating in ratings]

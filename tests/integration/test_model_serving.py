@@ -5,7 +5,6 @@ input with a 4xx naming the problem, and describes itself in OpenAPI."""
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,10 +16,10 @@ import httpx
 import numpy as np
 import pytest
 
-from lakehouse.config.settings import Settings, settings
+from lakehouse.config.settings import MlflowSettings, Settings, settings
 from lakehouse.kafka.generator import read_reference
-from lakehouse.kafka.generator.review_text import ReviewWriter
-from lakehouse.ml.sentiment import CLASSES, label_of_rating
+from lakehouse.kafka.generator.review_text import sample_reviews
+from lakehouse.ml.sentiment import CLASSES
 
 pytestmark = pytest.mark.integration
 RELOAD_SECONDS = 1
@@ -30,14 +29,8 @@ PICKED_UP_WITHIN = RELOAD_SECONDS + 10
 
 def reviews(seed: int, count: int) -> tuple[list[str], list[str]]:
     """``count`` generated review texts and the labels of their ratings."""
-    products = read_reference("products")
-    writer, draw = ReviewWriter(random.Random(seed), products), random.Random(seed + 1)
-    texts, labels = [], []
-    for _ in range(count):
-        rating = draw.randint(1, 5)
-        texts.append(writer.review(draw.choice(products)["product_id"], rating).text)
-        labels.append(label_of_rating(rating))
-    return texts, labels
+    corpus = sample_reviews(seed, count, read_reference("products"))
+    return [r.text for r in corpus], [r.label for r in corpus]
 
 
 @dataclass
@@ -73,34 +66,18 @@ class Served:
         raise AssertionError(f"the server did not serve {version!r} within {PICKED_UP_WITHIN + 5}s: {health.text}")
 
 
-def _register_two_versions(name: str, tracking_uri: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """Versions 1 and 2 of ``name``: their pipelines and the runs that logged them."""
-    import mlflow
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
+def _register_two_versions(mlflow_settings: MlflowSettings) -> tuple[dict[str, Any], dict[str, str]]:
+    """Versions 1 and 2 of the model, the training job's pipeline trained on two different sets of generated
+    reviews (so their predictions differ): their pipelines and the runs that logged them."""
+    from lakehouse.config.ml import sentiment_spec
+    from lakehouse.ml import registry
 
-    before = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment(name)
-    texts, labels = reviews(1, 400)
     models, run_ids = {}, {}
-    # the second version differs (word pairs, weaker regularisation), so its predictions differ from the first's
-    for version, (ngrams, c) in {"1": ((1, 1), 1.0), "2": ((1, 2), 20.0)}.items():
-        model = make_pipeline(TfidfVectorizer(ngram_range=ngrams), LogisticRegression(C=c, max_iter=500))
-        model.fit(texts, labels)
-        assert tuple(model.classes_) == CLASSES
-        with mlflow.start_run() as run:
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                registered_model_name=name,
-                pyfunc_predict_fn="predict_proba",
-                pip_requirements=["scikit-learn==1.9.1"],
-            )
-        assert str(info.registered_model_version) == version
-        models[version], run_ids[version] = model, run.info.run_id
-    mlflow.set_tracking_uri(before)
+    for version, seed in (("1", 1), ("2", 2)):
+        texts, labels = reviews(seed, 400)
+        candidate, trained = registry.register_fitted(mlflow_settings, sentiment_spec(), texts, labels, f"v{version}")
+        assert candidate.version == version
+        models[version], run_ids[version] = trained.model, candidate.run_id
     return models, run_ids
 
 
@@ -121,7 +98,7 @@ def served(mlflow_stack: Settings) -> Iterator[Served]:
         # the server starts while the versions are registered: none has the alias either way
         starting = background.submit(stack.up, ("model-server",))
         try:
-            models, run_ids = _register_two_versions(name, tracking_uri)
+            models, run_ids = _register_two_versions(settings().mlflow)
             starting.result()
             with httpx.Client(base_url=stack.model_server.url, timeout=30) as http:
                 first_health = http.get("/health")

@@ -5,7 +5,6 @@ shows."""
 
 from __future__ import annotations
 
-import random
 import uuid
 from typing import Any
 
@@ -18,48 +17,21 @@ from lakehouse.kafka.generator import GeneratorOptions, generate
 pytestmark = pytest.mark.integration
 
 
-def _train(c: float, seed: int) -> Any:
-    """A small TF-IDF + logistic regression pipeline on generated reviews."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
+def _register(env: Settings, seed: int) -> tuple[str, Any]:
+    """The training job's pipeline trained on 600 generated reviews of ``seed``, registered and made the champion;
+    its version and the pipeline."""
+    from lakehouse.config.ml import sentiment_spec
+    from lakehouse.kafka.generator import read_reference
+    from lakehouse.kafka.generator.review_text import sample_reviews
+    from lakehouse.ml import registry
 
-    from lakehouse.kafka.generator.base import read_reference
-    from lakehouse.kafka.generator.review_text import ReviewWriter
-    from lakehouse.ml.sentiment import label_of_rating
-
-    rng = random.Random(seed)
-    writer = ReviewWriter(random.Random(seed), read_reference("products"))
-    products = [p["product_id"] for p in read_reference("products")]
-    texts, labels = [], []
-    while len(texts) < 600:
-        rating = rng.randint(1, 5)
-        text = writer.write(rng.choice(products), rating)
-        if text:
-            texts.append(text)
-            labels.append(label_of_rating(rating))
-    return make_pipeline(TfidfVectorizer(ngram_range=(1, 2)), LogisticRegression(C=c, max_iter=1000)).fit(texts, labels)
-
-
-def _register(env: Settings, pipeline: Any) -> str:
-    """Log and register ``pipeline``, make it the champion; its version."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    mlflow.set_tracking_uri(env.mlflow.tracking_uri)
-    with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name="model",
-            registered_model_name=env.mlflow.model_name,
-            pyfunc_predict_fn="predict_proba",
-            pip_requirements=["scikit-learn==1.9.1"],
-        )
-    version = str(info.registered_model_version)
-    MlflowClient(env.mlflow.tracking_uri).set_registered_model_alias(
-        env.mlflow.model_name, env.mlflow.champion_alias, version
+    corpus = sample_reviews(seed, 600, read_reference("products"))
+    candidate, trained = registry.register_fitted(
+        env.mlflow, sentiment_spec(), [r.text for r in corpus], [r.label for r in corpus], f"seed {seed}"
     )
-    return version
+    client = registry.connect(env.mlflow)
+    registry.move_champion(client, env.mlflow, candidate.version, registry.champion_version(client, env.mlflow))
+    return candidate.version, trained.model
 
 
 def _run(spark: Any, env: Settings) -> None:
@@ -93,12 +65,11 @@ def test_reviews_are_scored_by_the_champion_and_a_promotion_takes_the_next_batch
     settings.cache_clear()
     env = settings()
     ensure_topics(env)
-    first, second = _train(1.0, seed=3), _train(0.05, seed=4)
-    version_one = _register(env, first)
+    version_one, first = _register(env, seed=3)
 
     first_events = _produce(env, seed=21)
     _run(spark, env)
-    version_two = _register(env, second)
+    version_two, second = _register(env, seed=4)
     events = first_events + _produce(env, seed=22)
     _run(spark, env)
 

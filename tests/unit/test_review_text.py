@@ -19,12 +19,12 @@ from jsonschema import Draft202012Validator
 
 from lakehouse.config.specs import load_event_types
 from lakehouse.kafka.generator import GeneratorOptions, generate
-from lakehouse.kafka.generator.review_text import Review, ReviewWriter, sentiment_label
+from lakehouse.kafka.generator.review_text import RATING_MIX, Review, ReviewWriter, sentiment_label
 
 PRODUCTS_CSV = Path(__file__).resolve().parents[2] / "config" / "reference" / "products" / "2026-01-01.csv"
-# the generator's rating mix (customer_events.py)
-RATINGS = (1, 2, 3, 4, 5)
-RATING_WEIGHTS = (0.05, 0.07, 0.13, 0.35, 0.4)
+# the generator's rating mix
+RATINGS = tuple(RATING_MIX)
+RATING_WEIGHTS = tuple(RATING_MIX.values())
 LABELS = {1: "negative", 2: "negative", 3: "neutral", 4: "positive", 5: "positive"}
 # a word only the reviews of one category use, and words most of its reviews use one of
 ONLY_IN = {
