@@ -1,5 +1,6 @@
 """The sentiment model's specification: ``config/ml/sentiment.yaml`` (training set, hyperparameter search, lexicon
-baseline, promotion gate), validated up front; every problem is reported at once with its file and key.
+baseline, promotion gate, drift monitoring), validated up front; every problem is reported at once with its file and
+key.
 
 Where runs are tracked and under which name the model is registered depend on the environment instead
 (``Settings.mlflow``)."""
@@ -78,6 +79,16 @@ class GateSpec(_Model):
     min_gain_over_baseline: float = Field(default=0.05, ge=0, le=1)
 
 
+class MonitoringSpec(_Model):
+    """Prediction drift: the population stability index (PSI) of a day's scores of one model version against the
+    scores of its training set. A day with at least ``min_reviews`` scored reviews whose PSI reaches
+    ``psi_alert_threshold`` raises an alert (0.1-0.2 is commonly read as a moderate shift, above 0.2 as a large
+    one)."""
+
+    psi_alert_threshold: float = Field(default=0.2, gt=0)
+    min_reviews: int = Field(default=50, ge=1)
+
+
 class SentimentSpec(_Model):
     """Everything ``config/ml/sentiment.yaml`` says."""
 
@@ -85,6 +96,7 @@ class SentimentSpec(_Model):
     search: SearchSpec = Field(default_factory=SearchSpec)
     baseline: BaselineSpec = Field(default_factory=BaselineSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     source_file: Path = Path()
 
 

@@ -23,6 +23,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from lakehouse.config.ml import SentimentSpec
 from lakehouse.config.settings import MlflowSettings
+from lakehouse.ml import drift
 from lakehouse.ml.errors import RegistryError
 from lakehouse.ml.sentiment import TEXT_COLUMN
 from lakehouse.ml.training import LABEL_COLUMN, TrainedModel, model_input, model_requirements, train
@@ -130,6 +131,9 @@ def log_candidate(
         )
         version = str(info.registered_model_version)
         client.set_model_version_tag(settings.model_name, version, RUN_KEY_TAG, run_key)
+        client.set_model_version_tag(
+            settings.model_name, version, drift.REFERENCE_TAG, drift.reference_tag(trained.score_reference)
+        )
         mlflow.set_tag(VERSION_TAG, version)
     log.info(
         "run %s registered %s version %s: holdout macro-F1 %.4f (cross-validated %.4f), %d training rows, %.1fs",
@@ -222,3 +226,11 @@ def register_fitted(
     trained = train(rows.iloc[:cut], rows.iloc[cut:], spec.search)
     candidate = log_candidate(settings, spec, trained, run_key, {"training_set_version": 0}, texts[:EXAMPLE_ROWS])
     return candidate, trained
+
+
+def score_reference(client: MlflowClient, settings: MlflowSettings, version: str) -> list[float] | None:
+    """The score shares of the version's training set (``drift.REFERENCE_TAG``), or None for a version registered
+    without them."""
+    tags = client.get_model_version(settings.model_name, version).tags or {}
+    value = tags.get(drift.REFERENCE_TAG)
+    return None if value is None else drift.reference_of_tag(value)

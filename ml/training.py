@@ -23,6 +23,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from lakehouse.config.ml import SearchSpec, TrainingSetSpec
+from lakehouse.ml import drift
 from lakehouse.ml.errors import TrainingDataError
 from lakehouse.ml.sentiment import CLASSES, TEXT_COLUMN, labels_and_scores
 
@@ -121,6 +122,9 @@ class TrainedModel:
     holdout: Evaluation
     train_rows: int
     seconds: float
+    # the holdout's shares of the score bins (lakehouse.ml.drift): scores of reviews the model has not seen, as the
+    # stream's are
+    score_reference: list[float]
 
     def metrics(self) -> dict[str, float]:
         """Every metric worth logging: the holdout's, the cross-validation's and the training time."""
@@ -142,9 +146,8 @@ def train(train_rows: pd.DataFrame, holdout_rows: pd.DataFrame, search: SearchSp
     model: Pipeline = searched.best_estimator_
     if tuple(model.classes_) != CLASSES:
         raise TrainingDataError(f"the model learned the classes {list(model.classes_)}, not {list(CLASSES)}")
-    holdout = evaluate_probabilities(
-        list(holdout_rows[LABEL_COLUMN]), model.predict_proba(model_input(holdout_rows[TEXT_COLUMN]))
-    )
+    probabilities = model.predict_proba(model_input(holdout_rows[TEXT_COLUMN]))
+    holdout = evaluate_probabilities(list(holdout_rows[LABEL_COLUMN]), probabilities)
     return TrainedModel(
         model=model,
         params={
@@ -155,6 +158,7 @@ def train(train_rows: pd.DataFrame, holdout_rows: pd.DataFrame, search: SearchSp
         holdout=holdout,
         train_rows=len(train_rows),
         seconds=round(time.perf_counter() - started, 3),
+        score_reference=drift.shares(labels_and_scores(probabilities)[1]),
     )
 
 

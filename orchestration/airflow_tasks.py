@@ -122,6 +122,16 @@ def run_sentiment_gate(dag_run: Any) -> None:
     _run(SENTIMENT_JOB, args, streaming=False)
 
 
+def run_sentiment_drift(data_interval_start: datetime) -> None:
+    """The drift of the day's scores (the run's data interval: one day) against each scoring version's training
+    set, into serving.ml_score_drift, with an alert in serving.ml_alerts over the threshold."""
+    import os
+
+    os.environ["LAKEHOUSE_SERVING_DSN"] = serving_dsn()
+    args = ["drift", f"--day={_day(data_interval_start)}", "--dsn-env=LAKEHOUSE_SERVING_DSN"]
+    _run(SENTIMENT_JOB, args, streaming=False)
+
+
 def _run(module: str, args: list[str], *, streaming: bool) -> None:
     """Run a Spark job; errors that a retry cannot fix (bad data, input or config) fail without retries."""
     from airflow.sdk.exceptions import AirflowFailException

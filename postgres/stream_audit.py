@@ -1,4 +1,4 @@
-"""The per-batch audit of the streaming queries, in ``lakehouse_meta.stream_batches`` (migrations V009-V011).
+"""The per-batch audit of the streaming queries, in ``lakehouse_meta.stream_batches`` (migrations V009-V011, V013).
 
 Each micro-batch upserts one row keyed by (query, app id, batch id) after its data commits, so a replayed batch
 replaces its own row and the audit costs no Delta commit."""
@@ -18,7 +18,8 @@ TABLE = ("lakehouse_meta", "stream_batches")
 COLUMNS = (
     "query", "app_id", "batch_id", "layer", "source", "status", "offset_ranges", "input_rows", "output_rows",
     "dead_letter_rows", "quarantined_rows", "deduplicated_rows", "min_event_time", "max_event_time", "started_at",
-    "finished_at", "processing_ms", "source_lag_ms", "watermark", "late_rows", "model_version",
+    "finished_at", "processing_ms", "source_lag_ms", "watermark", "late_rows", "model_version", "scored_rows",
+    "scoring_ms",
 )  # fmt: skip
 _KEY = ("query", "app_id", "batch_id")
 

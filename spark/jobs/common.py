@@ -61,6 +61,8 @@ class BatchAudit:
     watermark: datetime | None = None
     late_rows: int = 0
     model_version: str | None = None
+    scored_rows: int | None = None
+    scoring_ms: float | None = None
 
     def finish(self, settings: Settings) -> None:
         """Stamp the end time and upsert the row into ``lakehouse_meta.stream_batches`` (idempotent per query, app

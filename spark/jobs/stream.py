@@ -251,12 +251,18 @@ class TopicBatchWriter:
         references = {j.reference: reference.current(spark, self.settings, j.reference) for j in spec.enrich}
         model = scoring_model(self.settings, spec)
         audit.model_version = model.version if model else None
-        enriched = silver.silver_rows(silver.first_per_key(fresh, spec.dedup_key), spec, references, batch_tag, model)
+        timing = Observation(f"scoring-{uuid.uuid4().hex}") if model else None
+        deduplicated = silver.first_per_key(fresh, spec.dedup_key)
+        enriched = silver.silver_rows(deduplicated, spec, references, batch_tag, model, timing)
         # the commit names its batch, so the time rows became visible can be read from the table's history
         commit_tag = json.dumps({"query": self.query, "app_id": self.app_id, "batch_id": batch_id})
         appended = append_once(enriched, self.silver_table, self.app_id, batch_id, spec.partition_by, commit_tag)
         # a replayed batch computes the rows its first attempt appended (see the class docstring)
         audit.output_rows = appended if appended is not None else enriched.count()
+        scoring = observed(timing) if timing is not None else {}
+        if scoring:
+            audit.scored_rows = int(scoring["scored_rows"])
+            audit.scoring_ms = round(float(scoring["scoring_ms"]), 3)
 
 
 def _batch_counts(watermark: datetime | None) -> dict[str, Column]:
@@ -316,6 +322,9 @@ def start(
         )
     for key, value in STATE_STORE_CONF.items():
         spark.conf.set(key, value)
+    # a run to the latest offsets skips the batch without data that only evicts expired dedup state (the next run's
+    # first batch evicts it); on an object store it cost as long as a batch of data
+    spark.conf.set("spark.sql.streaming.noDataMicroBatches.enabled", str(not available_now).lower())
     stream = keyed_stream(kafka_io.read_stream(spark, settings, spec.topic, max_records), spec)
     return start_query(
         stream, name, checkpoint, TopicBatchWriter(settings, spec, app_id, checkpoint), available_now, trigger_seconds

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, Observation, Window
 from pyspark.sql import functions as F
 
 from lakehouse.config.specs import (
@@ -249,13 +249,14 @@ def silver_rows(
     references: Mapping[str, DataFrame],
     batch_tag: str,
     model: ModelVersion | None = None,
+    scoring_timing: Observation | None = None,
 ) -> DataFrame:
     """Deduplicated events as Silver stores them: enriched, scored by the sentiment ``model`` where the event type
-    has ``sentiment`` scoring, stamped with the batch that wrote them (``_silver_batch``) and the time
-    (``_processed_at``)."""
+    has ``sentiment`` scoring (``scoring_timing`` observes how long that took), stamped with the batch that wrote
+    them (``_silver_batch``) and the time (``_processed_at``)."""
     rows = enrich(events, spec, references)
     if spec.sentiment is not None:
-        rows = sentiment.scored(rows, spec.sentiment, model)
+        rows = sentiment.scored(rows, spec.sentiment, model, scoring_timing)
     return rows.withColumn("_silver_batch", F.lit(batch_tag)).withColumn("_processed_at", F.current_timestamp())
 
 

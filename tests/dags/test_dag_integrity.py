@@ -31,7 +31,7 @@ def test_no_import_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_expected_dags_are_present(dagbag) -> None:  # type: ignore[no-untyped-def]
-    assert {"gold_marts", "streams_available_now", "ml_sentiment"} <= set(dagbag.dag_ids)
+    assert {"gold_marts", "streams_available_now", "ml_sentiment", "ml_monitoring"} <= set(dagbag.dag_ids)
 
 
 def test_every_dag_has_docs_tags_and_retries(dagbag) -> None:  # type: ignore[no-untyped-def]
@@ -64,6 +64,17 @@ def test_ml_dag_trains_weekly_and_promotes_only_through_its_gate(dagbag) -> None
     assert {t.task_id for t in dag.tasks} == {"training_set", "train", "gate"}
     assert dag.timetable.summary == "0 0 * * 1"
     assert dag.max_active_runs == 1
+
+
+def test_ml_monitoring_dag_checks_drift_daily(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.get_dag("ml_monitoring")
+
+    assert {t.task_id for t in dag.tasks} == {"score_drift"}
+    assert dag.timetable.summary == "30 0 * * *"
+    assert {str(o.uri) for o in dag.get_task("score_drift").outlets} == {
+        "lakehouse://serving/ml_score_drift",
+        "lakehouse://serving/ml_alerts",
+    }
 
 
 def test_dag_files_do_no_work_at_import() -> None:
