@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 
@@ -46,7 +47,9 @@ def scratch(admin: psycopg.Connection, unique: str) -> Iterator[dict[str, str]]:
         admin.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def _login_role(admin: psycopg.Connection, settings: Settings, group: str, unique: str) -> Iterator[str]:
+@contextmanager
+def login_role(admin: psycopg.Connection, settings: Settings, group: str, unique: str) -> Iterator[str]:
+    """The DSN of a login role that is a member of ``group``, dropped afterwards (with what it owns)."""
     role = f"t_{group}_{unique}"
     admin.execute(
         sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
@@ -63,13 +66,15 @@ def _login_role(admin: psycopg.Connection, settings: Settings, group: str, uniqu
 @pytest.fixture
 def reader_dsn(admin: psycopg.Connection, postgres_stack: Settings, unique: str) -> Iterator[str]:
     """DSN of a login role that is a member of bi_reader."""
-    yield from _login_role(admin, postgres_stack, "bi_reader", unique)
+    with login_role(admin, postgres_stack, "bi_reader", unique) as dsn:
+        yield dsn
 
 
 @pytest.fixture
 def loader_dsn(admin: psycopg.Connection, postgres_stack: Settings, unique: str) -> Iterator[str]:
     """DSN of a login role that is a member of lakehouse_loader."""
-    yield from _login_role(admin, postgres_stack, "lakehouse_loader", unique)
+    with login_role(admin, postgres_stack, "lakehouse_loader", unique) as dsn:
+        yield dsn
 
 
 def test_bi_reader_reads_the_serving_tables_and_views_including_new_ones(
@@ -82,6 +87,7 @@ def test_bi_reader_reads_the_serving_tables_and_views_including_new_ones(
             "serving.freshness",
             "serving.load_alerts",
             "serving.ml_model_decisions",
+            "serving.ml_serving_latency",
         ):
             conn.execute(f"SELECT count(*) FROM {relation}").fetchone()
         # created after the migrations: readable through the default privileges
@@ -126,6 +132,7 @@ def test_bi_reader_runs_every_documented_bi_query(reader_dsn: str, admin: psycop
         "INSERT INTO serving.freshness (mart, interval_start, interval_end, rows) VALUES ('m', now(), now(), 0)",
         "UPDATE {serving} SET units = 0",
         "DELETE FROM serving.ml_model_decisions WHERE false",
+        "DELETE FROM serving.ml_serving_latency WHERE false",
         "CREATE TABLE serving.t_reader_made (x int)",
         "CREATE VIEW serving.v_reader_made AS SELECT 1 AS x",
         "CREATE TABLE public.t_reader_made (x int)",
