@@ -34,6 +34,7 @@ def test_local_and_cluster_serve_the_model_on_this_machine_and_databricks_does_n
         assert loaded.model_serving.url == "http://127.0.0.1:5001"
         assert loaded.model_serving.address == ("127.0.0.1", 5001) and loaded.model_serving.on_this_machine
         assert loaded.model_serving.reload_seconds == 30
+        assert loaded.model_serving.latency_window_seconds == 60
         assert loaded.mlflow.model_name == "lakehouse_sentiment"
 
     moved = load_settings(
@@ -42,11 +43,13 @@ def test_local_and_cluster_serve_the_model_on_this_machine_and_databricks_does_n
             "LAKEHOUSE_HOME": str(tmp_path),
             "LAKEHOUSE_MODEL_SERVER_PORT": "45051",
             "LAKEHOUSE_MODEL_RELOAD_SECONDS": "2.5",
+            "LAKEHOUSE_MODEL_LATENCY_WINDOW_SECONDS": "1",
             "LAKEHOUSE_MLFLOW_MODEL_NAME": "other_model",
         },
     )
     assert moved.model_serving is not None and moved.model_serving.address == ("127.0.0.1", 45051)
     assert moved.model_serving.reload_seconds == 2.5 and moved.mlflow.model_name == "other_model"
+    assert moved.model_serving.latency_window_seconds == 1
 
     assert load_settings("databricks", environ=DATABRICKS_ENVIRONMENT).model_serving is None
 
