@@ -10,7 +10,9 @@
 Bad input gets a 4xx whose ``detail`` names every problem (up to ten), never the input itself: 400 for a body that
 is empty or not JSON, 413 over 64 MiB, 415 without ``Content-Type: application/json``, 422 for JSON that is not a
 valid request. Nothing on the request path asks MLflow: a background task asks the registry at most every
-``model_serving.reload_seconds`` which version the alias names and loads a new one when it moved.
+``model_serving.reload_seconds`` which version the alias names and loads a new one when it moved. Nor PostgreSQL:
+each ``POST /predict``'s latency is counted in memory (``lakehouse.ml.latency``) and another background task writes
+each window of ``model_serving.latency_window_seconds`` into ``serving.ml_serving_latency``.
 
 ``POST /predict`` goes straight from uvicorn to ``Predictor`` (``ModelServerApp``): Starlette's request objects,
 middleware and routing were half the CPU time of a one-text request. Everything else goes to the FastAPI app, which
@@ -24,6 +26,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -44,6 +49,7 @@ from lakehouse.ml.champion import (
     import_the_loader,
     use_registry,
 )
+from lakehouse.ml.latency import DEFAULT_WINDOW_SECONDS, LatencyMonitor, LatencyRecorder
 from lakehouse.ml.sentiment import CLASSES
 
 log = logging.getLogger(__name__)
@@ -113,11 +119,14 @@ class Problem(BaseModel):
 
 @dataclass(frozen=True)
 class Answer:
-    """An HTTP answer: status, JSON body and extra headers."""
+    """An HTTP answer: status, JSON body and extra headers; for a prediction, the texts predicted and the model
+    version that predicted them."""
 
     status: int
     body: bytes
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    texts: int = 0
+    version: str | None = None
 
 
 def _problem(status: int, detail: str, headers: tuple[tuple[bytes, bytes], ...] = ()) -> Answer:
@@ -150,7 +159,9 @@ class Predictor:
         except NoChampion as exc:
             return self.unavailable(exc)
         answer = {"model": champion.name, "version": champion.version, "predictions": predictions}
-        return Answer(200, json.dumps(answer, separators=(",", ":")).encode())
+        return Answer(
+            200, json.dumps(answer, separators=(",", ":")).encode(), texts=len(texts), version=champion.version
+        )
 
     def unavailable(self, exc: NoChampion) -> Answer:
         """503, and when to ask again."""
@@ -160,15 +171,17 @@ class Predictor:
 
 class ModelServerApp:
     """The ASGI app uvicorn runs: ``POST /predict`` to the ``Predictor``, everything else to the FastAPI app
-    (``api``: health, OpenAPI, docs, 404 and 405, the lifespan)."""
+    (``api``: health, OpenAPI, docs, 404 and 405, the lifespan). Each ``POST /predict`` answered is counted by
+    ``latency``, from the moment uvicorn hands it over to the moment its answer is ready to send."""
 
-    def __init__(self, api: FastAPI, predictor: Predictor) -> None:
-        self.api, self.predictor = api, predictor
+    def __init__(self, api: FastAPI, predictor: Predictor, latency: LatencyRecorder) -> None:
+        self.api, self.predictor, self.latency = api, predictor, latency
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/predict":
             await self.api(scope, receive, send)
             return
+        started_ns = time.perf_counter_ns()
         content_type = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"content-type"), "")
         chunks, size = [], 0
         while True:
@@ -185,9 +198,17 @@ class ModelServerApp:
             # bad input is answered before it reaches the model: what fails later is the server's fault; in JSON
             log.error("POST /predict failed", exc_info=exc)
             answer = _failed(exc)
+        self.latency.record(started_ns, answer.status, answer.texts, self._version(answer))
         headers = [_JSON, (b"content-length", str(len(answer.body)).encode()), *answer.headers]
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
+
+    def _version(self, answer: Answer) -> str:
+        """The version that predicted, else the one held when the request was refused (empty: none)."""
+        if answer.version is not None:
+            return answer.version
+        champion = self.predictor.watch.champion
+        return champion.version if champion is not None else ""
 
 
 def create_app(
@@ -197,19 +218,25 @@ def create_app(
     batch_texts: int = MAX_BATCH_TEXTS,
 ) -> ModelServerApp:
     """The app serving ``settings``' champion (default: the current environment's settings); uvicorn calls it with
-    ``--factory``. ``batch_texts`` caps the texts of one model call (1: no batching, one call per request)."""
-    if watch is None:
-        if settings is None:
-            from lakehouse.config.settings import settings as current
+    ``--factory``. ``batch_texts`` caps the texts of one model call (1: no batching, one call per request). While
+    it runs (its lifespan), the latency of each window goes to the settings' serving database."""
+    if settings is None:
+        from lakehouse.config.settings import settings as current
 
-            settings = current()
-        serving = settings.model_serving
+        settings = current()
+    serving = settings.model_serving
+    if watch is None:
         every = reload_seconds or (serving.reload_seconds if serving else DEFAULT_RELOAD_SECONDS)
         watch = ChampionWatch(settings.mlflow, every)
         use_registry(settings.mlflow)
     _log_to_stderr()
     batcher = Batcher(watch, batch_texts)
     predictor = Predictor(watch, batcher)
+    recorder = LatencyRecorder(serving.latency_window_seconds if serving else DEFAULT_WINDOW_SECONDS)
+    port = serving.address[1] if serving else 0
+    monitor = LatencyMonitor(
+        recorder, settings.postgres_dsn(), f"{socket.gethostname()}:{port}/{os.getpid()}", watch.name
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -221,8 +248,10 @@ def create_app(
         except Exception:
             log.exception("could not look up %s@%s at start-up; trying again later", watch.name, watch.alias)
         following = asyncio.create_task(watch.follow())
+        monitor.start()
         yield
         following.cancel()
+        await monitor.close()
         batcher.close()
 
     api = FastAPI(
@@ -267,7 +296,7 @@ def create_app(
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
         return Response(_failed(exc).body, 500, media_type="application/json")
 
-    return ModelServerApp(api, predictor)
+    return ModelServerApp(api, predictor, recorder)
 
 
 def _log_to_stderr() -> None:
