@@ -1,30 +1,42 @@
 """The sentiment model over REST (``lakehouse stack up model-server``), against the stack's real MLflow server and
 registry: the server starts before any version has the alias ``champion`` (503), serves each version the alias
 names within the reload interval, predicts what the registered pipeline predicts, refuses every kind of bad
-input with a 4xx naming the problem, and describes itself in OpenAPI."""
+input with a 4xx naming the problem, describes itself in OpenAPI, and writes the latency of each window of its
+requests into serving.ml_serving_latency (its own window: one second)."""
 
 from __future__ import annotations
 
+import asyncio
+import math
+import os
+import socket
 import time
 import uuid
+from array import array
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from lakehouse.config.settings import MlflowSettings, Settings, settings
 from lakehouse.kafka.generator import read_reference
 from lakehouse.kafka.generator.review_text import sample_reviews
 from lakehouse.ml.sentiment import CLASSES
+from tests.integration.test_postgres_roles import login_role
 
 pytestmark = pytest.mark.integration
 RELOAD_SECONDS = 1
 # a promotion is served after at most one reload interval, plus the time to download and load the version
 PICKED_UP_WITHIN = RELOAD_SECONDS + 10
+LATENCY_WINDOW_SECONDS = 1
+DOCS_ML = Path(__file__).resolve().parents[2] / "docs" / "ml.md"
 
 
 def reviews(seed: int, count: int) -> tuple[list[str], list[str]]:
@@ -92,6 +104,7 @@ def served(mlflow_stack: Settings) -> Iterator[Served]:
     with pytest.MonkeyPatch.context() as patch, ThreadPoolExecutor(1) as background:
         patch.setenv("LAKEHOUSE_MLFLOW_MODEL_NAME", name)
         patch.setenv("LAKEHOUSE_MODEL_RELOAD_SECONDS", str(RELOAD_SECONDS))
+        patch.setenv("LAKEHOUSE_MODEL_LATENCY_WINDOW_SECONDS", str(LATENCY_WINDOW_SECONDS))
         settings.cache_clear()
         stack = LocalStack(settings())
         stack.model_server.stop()  # one a kept test stack left running serves another name
@@ -256,3 +269,179 @@ def test_the_openapi_description_lists_predict_and_health(served: Served) -> Non
     assert spec["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/PredictResponse"
     }
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One request as the client saw it: when it was sent and answered (epoch seconds), its latency, status and
+    texts."""
+
+    sent: float
+    answered: float
+    latency_ms: float
+    status: int
+    texts: int
+
+    @property
+    def window(self) -> int:
+        """The window it was sent in (the server counts it in the window its answer was ready in, in between)."""
+        return math.floor(self.sent / LATENCY_WINDOW_SECONDS)
+
+
+def _nearest_rank(values: list[float], percent: int) -> float:
+    ordered = sorted(values)
+    return ordered[(percent * len(ordered) + 99) // 100 - 1]
+
+
+def _latency_rows(dsn: str, where: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+    with psycopg.connect(dsn, row_factory=dict_row) as conn:
+        return conn.execute(
+            f"SELECT * FROM serving.ml_serving_latency WHERE {where} ORDER BY window_start, model_version".encode(),
+            params,
+        ).fetchall()
+
+
+def _wait_for_requests(dsn: str, model_name: str, since: float, requests: int) -> list[dict[str, Any]]:
+    """The latency rows of ``model_name`` from the window starting at ``since`` (epoch seconds) on, once they
+    count ``requests``."""
+    deadline = time.monotonic() + LATENCY_WINDOW_SECONDS + 15
+    while True:
+        rows = _latency_rows(dsn, "model_name = %s AND window_start >= to_timestamp(%s)", (model_name, since))
+        if sum(row["requests"] for row in rows) >= requests:
+            return rows
+        assert time.monotonic() < deadline, f"{requests} requests sent, rows: {rows}"
+        time.sleep(0.2)
+
+
+def _sleep_until_next_window() -> None:
+    time.sleep(LATENCY_WINDOW_SECONDS - time.time() % LATENCY_WINDOW_SECONDS + 0.02)
+
+
+def test_each_window_s_latency_lands_in_postgres_with_its_requests_texts_and_version(
+    served: Served, unique: str
+) -> None:
+    served.promote("1")
+    texts, _ = reviews(23, 60)
+    bodies = [({"json": {"texts": texts[n : n + 1 + n % 3]}}, 200) for n in range(0, 60)]
+    bodies[5::10] = [({"json": {"texts": [""]}}, 422)] * 6
+    bodies[7::20] = [({"content": b"{}", "headers": {"content-type": "text/plain"}}, 415)] * 3
+    sent: list[Sent] = []
+    _sleep_until_next_window()  # the requests of the tests before are in windows of their own
+    first_window = math.floor(time.time() / LATENCY_WINDOW_SECONDS)
+    for number, (request, status) in enumerate(bodies):
+        # no request straddles a window's end, and they take three windows at least
+        if number in (20, 40) or time.time() % LATENCY_WINDOW_SECONDS > LATENCY_WINDOW_SECONDS * 0.6:
+            _sleep_until_next_window()
+        sent_at, started = time.time(), time.perf_counter()
+        answer = served.http.post("/predict", **request)
+        latency_ms, answered_at = (time.perf_counter() - started) * 1000, time.time()
+        assert answer.status_code == status, answer.text
+        sent.append(
+            Sent(sent_at, answered_at, latency_ms, status, len(request["json"]["texts"]) if status == 200 else 0)
+        )
+    straddling = [s for s in sent if math.floor(s.answered / LATENCY_WINDOW_SECONDS) != s.window]
+    assert not straddling, f"requests slower than {LATENCY_WINDOW_SECONDS * 0.4} s: {straddling}"
+
+    rows = _wait_for_requests(settings().postgres_dsn(), served.name, first_window * LATENCY_WINDOW_SECONDS, len(sent))
+
+    by_window: dict[int, list[Sent]] = {}
+    for one in sent:
+        by_window.setdefault(one.window, []).append(one)
+    assert len(by_window) >= 3
+    assert [math.floor(row["window_start"].timestamp() / LATENCY_WINDOW_SECONDS) for row in rows] == sorted(by_window)
+    port = served.url.rsplit(":", 1)[1]
+    for row in rows:
+        window = by_window[math.floor(row["window_start"].timestamp() / LATENCY_WINDOW_SECONDS)]
+        succeeded = [s.latency_ms for s in window if s.status == 200]
+        assert row["server"].startswith(f"{socket.gethostname()}:{port}/")
+        assert (row["model_name"], row["model_version"]) == (served.name, "1")
+        assert (row["window_end"] - row["window_start"]).total_seconds() == LATENCY_WINDOW_SECONDS
+        assert row["requests"] == len(window)
+        assert row["texts"] == sum(s.texts for s in window)
+        assert row["errors_4xx"] == sum(1 for s in window if 400 <= s.status < 500)
+        assert row["errors_5xx"] == 0
+        assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"] <= row["max_ms"]
+        # each request's server-side latency is part of the client's, so each percentile is at most the client's
+        for percent in (50, 95, 99):
+            assert row[f"p{percent}_ms"] <= _nearest_rank(succeeded, percent), (percent, row, succeeded)
+        assert row["max_ms"] <= max(succeeded)
+    assert sum(row["requests"] for row in rows) == len(bodies)
+    assert sum(row["texts"] for row in rows) == sum(len(r["json"]["texts"]) for r, status in bodies if status == 200)
+
+    # BI reads them with the query docs/ml.md gives
+    query = DOCS_ML.read_text().split("## Monitoring: REST latency", 1)[1].split("```sql\n", 1)[1].split("```", 1)[0]
+    with (
+        psycopg.connect(settings().postgres_dsn(), autocommit=True) as admin,
+        login_role(admin, settings(), "bi_reader", unique) as reader,
+        psycopg.connect(reader, row_factory=dict_row) as conn,
+    ):
+        read = [r for r in conn.execute(query.encode()).fetchall() if r["model_name"] == served.name]
+    read = read[-len(rows) :]
+    assert [(r["window_start"], r["requests"], r["texts"]) for r in read] == [
+        (r["window_start"], r["requests"], r["texts"]) for r in rows
+    ]
+    for got, row in zip(read, rows, strict=True):
+        assert float(got["p95_ms"]) == pytest.approx(row["p95_ms"], abs=0.006)
+        assert float(got["error_pct"]) == pytest.approx(100 * row["errors_4xx"] / row["requests"], abs=0.06)
+
+
+def test_the_partial_window_is_written_when_the_app_stops(served: Served) -> None:
+    from lakehouse.ml.serving import create_app
+
+    served.promote("1")
+    current = settings()
+    assert current.model_serving is not None
+    hour_windows = current.model_copy(
+        update={"model_serving": current.model_serving.model_copy(update={"latency_window_seconds": 3600})}
+    )
+    app = create_app(hour_windows)
+    texts, _ = reviews(29, 5)
+
+    async def serve_then_stop() -> tuple[float, float]:
+        async with app.api.router.lifespan_context(app.api):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://model") as client:
+                started = time.time()
+                for text in texts:
+                    assert (await client.post("/predict", json={"texts": [text, text]})).status_code == 200
+                assert (await client.post("/predict", json={"texts": []})).status_code == 422
+        return started, time.time()
+
+    started, stopped = asyncio.run(serve_then_stop())
+
+    # this process served them: its own server name, and a window of an hour that ended when the app stopped
+    server = f"{socket.gethostname()}:{current.model_serving.address[1]}/{os.getpid()}"
+    rows = _latency_rows(current.postgres_dsn(), "server = %s AND window_end >= to_timestamp(%s)", (server, started))
+    assert [(r["model_version"], r["requests"], r["texts"], r["errors_4xx"]) for r in rows] == [("1", 6, 10, 1)]
+    assert rows[0]["window_end"].timestamp() <= stopped
+    assert (rows[0]["window_end"] - rows[0]["window_start"]).total_seconds() < 3600
+
+
+def test_a_window_is_kept_until_it_can_be_written_and_writing_it_again_replaces_it(
+    postgres_stack: Settings, unique: str
+) -> None:
+    from lakehouse.ml.latency import LatencyMonitor, LatencyRecorder, VersionTally, Window
+    from lakehouse.postgres.migrate import migrate
+    from lakehouse.scripts.postgres_server import ensure_database
+
+    database = f"lakehouse_latency_{unique}"
+    admin = postgres_stack.postgres_dsn("postgres")
+    ensure_database(admin, database)
+    dsn = postgres_stack.postgres_dsn(database)
+    monitor = LatencyMonitor(LatencyRecorder(), dsn, "host:5001/7", "m")
+    window = Window(1_800_000_000.0, 1_800_000_060.0, {"4": VersionTally(array("q", [2_000_000]), requests=3, texts=9,
+                                                                          errors_4xx=1, errors_5xx=1)})  # fmt: skip
+    try:
+        assert monitor.write([window]) is False  # not migrated: no table yet
+        migrate(dsn)
+        assert monitor.write([]) is True
+        assert monitor.write([window]) is True  # again: replaces its row
+        rows = _latency_rows(dsn, "true", ())
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'.encode())
+
+    assert [(r["server"], r["model_version"], r["requests"], r["texts"], r["errors_4xx"], r["errors_5xx"])
+            for r in rows] == [("host:5001/7", "4", 3, 9, 1, 1)]  # fmt: skip
+    assert (rows[0]["p50_ms"], rows[0]["p95_ms"], rows[0]["p99_ms"], rows[0]["max_ms"]) == (2.0, 2.0, 2.0, 2.0)
+    assert rows[0]["window_start"].timestamp() == 1_800_000_000.0
