@@ -29,20 +29,13 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from lakehouse.config.marts import load_marts
 from lakehouse.config.settings import settings
-from lakehouse.orchestration.airflow_tasks import record_failure, run_dq_gate, run_gold_step
+from lakehouse.orchestration.airflow_tasks import run_dq_gate, run_gold_step, task_defaults
 from lakehouse.orchestration.databricks import gold_run
 
 environment = settings()
 on_databricks = environment.spark.master == "databricks"
 
-default_args = {
-    "owner": "data-platform",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=10),
-    "on_failure_callback": record_failure,
-}
+default_args = task_defaults(max_retry_delay=timedelta(minutes=10))
 
 with DAG(
     dag_id="gold_marts",

@@ -15,12 +15,12 @@ model server its REST latency. docs/ml.md#monitoring says how to read them.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import DAG, Asset, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from lakehouse.orchestration.airflow_tasks import record_failure, run_sentiment_drift
+from lakehouse.orchestration.airflow_tasks import run_sentiment_drift, task_defaults
 
 with DAG(
     dag_id="ml_monitoring",
@@ -29,13 +29,7 @@ with DAG(
     start_date=datetime(2025, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "data-platform",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": True,
-        "on_failure_callback": record_failure,
-    },
+    default_args=task_defaults(),
     tags=["lakehouse", "ml", "monitoring", "mlflow"],
     doc_md=__doc__,
 ) as dag:

@@ -20,7 +20,7 @@ pointing the alias at an earlier version (docs/ml.md). Data errors (too few revi
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from airflow.sdk import DAG, Asset, task
@@ -28,10 +28,10 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from lakehouse.config.ml import sentiment_spec
 from lakehouse.orchestration.airflow_tasks import (
-    record_failure,
     run_sentiment_gate,
     run_sentiment_train,
     run_sentiment_training_set,
+    task_defaults,
 )
 
 training_table = sentiment_spec().training_set.table
@@ -43,13 +43,7 @@ with DAG(
     start_date=datetime(2025, 1, 6),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "data-platform",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": True,
-        "on_failure_callback": record_failure,
-    },
+    default_args=task_defaults(),
     tags=["lakehouse", "ml", "gold", "mlflow"],
     doc_md=__doc__,
 ) as dag:

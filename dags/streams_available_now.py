@@ -24,9 +24,9 @@ from airflow.sdk import DAG, Asset, task
 
 from lakehouse.config.specs import load_event_types
 from lakehouse.orchestration.airflow_tasks import (
-    record_failure,
     run_revenue_stream_available_now,
     run_streams_available_now,
+    task_defaults,
 )
 
 with DAG(
@@ -36,13 +36,7 @@ with DAG(
     start_date=datetime(2025, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "data-platform",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": True,
-        "on_failure_callback": record_failure,
-    },
+    default_args=task_defaults(),
     tags=["lakehouse", "bronze", "silver", "gold", "streaming"],
     doc_md=__doc__,
 ) as dag:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from lakehouse.config.settings import settings
@@ -168,3 +168,16 @@ def record_failure(context: dict[str, Any]) -> None:
         mart,
         f"{type(exception).__name__}: {exception}" if exception else "task failed",
     )
+
+
+def task_defaults(**overrides: Any) -> dict[str, Any]:
+    """Every lakehouse DAG's ``default_args``: two retries with exponential backoff from a minute, and failures
+    recorded in serving.load_alerts (``record_failure``); ``overrides`` add or replace keys."""
+    return {
+        "owner": "data-platform",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "on_failure_callback": record_failure,
+        **overrides,
+    }
