@@ -298,10 +298,9 @@ class MlflowSettings(_Model):
 
 class ModelServingSettings(_Model):
     """The REST endpoint that serves the registry's champion (``mlflow.model_name`` at ``mlflow.champion_alias``):
-    ``url`` is where it listens (the local stack runs it when the address is on this machine), and the server
-    asks the registry at most every ``reload_seconds`` which version the alias names, loading a new one when it
-    moved (so a promotion reaches the endpoint without a restart). Every ``latency_window_seconds`` it writes the
-    latency of the requests it answered in that window into ``serving.ml_serving_latency``."""
+    ``url`` is where it listens (the local stack runs it when the address is on this machine); it asks the registry
+    at most every ``reload_seconds`` which version the alias names, loading a new one when it moved, and writes
+    each ``latency_window_seconds`` window's request latency into ``serving.ml_serving_latency``."""
 
     url: str = Field(pattern=r"^https?://[^/:]+(:\d+)?/?$")
     reload_seconds: float = Field(default=30, gt=0)
