@@ -10,14 +10,17 @@
    written by the stream where that fits the time budget (``lakehouse.scripts.bench_incremental``);
 5. model_serving: the sentiment model over REST, one-text latency under 50 clients and 1,000-text throughput, the
    stack's model server beside itself without batching and ``mlflow models serve``
-   (``lakehouse.scripts.bench_serving_model``).
+   (``lakehouse.scripts.bench_serving_model``);
+6. scoring: the Silver stream of customer_events with sentiment scoring on against off, over mixed events and over
+   reviews only, alternated (``lakehouse.scripts.bench_scoring``).
 
     python -m lakehouse.scripts.bench                       # everything, the full protocol (make bench)
     python -m lakehouse.scripts.bench stream --steps 2000,5000 --step-seconds 40 --prefill-rows 100000
+    python -m lakehouse.scripts.bench scoring --scoring-events 100000
 
 Runs its own stack (``lakehouse.scripts.bench_env``: Kafka, PostgreSQL with its default durability, a Spark
-Connect server for the loader and BI runs, and the MLflow server for model serving) so a demo stack can stay up.
-Each run records itself (commit, config hash, cores, CPU steal, PostgreSQL durability) beside its results; a
+Connect server for the loader and BI runs, and the MLflow server for model serving and scoring) so a demo stack can
+stay up. Each run records itself (commit, config hash, cores, CPU steal, PostgreSQL durability) beside its results; a
 benchmark run alone replaces only its own section of docs/benchmarks.md. Exits 1 when a correctness gate of the
 streaming benchmark failed.
 """
@@ -36,7 +39,7 @@ from lakehouse.scripts.bench_env import BENCH_ENV, ROOT
 from lakehouse.scripts.bench_report import write_report
 
 __all__ = ["BENCH_ENV", "ROOT", "main", "named_queries"]
-BENCHMARKS = ("stream", "loader", "bi", "incremental", "model_serving")
+BENCHMARKS = ("stream", "loader", "bi", "incremental", "model_serving", "scoring")
 # daily volumes of the incremental run: a build's fixed cost is most of a one-day build at the first, little at the
 # second
 INCREMENTAL_EVENTS_PER_DAY = (40_000, 400_000)
@@ -69,6 +72,10 @@ def main() -> None:
         f"(default: {' and '.join(map(str, INCREMENTAL_EVENTS_PER_DAY))})",
     )
     group.add_argument("--serving-seconds", type=float, default=20, help="measured seconds per model-serving case")
+    scoring = parser.add_argument_group("scoring")
+    scoring.add_argument("--scoring-events", type=int, default=200_000, help="mixed customer_events streamed per run")
+    scoring.add_argument("--scoring-reviews", type=int, default=50_000, help="reviews with a text, the worst case")
+    scoring.add_argument("--scoring-pairs", type=int, default=2, help="measured runs of each side, alternated")
     args = parser.parse_args()
     named = [{"streaming": "stream"}.get(b, b) for b in [*args.benchmarks, *args.only]]
     unknown = sorted(set(named) - set(BENCHMARKS))
@@ -83,6 +90,7 @@ def main() -> None:
     from lakehouse.scripts.bench_incremental import bench_incremental_volumes
     from lakehouse.scripts.bench_loader import bench_loader
     from lakehouse.scripts.bench_meta import RunRecord
+    from lakehouse.scripts.bench_scoring import bench_scoring
     from lakehouse.scripts.bench_serving_model import bench_model_serving
     from lakehouse.scripts.stack import LocalStack
 
@@ -92,7 +100,7 @@ def main() -> None:
     # PostgreSQL and the MLflow server
     components = ["kafka", "postgres"] if set(chosen) - {"model_serving"} else ["postgres"]
     components += ["spark"] if {"loader", "bi"} & set(chosen) else []
-    components += ["mlflow"] if "model_serving" in chosen else []
+    components += ["mlflow"] if {"model_serving", "scoring"} & set(chosen) else []
     stack.up(tuple(components))
 
     def restart_postgres() -> None:
@@ -110,6 +118,7 @@ def main() -> None:
         ),
         "incremental": lambda: bench_incremental_volumes(list(args.events_per_day or INCREMENTAL_EVENTS_PER_DAY)),
         "model_serving": lambda: bench_model_serving(settings(), args.serving_seconds),
+        "scoring": lambda: bench_scoring(settings(), args.scoring_events, args.scoring_reviews, args.scoring_pairs),
     }
     results: dict[str, Any] = {}
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lakehouse.scripts.bench_report_serving import bi_section, incremental_section, loader_section
+from lakehouse.scripts.bench_scoring import scoring_section
 from lakehouse.scripts.bench_serving_model import model_serving_section
 from lakehouse.scripts.bench_stream_report import stream_section
 
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "docs" / "benchmarks.json"
 RAW = ROOT / "docs" / "bench"
-SECTIONS = ("stream", "loader", "bi", "incremental", "model_serving")
+SECTIONS = ("stream", "loader", "bi", "incremental", "model_serving", "scoring")
 
 
 def run_line(run: dict[str, Any]) -> str:
@@ -69,6 +70,7 @@ def render(merged: dict[str, Any]) -> str:
     lines += bi_section(merged.get("bi"), run_line)
     lines += incremental_section(merged.get("incremental"), run_line)
     lines += model_serving_section(merged.get("model_serving"), run_line)
+    lines += scoring_section(merged.get("scoring"), run_line)
     return "\n".join(lines)
 
 
