@@ -26,7 +26,7 @@ import argparse
 import logging
 import os
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -227,14 +227,14 @@ def rescore(spark: SparkSession, settings: Settings, first: date, last: date) ->
     changed = int(result["num_updated_rows"]) if result is not None else 0
     log.info(
         "rescored %d review(s) of %s..%s with %s version %s; rebuild the Gold marts of those days "
-        "(lakehouse gold --from %s --to %s)",
+        "(lakehouse gold product_reviews_daily --start %s --end %s)",
         changed,
         first,
         last,
         model.name,
         model.version,
         first,
-        last,
+        last + timedelta(days=1),
     )
     return changed
 
