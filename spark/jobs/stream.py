@@ -322,9 +322,6 @@ def start(
         )
     for key, value in STATE_STORE_CONF.items():
         spark.conf.set(key, value)
-    # a run to the latest offsets skips the batch without data that only evicts expired dedup state (the next run's
-    # first batch evicts it); on an object store it cost as long as a batch of data
-    spark.conf.set("spark.sql.streaming.noDataMicroBatches.enabled", str(not available_now).lower())
     stream = keyed_stream(kafka_io.read_stream(spark, settings, spec.topic, max_records), spec)
     return start_query(
         stream, name, checkpoint, TopicBatchWriter(settings, spec, app_id, checkpoint), available_now, trigger_seconds

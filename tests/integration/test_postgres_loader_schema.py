@@ -178,7 +178,9 @@ def test_partitioning_by_day_keeps_the_rows_views_and_grants_of_a_database_loade
         "fct_orders_daily_p20260303",
     ]
     with psycopg.connect(scratch_database) as conn:
-        assert conn.execute(views_query).fetchall() == views
+        # the views of before are kept as they were (later migrations may add others)
+        before = {view[0] for view in views}
+        assert [view for view in conn.execute(views_query).fetchall() if view[0] in before] == views
         assert conn.execute("SELECT count(*) FROM serving.v_orders_daily_by_region").fetchone() == (2,)
         owners = conn.execute(
             "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class WHERE relname LIKE 'fct_orders_daily%%' "

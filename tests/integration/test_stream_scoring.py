@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -15,12 +16,14 @@ import pytest
 
 from lakehouse.config.settings import Settings, settings
 from lakehouse.kafka.generator import GeneratorOptions, generate
+from tests.integration.test_postgres_roles import login_role
 
 pytestmark = pytest.mark.integration
 # the generator's events fall on its default start day; the skewed reviews on the next
 DAY = GeneratorOptions().start.date()
 SKEWED_DAY_START = datetime(2026, 11, 21, tzinfo=UTC)
 SKEWED_REVIEWS = 150
+DOCS_ML = Path(__file__).resolve().parents[2] / "docs" / "ml.md"
 
 
 def _register(env: Settings, seed: int) -> tuple[str, Any]:
@@ -210,3 +213,18 @@ def _drift_alerts_on_skewed_reviews(spark: Any, env: Settings, champion: str) ->
     assert ordinary[2] < minimum and not ordinary[4]
     assert one_star[2] == SKEWED_REVIEWS and one_star[4] and one_star[3] > max(ordinary[3], threshold)
     assert alerts == [("score_drift", champion, SKEWED_DAY_START.date(), pytest.approx(one_star[3]))]
+
+    # a BI user (a bi_reader member) reads all of it with the queries docs/ml.md gives
+    block = DOCS_ML.read_text().split("## Monitoring\n", 1)[1].split("```sql\n", 1)[1].split("```", 1)[0]
+    queries = [q for q in block.split(";") if q.strip()]
+    with (
+        psycopg.connect(dsn, autocommit=True) as admin,
+        login_role(admin, env, "bi_reader", uuid.uuid4().hex[:8]) as reader,
+        psycopg.connect(reader) as conn,
+    ):
+        drift_read, alerts_read, latency_read = (conn.execute(q.encode()).fetchall() for q in queries)
+    assert [(day, version) for day, version, *_ in drift_read] == [
+        (SKEWED_DAY_START.date(), champion),
+        (DAY, champion),
+    ]
+    assert len(alerts_read) == 1 and len(latency_read) == 2
