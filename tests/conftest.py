@@ -174,6 +174,7 @@ def unique() -> str:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Stop what this session started, unless LAKEHOUSE_KEEP_TEST_STACK=1 (handy when iterating)."""
+    _close_spark_connect_clients()
     if os.environ.get("LAKEHOUSE_KEEP_TEST_STACK") == "1" or not _STARTED_HERE:
         return
     from lakehouse.scripts.stack import LocalStack
@@ -191,6 +192,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         stack.kafka.stop()
     if "postgres" in _STARTED_HERE:
         stack.postgres.stop()
+
+
+def _close_spark_connect_clients() -> None:
+    """Close this process's Spark Connect clients. At interpreter exit an open client asks its server to free its
+    ML cache; when the server is gone (stopped by this hook or a fixture), that call is retried for minutes before
+    pytest can exit (``RETRIES_EXCEEDED``). A closed client skips it."""
+    import gc
+    import sys
+
+    core = sys.modules.get("pyspark.sql.connect.client.core")
+    if core is None:
+        return
+    for client in [o for o in gc.get_objects() if isinstance(o, core.SparkConnectClient)]:
+        if not client.is_closed:
+            client.close()
 
 
 def _close_airflow_connections() -> None:
