@@ -37,13 +37,13 @@ def setup() -> None:
     """Resolve the pinned JVM jars (Delta, Spark Kafka connector, Kafka broker; hadoop-aws and s3proxy where the
     environment's lake is on s3a://) into the local cache, and build the MLflow tracking server's virtualenv there
     (where the environment's tracking server is on this machine)."""
-    from lakehouse.scripts.mlflow_server import ServerVenv
+    from lakehouse.scripts.mlflow_server import mlflow_venv
     from lakehouse.scripts.stack import resolve_jars
 
     for jar_set, folder in resolve_jars(settings()).items():
         console.print(f"{jar_set:9} jars: {folder}")
     if settings().mlflow.server_on_this_machine:
-        console.print(f"{'mlflow':9} venv: {ServerVenv().ensure()}")
+        console.print(f"{'mlflow':9} venv: {mlflow_venv().ensure()}")
 
 
 @stack_app.command("up")

@@ -2,104 +2,29 @@
 
 The server package (``mlflow``) pins ``pyarrow<26``; this project's venv has pyarrow 26 (pyspark, pgpq, the
 Databricks provider), so the server runs from a virtualenv built from ``scripts/requirements/mlflow-server.txt``
-(every package pinned, frozen from a clean venv) and the project's venv holds only the client, ``mlflow-skinny``.
-Like the JVM jars, that virtualenv is built once into the cache shared by every checkout on this machine
-(``$LAKEHOUSE_CACHE/venvs/mlflow-server-<hash of the pins and the Python>``): ``lakehouse setup`` builds it, a
-change of pins builds a new one, and nothing else does.
+(every package pinned, frozen from a clean venv; built once into the machine's cache, see
+``lakehouse.scripts.server_venv``) and the project's venv holds only the client, ``mlflow-skinny``.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import logging
 import os
-import shutil
-import subprocess
-import sys
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from lakehouse.config.settings import Settings, mask
-from lakehouse.scripts.errors import PrerequisiteError, StackError
+from lakehouse.scripts.errors import StackError
 from lakehouse.scripts.process import Service, port_open, require_free_port, wait_until
-from lakehouse.spark.jars import cache_root
+from lakehouse.scripts.server_venv import ServerVenv
 
 log = logging.getLogger(__name__)
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements" / "mlflow-server.txt"
-PIP = "pip==26.3"
-_UNREACHABLE = ("Could not find a version", "No matching distribution", "ConnectionError", "Max retries exceeded")
 
 
-@dataclass(frozen=True)
-class ServerVenv:
+def mlflow_venv(requirements: Path = REQUIREMENTS) -> ServerVenv:
     """The tracking server's virtualenv: ``requirements`` installed into a Python like this one's."""
-
-    requirements: Path = REQUIREMENTS
-
-    @property
-    def folder(self) -> Path:
-        """Cache folder of the virtualenv, keyed by its pins and by the Python it is built on."""
-        key = self.requirements.read_bytes() + f"{sys.version_info[:2]}{sys.base_prefix}".encode()
-        return cache_root() / "venvs" / f"mlflow-server-{hashlib.sha256(key).hexdigest()[:12]}"
-
-    @property
-    def mlflow(self) -> Path:
-        """The ``mlflow`` command of the virtualenv."""
-        return self.folder / "bin" / "mlflow"
-
-    @property
-    def is_ready(self) -> bool:
-        """True when the virtualenv was built completely."""
-        return (self.folder / ".complete").is_file() and self.mlflow.is_file()
-
-    def ensure(self) -> Path:
-        """Build the virtualenv unless it is ready (idempotent; a second process waits for the first)."""
-        if self.is_ready:
-            return self.folder
-        self.folder.parent.mkdir(parents=True, exist_ok=True)
-        with (self.folder.parent / f"{self.folder.name}.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not self.is_ready:
-                self._build()
-        return self.folder
-
-    def _build(self) -> None:
-        # a virtualenv cannot be moved once built (its scripts name its path): a half-built one is removed instead
-        shutil.rmtree(self.folder, ignore_errors=True)
-        log.info("building the MLflow server's virtualenv from %s into %s", self.requirements, self.folder)
-        made = subprocess.run(
-            [sys.executable, "-m", "venv", str(self.folder)], capture_output=True, text=True, check=False
-        )
-        if made.returncode != 0:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            raise PrerequisiteError(
-                f"`{sys.executable} -m venv` failed, so the MLflow server has no virtualenv: install Python's "
-                f"venv module (Debian: `apt-get install python3-venv`), then run `make setup` again "
-                f"({_last_line(made.stderr)})"
-            )
-        python = str(self.folder / "bin" / "python")
-        for args in (["--upgrade", PIP], ["-r", str(self.requirements)]):
-            result = subprocess.run(
-                [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if result.returncode != 0:
-                shutil.rmtree(self.folder, ignore_errors=True)
-                output = result.stdout + result.stderr
-                last = _last_line(output)
-                if any(sign in output for sign in _UNREACHABLE):
-                    raise PrerequisiteError(
-                        "pip could not reach its package index while building the MLflow server's virtualenv: "
-                        f"check the network, proxy or pip's index settings, then run `make setup` again ({last})"
-                    )
-                raise PrerequisiteError(
-                    f"pip failed to build the MLflow server's virtualenv from {self.requirements}: {last}"
-                )
-        (self.folder / ".complete").write_text(self.requirements.read_text())
+    return ServerVenv("mlflow-server", requirements, "mlflow", "the MLflow server")
 
 
 class MlflowServer:
@@ -109,7 +34,7 @@ class MlflowServer:
 
     def __init__(self, settings: Settings, venv: ServerVenv | None = None) -> None:
         self.settings = settings
-        self.venv = venv or ServerVenv()
+        self.venv = venv or mlflow_venv()
         self.service = Service("mlflow", settings.home / "run")
         address = settings.mlflow.server_address
         self.configured = settings.mlflow.server_on_this_machine
@@ -129,7 +54,7 @@ class MlflowServer:
     def argv(self) -> list[str]:
         """The server's command line (the backend store's URL, which may hold a password, goes in its environment)."""
         return [
-            str(self.venv.mlflow),
+            str(self.venv.bin()),
             "server",
             "--host",
             self.host,
@@ -180,8 +105,3 @@ class MlflowServer:
     def stop(self) -> None:
         """Stop the server and its workers (runs, models and artifacts stay)."""
         self.service.stop(timeout=30)
-
-
-def _last_line(output: str) -> str:
-    lines = output.strip().splitlines()
-    return lines[-1].strip() if lines else ""

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from lakehouse.config.settings import MlflowSettings, load_settings
-from lakehouse.scripts.mlflow_server import MlflowServer, ServerVenv
+from lakehouse.scripts.mlflow_server import MlflowServer, mlflow_venv
 
 DATABRICKS_ENVIRONMENT = {
     "LAKEHOUSE_HOME": "/tmp/x",
@@ -77,8 +77,8 @@ def test_the_server_keeps_its_backend_url_out_of_its_command_line(tmp_path: Path
 def test_the_servers_virtualenv_is_keyed_by_its_pins(tmp_path: Path) -> None:
     pins = tmp_path / "mlflow-server.txt"
     pins.write_text("mlflow==3.17.2\n")
-    first = ServerVenv(pins).folder
-    assert first == ServerVenv(pins).folder
+    first = mlflow_venv(pins).folder
+    assert first == mlflow_venv(pins).folder
     pins.write_text("mlflow==3.17.1\n")
-    assert ServerVenv(pins).folder != first
-    assert not ServerVenv(pins).is_ready
+    assert mlflow_venv(pins).folder != first
+    assert not mlflow_venv(pins).is_ready
