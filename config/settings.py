@@ -1,4 +1,4 @@
-"""Environment settings: where data lives, which Kafka, Spark, PostgreSQL and MLflow tracking server to use.
+"""Environment settings: where data lives, which Kafka, Spark, PostgreSQL, MLflow and Superset to use.
 
 One YAML file per environment under ``config/environments/`` (``local``, ``cluster``, ``databricks``), chosen by
 ``LAKEHOUSE_ENV``. Values may reference the process environment as ``${VAR}`` or ``${VAR:-default}``; that is
@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lakehouse.config.bi import SupersetSettings
 from lakehouse.config.errors import ConfigError
 
 CONFIG_DIR_ENV = "LAKEHOUSE_CONFIG_DIR"
@@ -297,10 +298,9 @@ class MlflowSettings(_Model):
 
 
 class ModelServingSettings(_Model):
-    """The REST endpoint that serves the registry's champion (``mlflow.model_name`` at ``mlflow.champion_alias``):
-    ``url`` is where it listens (the local stack runs it when the address is on this machine); it asks the registry
-    at most every ``reload_seconds`` which version the alias names, loading a new one when it moved, and writes
-    each ``latency_window_seconds`` window's request latency into ``serving.ml_serving_latency``."""
+    """The REST endpoint of the registry's champion (``mlflow.model_name`` at ``mlflow.champion_alias``) at ``url``
+    (the local stack runs it on this machine); it asks every ``reload_seconds`` which version the alias names (and
+    loads a new one), and writes each ``latency_window_seconds`` window's latency to ``serving.ml_serving_latency``."""
 
     url: str = Field(pattern=r"^https?://[^/:]+(:\d+)?/?$")
     reload_seconds: float = Field(default=30, gt=0)
@@ -319,9 +319,8 @@ class ModelServingSettings(_Model):
 
 
 class LocalStackSettings(_Model):
-    """What only the stack on this machine needs: ports, and the size of its Spark standalone cluster
-    (``spark_workers`` workers of ``spark_worker_cores`` cores and ``spark_worker_memory`` each), which it starts
-    when ``spark.master`` names a ``spark://`` master on this machine."""
+    """Ports of the stack on this machine, and the Spark standalone cluster it starts where ``spark.master`` names a
+    ``spark://`` master here: ``spark_workers`` of ``spark_worker_cores`` cores and ``spark_worker_memory`` each."""
 
     kafka_controller_port: int = 9093
     spark_workers: int = Field(default=2, ge=1)
@@ -343,6 +342,7 @@ class Settings(_Model):
     mlflow: MlflowSettings
     # None: no REST endpoint for the model in this environment (databricks: planned, Databricks Model Serving)
     model_serving: ModelServingSettings | None = None
+    superset: SupersetSettings | None = None  # None: no BI tool in this environment (databricks)
     local_stack: LocalStackSettings = Field(default_factory=LocalStackSettings)
     databricks: DatabricksSettings | None = None
 
