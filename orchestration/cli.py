@@ -18,8 +18,8 @@ from lakehouse.config.settings import settings
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 stack_app = typer.Typer(
     help="Start, stop and inspect the local stack (Kafka, PostgreSQL, the MLflow tracking server, the model server, "
-    "Spark Connect, Airflow; with LAKEHOUSE_ENV=cluster also a Spark standalone cluster and an S3-compatible object "
-    "store).",
+    "Spark Connect, Airflow, Superset; with LAKEHOUSE_ENV=cluster also a Spark standalone cluster and an "
+    "S3-compatible object store).",
     no_args_is_help=True,
 )
 app.add_typer(stack_app, name="stack")
@@ -35,15 +35,23 @@ REVENUE_STREAM_JOB = "lakehouse.spark.jobs.revenue_stream"
 @app.command()
 def setup() -> None:
     """Resolve the pinned JVM jars (Delta, Spark Kafka connector, Kafka broker; hadoop-aws and s3proxy where the
-    environment's lake is on s3a://) into the local cache, and build the MLflow tracking server's virtualenv there
-    (where the environment's tracking server is on this machine)."""
+    environment's lake is on s3a://) into the local cache, and build the virtualenvs of the MLflow tracking server
+    (where the environment's tracking server is on this machine) and of Superset there. Superset failing to install
+    is one warning line: the rest of the stack runs without it."""
+    from lakehouse.scripts.errors import PrerequisiteError
     from lakehouse.scripts.mlflow_server import mlflow_venv
     from lakehouse.scripts.stack import resolve_jars
+    from lakehouse.scripts.superset_server import superset_venv
 
     for jar_set, folder in resolve_jars(settings()).items():
         console.print(f"{jar_set:9} jars: {folder}")
     if settings().mlflow.server_on_this_machine:
         console.print(f"{'mlflow':9} venv: {mlflow_venv().ensure()}")
+    if settings().superset is not None:
+        try:
+            console.print(f"{'superset':9} venv: {superset_venv().ensure()}")
+        except PrerequisiteError as exc:
+            console.print(f"[bold yellow]warning:[/] Superset is not installed: {exc}", highlight=False)
 
 
 @stack_app.command("up")
@@ -51,8 +59,8 @@ def stack_up(
     components: Annotated[
         list[str] | None,
         typer.Argument(
-            help="kafka, object-store, cluster, postgres, mlflow, model-server, spark, airflow (default: all the "
-            "environment has)"
+            help="kafka, object-store, cluster, postgres, mlflow, model-server, spark, airflow, superset (default: all "
+            "the environment has)"
         ),
     ] = None,
 ) -> None:
@@ -83,11 +91,15 @@ def stack_status() -> None:
 
 
 @stack_app.command("env")
-def stack_env() -> None:
+def stack_env(
+    show_secrets: Annotated[
+        bool, typer.Option("--show-secrets", help="Also print Superset's admin password (LAKEHOUSE_SUPERSET_PASSWORD).")
+    ] = False,
+) -> None:
     """Shell exports for using the stack: eval "$(lakehouse stack env)"."""
     from lakehouse.scripts.stack import LocalStack
 
-    typer.echo(LocalStack(settings()).env_exports())
+    typer.echo(LocalStack(settings()).env_exports(show_secrets=show_secrets))
 
 
 def _print_status(stack: object) -> bool:

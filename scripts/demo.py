@@ -22,8 +22,8 @@ from rich.table import Table
 
 from lakehouse.config.settings import Settings
 from lakehouse.config.specs import load_event_types
-from lakehouse.scripts.errors import StackError
-from lakehouse.scripts.stack import LocalStack
+from lakehouse.scripts.errors import PrerequisiteError, StackError
+from lakehouse.scripts.stack import COMPONENTS, LocalStack
 
 DEMO_SEED = 20261122
 EVENTS_PER_TYPE = 4000
@@ -138,6 +138,18 @@ def trigger_and_wait(settings: Settings, dag_id: str, day: datetime, console: Co
     raise StackError(f"DAG run {run_id} still {state} after {timeout:.0f}s; see the Airflow UI")
 
 
+def start_superset(stack: LocalStack, console: Console) -> bool:
+    """Start Superset where the environment has it; a failure is one line, and the demo goes on without it."""
+    if not stack.superset.configured:
+        return False
+    try:
+        stack.up(("superset",))
+    except (PrerequisiteError, StackError) as exc:
+        console.print(f"[bold yellow]Superset not started[/] (the demo goes on without it): {exc}", highlight=False)
+        return False
+    return True
+
+
 def run_demo(settings: Settings, console: Console) -> None:
     """Set up and run everything; print the BI query's result and how to look around."""
     from lakehouse.kafka.admin import ensure_topics
@@ -149,8 +161,9 @@ def run_demo(settings: Settings, console: Console) -> None:
     started = time.monotonic()
     console.rule(f"1/5 the {settings.name} stack")
     stack = LocalStack(settings)
-    stack.up()
+    stack.up(tuple(c for c in COMPONENTS if c != "superset"))
     migrate(settings.postgres_dsn())
+    superset_up = start_superset(stack, console)
     ensure_topics(settings)
 
     day = (datetime.now(UTC) - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -190,6 +203,8 @@ def run_demo(settings: Settings, console: Console) -> None:
     console.print(table)
     console.print(f"demo finished in {time.monotonic() - started:.0f}s; the stack keeps running:")
     console.print(f"  Airflow UI  {stack.airflow.url}  (DAGs gold_marts, streams_available_now)")
+    if superset_up:
+        console.print(f"  Superset    {stack.superset.url}  (user admin; password: lakehouse stack env --show-secrets)")
     console.print(f"  psql        psql '{settings.postgres_dsn()}'")
     console.print(f'  shell env   eval "$({Path(".venv/bin/lakehouse")} stack env)"')
     console.print("  stop        make down")

@@ -16,13 +16,15 @@ from lakehouse.scripts.postgres_server import EmbeddedPostgres, ensure_database
 from lakehouse.scripts.process import port_open
 from lakehouse.scripts.spark_cluster import SparkCluster
 from lakehouse.scripts.spark_connect import SparkConnectServer
+from lakehouse.scripts.superset_server import SupersetServer
 from lakehouse.spark.jars import S3A_JARS, SPARK_JARS, resolve
 
 # in start order; "spark" is the Spark Connect server, "cluster" a Spark standalone master and workers and
 # "object-store" s3proxy: the last two exist where the environment points at them on this machine (cluster);
 # "mlflow" is the MLflow tracking server and model registry, where the tracking URI names this machine, and
-# "model-server" the sentiment model's REST endpoint, where model_serving.url does
-COMPONENTS = ("kafka", "object-store", "cluster", "postgres", "mlflow", "model-server", "spark", "airflow")
+# "model-server" the sentiment model's REST endpoint, where model_serving.url does; "superset" is Apache Superset,
+# where the environment has a superset section, last: the data path does not need it
+COMPONENTS = ("kafka", "object-store", "cluster", "postgres", "mlflow", "model-server", "spark", "airflow", "superset")
 
 
 def resolve_jars(settings: Settings | None = None) -> dict[str, Path]:
@@ -46,7 +48,7 @@ class ComponentStatus:
 class LocalStack:
     """Kafka broker, PostgreSQL (embedded unless ``LAKEHOUSE_PG_DSN`` is set), the MLflow tracking server, the
     model server (the sentiment model over REST), the Spark Connect server that Gold jobs use (``spark.deploy:
-    connect``) and Airflow."""
+    connect``), Airflow and Apache Superset."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -58,6 +60,7 @@ class LocalStack:
         self.model_server = ModelServer(settings)
         self.object_store = ObjectStore(settings)
         self.cluster = SparkCluster(settings)
+        self.superset = SupersetServer(settings)
         self.local_kafka = is_local_host(settings.kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)[0])
 
     def up(self, components: tuple[str, ...] = COMPONENTS) -> None:
@@ -72,7 +75,8 @@ class LocalStack:
             self.cluster.start()
         # Airflow's tasks (the ML DAG's) log runs and models to the tracking server; the model server loads them
         uses_mlflow = bool({"mlflow", "model-server", "airflow"} & set(components)) and self.mlflow.configured
-        if "postgres" in components or "airflow" in components or uses_mlflow:
+        uses_superset = "superset" in components and self.superset.configured
+        if "postgres" in components or "airflow" in components or uses_mlflow or uses_superset:
             if self.settings.uses_embedded_postgres:
                 self.postgres.start()
             else:
@@ -86,9 +90,20 @@ class LocalStack:
             self.spark.start()
         if "airflow" in components:
             self.airflow.start()
+        if uses_superset:
+            self._start_superset()
+
+    def _start_superset(self) -> None:
+        from lakehouse.postgres.migrate import migrate
+
+        ensure_database(self.settings.postgres_dsn(), self.superset.config.metadata_database)
+        # its read-only login joins bi_reader, which the serving database's migrations create
+        migrate(self.settings.postgres_dsn())
+        self.superset.start()
 
     def down(self) -> None:
         """Stop everything this stack started (data stays in the state folder)."""
+        self.superset.stop()
         self.airflow.stop()
         self.spark.stop()
         self.model_server.stop()
@@ -116,6 +131,7 @@ class LocalStack:
             ComponentStatus("model-server", self.model_server.running(), self.model_server.url),
             ComponentStatus("spark", self.spark.running(), self.spark.address),
             ComponentStatus("airflow", airflow_up, self.airflow.url),
+            ComponentStatus("superset", self.superset.running(), self.superset.url),
         ]
         # the Connect server is part of the stack only where Gold jobs use it (or someone started it)
         needs_spark = self.settings.spark.deploy == "connect" or self.spark.running()
@@ -128,10 +144,12 @@ class LocalStack:
             and (s.name != "cluster" or self.cluster.configured)
             and (s.name != "mlflow" or self.mlflow.configured)
             and (s.name != "model-server" or self.model_server.configured)
+            and (s.name != "superset" or self.superset.configured)
         ]
 
-    def env_exports(self) -> str:
-        """``export`` lines for a shell (secrets are not printed: the DSN comes from your own environment)."""
+    def env_exports(self, show_secrets: bool = False) -> str:
+        """``export`` lines for a shell. Secrets are not printed (the DSN comes from your own environment) unless
+        ``show_secrets``: then Superset's admin password is."""
         values = {
             "LAKEHOUSE_HOME": str(self.settings.home),
             "LAKEHOUSE_ENV": self.settings.name,
@@ -139,6 +157,7 @@ class LocalStack:
             "LAKEHOUSE_PG_DSN": self.settings.postgres_dsn() if self.settings.uses_embedded_postgres else None,
             **self.settings.mlflow.client_env(),
             "LAKEHOUSE_MODEL_SERVER_URL": self.model_server.url or None,
+            **self.superset.client_env(with_password=show_secrets),
             **{
                 k: v
                 for k, v in airflow_env(self.settings).items()

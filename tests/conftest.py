@@ -32,6 +32,7 @@ TEST_ENV = {
     "LAKEHOUSE_SPARK_CONNECT_PORT": suite_port(25002),
     "LAKEHOUSE_MLFLOW_PORT": suite_port(25050),
     "LAKEHOUSE_MODEL_SERVER_PORT": suite_port(25051),
+    "LAKEHOUSE_SUPERSET_PORT": suite_port(28088),
     # this process hosts the suite's own driver (the `spark` fixture), and a process is either a Spark Connect
     # client or a classic driver: tests that run jobs over Spark Connect do it in Airflow's task processes
     "LAKEHOUSE_SPARK_DEPLOY": "spark-submit",
@@ -95,6 +96,13 @@ def postgres_stack(lakehouse_settings: Settings) -> Iterator[Settings]:
 def mlflow_stack(postgres_stack: Settings) -> Iterator[Settings]:
     """The stack's MLflow tracking server and model registry (backend in the test PostgreSQL)."""
     _start(postgres_stack, "mlflow")
+    yield postgres_stack
+
+
+@pytest.fixture(scope="session")
+def superset_stack(postgres_stack: Settings) -> Iterator[Settings]:
+    """The stack's Apache Superset (metadata in the test PostgreSQL, its read-only connection to serving)."""
+    _start(postgres_stack, "superset")
     yield postgres_stack
 
 
@@ -182,6 +190,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     stack = LocalStack(settings())
     if "postgres" in _STARTED_HERE:
         _close_airflow_connections()
+    if "superset" in _STARTED_HERE:
+        stack.superset.stop()
     if "spark" in _STARTED_HERE:
         stack.spark.stop()
     if "model-server" in _STARTED_HERE:

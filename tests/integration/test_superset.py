@@ -1,0 +1,224 @@
+"""The stack's Apache Superset, through its REST API as a BI user would reach it: the admin logs in, SQL Lab reads a
+serving table through the connection "lakehouse serving" as a member of bi_reader, and cannot write, refused twice
+over (Superset's DML setting on that connection, and PostgreSQL's grants to bi_reader); `lakehouse stack up
+superset` again changes nothing, and `lakehouse stack status` shows it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+
+from lakehouse.config.settings import Settings
+from lakehouse.scripts.stack import LocalStack
+from lakehouse.scripts.superset_server import ADMIN_USERNAME, SupersetApi, SupersetServer
+
+pytestmark = pytest.mark.integration
+CONNECTION = "lakehouse serving"
+WRITES = {
+    "insert": "INSERT INTO serving.{table} VALUES ('west', 1.00)",
+    "create": "CREATE TABLE serving.{table}_copy (region text)",
+    "delete": "DELETE FROM serving.{table}",
+}
+
+
+@pytest.fixture(scope="module")
+def server(superset_stack: Settings) -> SupersetServer:
+    """The stack's Superset."""
+    return SupersetServer(superset_stack)
+
+
+@pytest.fixture(scope="module")
+def api(server: SupersetServer) -> SupersetApi:
+    """The REST API, logged in as the generated admin (``/api/v1/security/login``)."""
+    return SupersetApi(server.url, ADMIN_USERNAME, server.credentials().admin_password)
+
+
+@pytest.fixture(scope="module")
+def serving_id(api: SupersetApi) -> int:
+    """The id of the stack's read-only connection to the serving database."""
+    found = api.databases(CONNECTION)
+    assert len(found) == 1
+    return int(found[0]["id"])
+
+
+@pytest.fixture
+def revenue_table(superset_stack: Settings, unique: str) -> Iterator[str]:
+    """A table in serving with three known rows, created as the migrating role (bi_reader reads new tables too)."""
+    table = f"t_bi_{unique}"
+    with psycopg.connect(superset_stack.postgres_dsn(), autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE serving.{table} (region text PRIMARY KEY, revenue numeric(12, 2))")
+        conn.execute(f"INSERT INTO serving.{table} VALUES ('north', 10.50), ('south', 7.25), ('east', 0.75)")
+        yield table
+        conn.execute(f"DROP TABLE IF EXISTS serving.{table}, serving.{table}_copy")
+
+
+def sql_lab(api: SupersetApi, database_id: int, sql: str) -> tuple[int, dict[str, Any]]:
+    """Run ``sql`` through SQL Lab (``/api/v1/sqllab/execute/``, synchronously); its HTTP status and answer."""
+    payload = {
+        "database_id": database_id,
+        "sql": sql,
+        "schema": "serving",
+        "runAsync": False,
+        "client_id": uuid.uuid4().hex[:10],
+        "queryLimit": 1000,
+    }
+    try:
+        return 200, api.request("POST", "/api/v1/sqllab/execute/", payload)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def rows_of(dsn: str, table: str) -> list[tuple[Any, ...]]:
+    """The table's rows, read as the superuser."""
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(f"SELECT region, revenue FROM serving.{table} ORDER BY region").fetchall()
+
+
+def test_sql_lab_reads_serving_as_a_bi_reader_member(
+    api: SupersetApi, serving_id: int, revenue_table: str, server: SupersetServer
+) -> None:
+    status, answer = sql_lab(api, serving_id, f"SELECT region, revenue FROM {revenue_table} ORDER BY revenue DESC")
+    assert status == 200, answer
+    assert answer["status"] == "success"
+    assert [c["column_name"] for c in answer["columns"]] == ["region", "revenue"]
+    assert [(r["region"], Decimal(str(r["revenue"]))) for r in answer["data"]] == [
+        ("north", Decimal("10.50")),
+        ("south", Decimal("7.25")),
+        ("east", Decimal("0.75")),
+    ]
+
+    # it logs in as the reader role, a member of bi_reader and nothing more, which sees serving only
+    shown = api.request("GET", f"/api/v1/database/{serving_id}/connection")["result"]
+    assert shown["sqlalchemy_uri"].startswith(f"postgresql+psycopg2://{server.config.reader_role}:")
+    with psycopg.connect(server.settings.postgres_dsn()) as conn:
+        groups = conn.execute(
+            "SELECT g.rolname, r.rolsuper FROM pg_roles r JOIN pg_auth_members m ON m.member = r.oid "
+            "JOIN pg_roles g ON g.oid = m.roleid WHERE r.rolname = %s",
+            (server.config.reader_role,),
+        ).fetchall()
+    assert groups == [("bi_reader", False)]
+    status, answer = sql_lab(api, serving_id, "SELECT count(*) FROM lakehouse_meta.schema_migrations")
+    assert status != 200
+    assert "permission denied for schema lakehouse_meta" in answer["errors"][0]["message"]
+
+    # the API shows the connection with its password masked; the password is in the state folder only
+    assert shown["allow_dml"] is False
+    assert server.credentials().reader_password not in json.dumps(shown)
+    assert server.credentials().reader_password not in server.service.log_file.read_text(errors="replace")
+
+
+@pytest.mark.parametrize("write", sorted(WRITES))
+def test_sql_lab_cannot_write_refused_by_superset_and_by_postgres(
+    api: SupersetApi, serving_id: int, revenue_table: str, server: SupersetServer, write: str
+) -> None:
+    dsn = server.settings.postgres_dsn()
+    before = rows_of(dsn, revenue_table)
+    statement = WRITES[write].format(table=revenue_table)
+
+    # 1. Superset: the stack's connection has allow_dml off, so SQL Lab refuses before sending anything
+    status, answer = sql_lab(api, serving_id, statement)
+    assert status != 200
+    assert [e["error_type"] for e in answer["errors"]] == ["DML_NOT_ALLOWED_ERROR"]
+
+    # 2. PostgreSQL: a connection as the same login that allows DML is refused by bi_reader's grants
+    writable = api.request(
+        "POST",
+        "/api/v1/database/",
+        {
+            "database_name": f"writable {revenue_table} {write}",
+            "sqlalchemy_uri": server.reader_uri(),
+            "expose_in_sqllab": True,
+            "allow_dml": True,
+        },
+    )
+    try:
+        status, answer = sql_lab(api, int(writable["id"]), statement)
+    finally:
+        api.request("DELETE", f"/api/v1/database/{writable['id']}")
+    assert status != 200
+    message = " ".join(e["message"] for e in answer["errors"])
+    assert "permission denied" in message, message
+
+    assert rows_of(dsn, revenue_table) == before
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT to_regclass(%s)", (f"serving.{revenue_table}_copy",)).fetchone() == (None,)
+
+
+def _lakehouse(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lakehouse.orchestration.cli", *args],
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def _state(server: SupersetServer, api: SupersetApi) -> dict[str, Any]:
+    """What a second start must not change: the admin, the connection, the secrets and the read-only login."""
+    settings = server.settings
+    with psycopg.connect(settings.postgres_dsn(server.config.metadata_database)) as conn:
+        admins = conn.execute(
+            "SELECT id, password, created_on FROM ab_user WHERE username = %s", (ADMIN_USERNAME,)
+        ).fetchall()
+    with psycopg.connect(settings.postgres_dsn()) as conn:
+        login = conn.execute(
+            "SELECT oid, rolpassword FROM pg_authid WHERE rolname = %s", (server.config.reader_role,)
+        ).fetchall()
+    connections = [
+        {k: db[k] for k in ("id", "database_name", "changed_on")}
+        for db in api.request("GET", "/api/v1/database/?q=(page_size:100)")["result"]
+        if db["database_name"] == CONNECTION
+    ]
+    return {
+        "admins": admins,
+        "connections": connections,
+        "login": login,
+        "credentials": server.credentials_file.read_text(),
+        "mode": oct(server.credentials_file.stat().st_mode & 0o777),
+    }
+
+
+def test_stack_up_twice_changes_nothing_and_status_shows_it(server: SupersetServer, api: SupersetApi) -> None:
+    before = _state(server, api)
+    assert len(before["admins"]) == 1
+    assert len(before["connections"]) == 1
+    assert len(before["login"]) == 1
+    assert before["mode"] == "0o600"
+
+    # a start from scratch (upgrade, admin check, init, connection check) on the existing metadata ...
+    server.stop()
+    first = _lakehouse("stack", "up", "superset")
+    assert first.returncode == 0, first.stderr[-3000:]
+    # ... and one while it runs
+    second = _lakehouse("stack", "up", "superset")
+    assert second.returncode == 0, second.stderr[-3000:]
+    after = _state(server, SupersetApi(server.url, ADMIN_USERNAME, server.credentials().admin_password))
+    assert after == before
+
+    status = _lakehouse("stack", "status")
+    line = next(line for line in status.stdout.splitlines() if " superset " in line)
+    assert " up " in line and server.url in line
+    assert [s.up for s in LocalStack(server.settings).status() if s.name == "superset"] == [True]
+
+
+def test_stack_env_prints_the_admin_and_the_password_only_when_asked(server: SupersetServer) -> None:
+    plain = _lakehouse("stack", "env")
+    assert plain.returncode == 0, plain.stderr
+    assert f"export LAKEHOUSE_SUPERSET_URL={server.url}" in plain.stdout
+    assert f"export LAKEHOUSE_SUPERSET_USERNAME={ADMIN_USERNAME}" in plain.stdout
+    assert server.credentials().admin_password not in plain.stdout
+
+    shown = _lakehouse("stack", "env", "--show-secrets")
+    assert f"export LAKEHOUSE_SUPERSET_PASSWORD={server.credentials().admin_password}" in shown.stdout
