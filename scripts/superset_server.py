@@ -19,6 +19,7 @@ import logging
 import os
 import secrets
 import subprocess
+import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -193,8 +194,8 @@ class SupersetServer:
         wait until it answers, then make sure its read-only connection exists."""
         if not self.configured or self.running():
             return
-        self.venv.ensure()
         require_free_port(self.config.port, "Superset", "LAKEHOUSE_SUPERSET_PORT")
+        self.venv.ensure()
         credentials = self.credentials()
         self.config_file.write_text(CONFIG_TEMPLATE.format(metadata_uri_env=METADATA_URI_ENV))
         ensure_reader_role(self.settings.postgres_dsn(), self.config.reader_role, credentials.reader_password)
@@ -219,9 +220,20 @@ class SupersetServer:
         log.info("starting Superset on %s", self.url)
         self.service.start(self.argv(), env=self.env(), cwd=self.state_dir)
         wait_until(self._healthy, 240, f"Superset on {self.url}", self.service.log_file)
-        api = SupersetApi(self.url, ADMIN_USERNAME, credentials.admin_password)
-        database_id = api.ensure_database(self.config.connection_name, self.reader_uri())
+        database_id = self._ensure_connection(credentials)
         log.info("Superset up on %s (connection %r, id %s)", self.url, self.config.connection_name, database_id)
+
+    def _ensure_connection(self, credentials: SupersetCredentials) -> int:
+        name, role = self.config.connection_name, self.config.reader_role
+        try:
+            api = SupersetApi(self.url, ADMIN_USERNAME, credentials.admin_password)
+            return api.ensure_database(name, self.reader_uri())
+        except urllib.error.HTTPError as exc:
+            raise StackError(
+                f"Superset on {self.url} refused the connection {name!r} as {role} (HTTP {exc.code}: "
+                f"{_error_message(exc)}): if {role}'s password in PostgreSQL differs from {self.credentials_file}'s, "
+                f"run `DROP ROLE {role}` as a superuser, then `lakehouse stack up superset` again"
+            ) from exc
 
     def _superset(self, *args: str, password: str | None = None) -> None:
         env = self.env()
@@ -335,6 +347,16 @@ class SupersetApi:
             },
         )
         return int(created["id"])
+
+
+def _error_message(error: urllib.error.HTTPError) -> str:
+    """The message of a Superset API error answer (its body's ``message``, or its first error's)."""
+    try:
+        body = json.loads(error.read())
+    except ValueError:
+        return error.reason
+    errors = body.get("errors") or [{}]
+    return str(body.get("message") or errors[0].get("message") or body)
 
 
 def _sqlalchemy_url(dsn: str) -> str:

@@ -3,10 +3,14 @@ secrets made once (mode 0600), kept out of its command line, and a read-only log
 
 from __future__ import annotations
 
+import socket
 import stat
 from pathlib import Path
 
+import pytest
+
 from lakehouse.config.settings import load_settings
+from lakehouse.scripts.errors import PrerequisiteError
 from lakehouse.scripts.stack import LocalStack
 from lakehouse.scripts.superset_server import SupersetCredentials, SupersetServer, superset_venv
 
@@ -85,3 +89,17 @@ def test_the_virtualenv_is_keyed_by_its_pins(tmp_path: Path) -> None:
     assert first.name.startswith("superset-") and superset_venv(pins).bin() == first / "bin" / "superset"
     pins.write_text("apache-superset==6.0.0\n")
     assert superset_venv(pins).folder != first
+
+
+def test_a_taken_port_stops_the_start_with_one_line_naming_the_variable(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        environ = {"LAKEHOUSE_HOME": str(tmp_path), "LAKEHOUSE_SUPERSET_PORT": str(port)}
+        with pytest.raises(PrerequisiteError) as raised:
+            SupersetServer(load_settings("local", environ=environ)).start()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert f"port {port} needed by Superset is in use" in message
+    assert "export LAKEHOUSE_SUPERSET_PORT=<free port>" in message
