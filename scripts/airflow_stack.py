@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lakehouse.config.settings import Settings, project_root
 from lakehouse.scripts.errors import StackError
-from lakehouse.scripts.process import Service, port_open, require_free_port, wait_until
+from lakehouse.scripts.process import Service, answers, port_open, require_free_port, wait_until
 
 log = logging.getLogger(__name__)
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -130,13 +130,7 @@ class AirflowStack:
         return {name: part.get("status") for name, part in report.items()}
 
     def _healthy(self) -> bool:
-        if self.services["api-server"].pid() is None:
-            raise StackError(f"the Airflow api-server exited; see {self.services['api-server'].log_file}")
-        try:
-            with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=3) as response:  # noqa: S310
-                return response.status == 200
-        except OSError:
-            return False
+        return answers(f"{self.url}/api/v2/monitor/health", self.services["api-server"], "the Airflow api-server")
 
     def stop(self) -> None:
         """Stop every component."""

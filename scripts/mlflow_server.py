@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
-import urllib.request
 from pathlib import Path
 
 from lakehouse.config.settings import Settings, mask
-from lakehouse.scripts.errors import StackError
-from lakehouse.scripts.process import Service, port_open, require_free_port, wait_until
+from lakehouse.scripts.process import Service, answers, port_open, require_free_port, wait_until
 from lakehouse.scripts.server_venv import ServerVenv
 
 log = logging.getLogger(__name__)
@@ -94,13 +92,7 @@ class MlflowServer:
         log.info("MLflow tracking server up on %s", self.address)
 
     def _healthy(self) -> bool:
-        if self.service.pid() is None:
-            raise StackError(f"the MLflow tracking server exited during start-up; see {self.service.log_file}")
-        try:
-            with urllib.request.urlopen(f"{self.address}/health", timeout=3) as response:  # noqa: S310
-                return response.status == 200
-        except OSError:
-            return False
+        return answers(f"{self.address}/health", self.service, "the MLflow tracking server")
 
     def stop(self) -> None:
         """Stop the server and its workers (runs, models and artifacts stay)."""

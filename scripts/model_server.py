@@ -6,11 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import urllib.request
 
 from lakehouse.config.settings import Settings
-from lakehouse.scripts.errors import StackError
-from lakehouse.scripts.process import Service, port_open, require_free_port, wait_until
+from lakehouse.scripts.process import Service, answers, port_open, require_free_port, wait_until
 
 log = logging.getLogger(__name__)
 APP = "lakehouse.ml.serving:create_app"
@@ -82,13 +80,7 @@ class ModelServer:
         log.info("model server up on %s (docs: %s/docs)", self.url, self.url)
 
     def _answers(self) -> bool:
-        if self.service.pid() is None:
-            raise StackError(f"the model server exited during start-up; see {self.service.log_file}")
-        try:
-            with urllib.request.urlopen(f"{self.url}/openapi.json", timeout=3) as response:  # noqa: S310
-                return response.status == 200
-        except OSError:
-            return False
+        return answers(f"{self.url}/openapi.json", self.service, "the model server")
 
     def stop(self) -> None:
         """Stop the server."""

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,17 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, log_file: P
     if log_file and log_file.exists():
         tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-25:])
     raise StackError(f"{what} did not come up within {timeout:.0f}s (log: {log_file})\n{tail}")
+
+
+def answers(url: str, process: Service, what: str) -> bool:
+    """True when a GET of ``url`` gets 200; StackError when ``process``, which should answer it, has exited."""
+    if process.pid() is None:
+        raise StackError(f"{what} exited during start-up; see {process.log_file}")
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310
+            return response.status == 200
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)

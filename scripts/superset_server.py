@@ -29,7 +29,7 @@ from typing import Any
 from lakehouse.config.bi import SupersetSettings
 from lakehouse.config.settings import Settings, mask
 from lakehouse.scripts.errors import StackError
-from lakehouse.scripts.process import Service, port_open, require_free_port, wait_until
+from lakehouse.scripts.process import Service, answers, port_open, require_free_port, wait_until
 from lakehouse.scripts.server_venv import ServerVenv
 
 log = logging.getLogger(__name__)
@@ -261,13 +261,7 @@ class SupersetServer:
         return bool(row and row[0])
 
     def _healthy(self) -> bool:
-        if self.service.pid() is None:
-            raise StackError(f"Superset exited during start-up; see {self.service.log_file}")
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=3) as response:  # noqa: S310
-                return response.status == 200
-        except OSError:
-            return False
+        return answers(f"{self.url}/health", self.service, "Superset")
 
     def stop(self) -> None:
         """Stop the web server (metadata, users and connections stay)."""
