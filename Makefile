@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[local,dev]"
 	touch $(STAMP)
 
-setup: $(STAMP)  ## Python venv + pinned packages + JVM jars (idempotent)
+setup: $(STAMP)  ## Python venv + pinned packages + JVM jars + the MLflow server's and Superset's venvs (idempotent)
 	$(BIN)/lakehouse setup
 
 demo: setup  ## The whole path on the local stack; leaves the stack up
