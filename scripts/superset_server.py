@@ -288,7 +288,7 @@ class SupersetServer:
         database_uuid = str(found[0]["uuid"]) if found else DASHBOARDS_DATABASE_UUID
         database_path = f"databases/{_file_name(self.config.connection_name)}.yaml"
         files[database_path] = yaml.safe_dump(self.database_file(database_uuid), sort_keys=False).encode()
-        files = _with_database_uuid(files, database_uuid)
+        files = with_database_uuid(files, database_uuid)
         digest = bundle_digest(files)
         recorded = self.digest_file.read_text().strip() if self.digest_file.is_file() else None
         if digest == recorded and all(api.dashboard_ids(str(d["uuid"])) for d in dashboards):
@@ -520,9 +520,7 @@ def export_dashboards(api: SupersetApi, folder: Path) -> list[str]:
             kind = path.split("/", 1)[0]
             if kind not in BUNDLE_KINDS or not path.endswith(".yaml"):
                 continue
-            config = yaml.safe_load(exported.read(member))
-            if kind == "datasets":
-                config["database_uuid"] = DASHBOARDS_DATABASE_UUID
+            config = without_instance_ids(kind, yaml.safe_load(exported.read(member)))
             written[_export_path(kind, config)] = yaml.safe_dump(config, sort_keys=False, width=120).encode()
     for kind in BUNDLE_KINDS:
         shutil.rmtree(folder / kind, ignore_errors=True)
@@ -530,6 +528,41 @@ def export_dashboards(api: SupersetApi, folder: Path) -> list[str]:
         (folder / path).parent.mkdir(parents=True, exist_ok=True)
         (folder / path).write_bytes(content)
     return sorted(written)
+
+
+def without_instance_ids(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """An exported file without the ids of the Superset it came from (the import sets them again): a re-export of
+    unchanged dashboards writes the same files, whichever Superset they come from."""
+    if kind == "datasets":
+        config["database_uuid"] = DASHBOARDS_DATABASE_UUID
+    elif kind == "charts":
+        _chart_form_data(config.get("params") or {})
+        if config.get("query_context"):
+            context = json.loads(config["query_context"])
+            context["datasource"] = {"id": 0, "type": "table"}
+            _chart_form_data(context.get("form_data") or {})
+            for query in context.get("queries", []):
+                if "datasource" in query:
+                    query["datasource"] = context["datasource"]
+            config["query_context"] = json.dumps(context, separators=(",", ":"))
+    else:
+        for item in (config.get("position") or {}).values():
+            if isinstance(item, dict) and item.get("type") == "CHART":
+                item["meta"]["chartId"] = 0
+        metadata = config.get("metadata") or {}
+        for native_filter in metadata.get("native_filter_configuration", []):
+            native_filter.pop("chartsInScope", None)
+        metadata.pop("chart_configuration", None)
+        metadata.pop("global_chart_configuration", None)
+    return config
+
+
+def _chart_form_data(form_data: dict[str, Any]) -> None:
+    if "datasource" in form_data:
+        form_data["datasource"] = "0__table"
+    form_data.pop("slice_id", None)
+    if "dashboards" in form_data:
+        form_data["dashboards"] = []
 
 
 def _export_path(kind: str, config: dict[str, Any]) -> str:
@@ -544,7 +577,7 @@ def _file_name(title: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", title).strip("_")
 
 
-def _with_database_uuid(files: dict[str, bytes], database_uuid: str) -> dict[str, bytes]:
+def with_database_uuid(files: dict[str, bytes], database_uuid: str) -> dict[str, bytes]:
     """The bundle with its datasets pointing at the connection ``database_uuid``."""
     if database_uuid == DASHBOARDS_DATABASE_UUID:
         return files

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -17,7 +19,7 @@ import pytest
 import yaml
 
 from lakehouse.config.settings import Settings, config_dir
-from lakehouse.scripts.superset_server import ADMIN_USERNAME, SupersetApi, SupersetServer
+from lakehouse.scripts.superset_server import ADMIN_USERNAME, SupersetApi, SupersetServer, export_dashboards
 
 pytestmark = pytest.mark.integration
 CONNECTION = "lakehouse serving"
@@ -106,6 +108,49 @@ def test_an_unchanged_bundle_is_not_imported_again_and_a_changed_one_duplicates_
         t: (d["ids"], d["charts"]) for t, d in before["dashboards"].items()
     }
     assert [c[0] for c in after["connections"]] == [c[0] for c in before["connections"]]
+    assert server.import_dashboards(api) is False
+
+
+def test_an_edit_in_superset_survives_a_start_and_the_export_writes_the_bundle_back(
+    server: SupersetServer, api: SupersetApi, tmp_path: Path
+) -> None:
+    # what a start with the same bundle finds: its dashboards as Superset exports them are the files, byte for byte
+    written = export_dashboards(api, tmp_path)
+    assert sorted(written) == sorted(p.relative_to(BUNDLE).as_posix() for p in BUNDLE.rglob("*/**/*.yaml"))
+    assert all((tmp_path / path).read_bytes() == (BUNDLE / path).read_bytes() for path in written)
+    assert not (tmp_path / "databases").exists()
+
+    chart = CHARTS["Channel mix (gross revenue)"]
+    renamed = f"Channel mix, edited {uuid.uuid4().hex[:6]}"
+    api.request("PUT", f"/api/v1/chart/{chart_id(api, chart['uuid'])}", {"slice_name": renamed})
+    try:
+        assert server.import_dashboards(api) is False
+        assert api.request("GET", f"/api/v1/chart/{chart_id(api, chart['uuid'])}")["result"]["slice_name"] == renamed
+        export_dashboards(api, tmp_path)
+        exported = [yaml.safe_load(path.read_text()) for path in (tmp_path / "charts").glob("*.yaml")]
+        [edited] = [c for c in exported if c["uuid"] == chart["uuid"]]
+        assert edited["slice_name"] == renamed
+    finally:
+        server.digest_file.unlink()
+        assert server.import_dashboards(api) is True
+    assert (
+        api.request("GET", f"/api/v1/chart/{chart_id(api, chart['uuid'])}")["result"]["slice_name"]
+        == chart["slice_name"]
+    )
+
+
+def test_a_connection_made_by_an_older_start_is_kept(server: SupersetServer, api: SupersetApi) -> None:
+    """Before dashboards, the start made the connection through the API, with a random UUID."""
+    [connection] = api.databases(CONNECTION)
+    older = str(uuid.uuid4())
+    with psycopg.connect(server.settings.postgres_dsn(server.config.metadata_database), autocommit=True) as conn:
+        conn.execute("UPDATE dbs SET uuid = %s WHERE id = %s", (older, connection["id"]))
+        datasets = conn.execute("SELECT count(*) FROM tables WHERE database_id = %s", (connection["id"],)).fetchone()
+        assert server.import_dashboards(api) is True
+        assert conn.execute("SELECT id, uuid::text FROM dbs WHERE database_name = %s", (CONNECTION,)).fetchall() == [
+            (connection["id"], older)
+        ]
+        assert conn.execute("SELECT count(*) FROM tables").fetchone() == datasets
     assert server.import_dashboards(api) is False
 
 
