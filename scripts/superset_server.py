@@ -115,8 +115,9 @@ class SupersetServer:
     """Superset's web app under gunicorn on ``127.0.0.1:<superset.port>``; part of the stack where the
     environment has a ``superset`` section."""
 
-    def __init__(self, settings: Settings, venv: ServerVenv | None = None) -> None:
+    def __init__(self, settings: Settings, venv: ServerVenv | None = None, dashboards: Path | None = None) -> None:
         self.settings = settings
+        self._dashboards = dashboards
         self.venv = venv or superset_venv()
         self.service = Service("superset", settings.home / "run")
         self.state_dir = settings.home / "superset"
@@ -248,8 +249,8 @@ class SupersetServer:
 
     @property
     def dashboards_dir(self) -> Path:
-        """The dashboards as code: Superset export files (``config/dashboards/``)."""
-        return config_dir() / "dashboards"
+        """The dashboards as code: Superset export files (``config/dashboards/`` unless given)."""
+        return self._dashboards or config_dir() / "dashboards"
 
     @property
     def digest_file(self) -> Path:
@@ -295,12 +296,16 @@ class SupersetServer:
             log.info("Superset's dashboards are up to date (%s)", self.dashboards_dir)
             return False
         started = time.monotonic()
+        log_offset = self.service.log_file.stat().st_size if self.service.log_file.is_file() else 0
         try:
             api.import_assets(bundle_zip(files), {database_path: self.credentials().reader_password})
         except urllib.error.HTTPError as exc:
+            # the assets import answers "unknown reason" to an invalid file: Superset's log names the file
+            refused = _refused_files(self.service.log_file, log_offset)
+            reason = "; ".join(f"{self.dashboards_dir / path}: {why}" for path, why in refused)
             raise StackError(
                 f"Superset on {self.url} refused the dashboards of {self.dashboards_dir} (HTTP {exc.code}): "
-                f"{_import_error(exc)}"
+                f"{reason or _import_error(exc)} (see {self.service.log_file})"
             ) from exc
         self.digest_file.write_text(digest + "\n")
         log.info(
@@ -588,6 +593,16 @@ def with_database_uuid(files: dict[str, bytes], database_uuid: str) -> dict[str,
             config["database_uuid"] = database_uuid
             fixed[path] = yaml.safe_dump(config, sort_keys=False).encode()
     return fixed
+
+
+def _refused_files(log_file: Path, offset: int) -> list[tuple[str, str]]:
+    """The bundle files Superset's log says it refused after ``offset``, with its reason."""
+    if not log_file.is_file():
+        return []
+    with log_file.open("rb") as lines:
+        lines.seek(offset)
+        text = lines.read().decode(errors="replace")
+    return re.findall(r"Schema validation failed for (\S+) \(prefix: \w+\): (.*)", text)
 
 
 def _import_error(error: urllib.error.HTTPError) -> str:

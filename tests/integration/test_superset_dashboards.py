@@ -5,6 +5,8 @@ Pipeline health charts answer, through their saved query contexts, what the rows
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import urllib.parse
 import uuid
 from collections import defaultdict
@@ -19,6 +21,7 @@ import pytest
 import yaml
 
 from lakehouse.config.settings import Settings, config_dir
+from lakehouse.scripts.errors import StackError
 from lakehouse.scripts.superset_server import ADMIN_USERNAME, SupersetApi, SupersetServer, export_dashboards
 
 pytestmark = pytest.mark.integration
@@ -137,6 +140,23 @@ def test_an_edit_in_superset_survives_a_start_and_the_export_writes_the_bundle_b
         api.request("GET", f"/api/v1/chart/{chart_id(api, chart['uuid'])}")["result"]["slice_name"]
         == chart["slice_name"]
     )
+
+
+def test_a_refused_bundle_is_one_error_naming_the_file_and_changes_nothing(
+    server: SupersetServer, api: SupersetApi, tmp_path: Path
+) -> None:
+    broken = tmp_path / "dashboards"
+    shutil.copytree(BUNDLE, broken)
+    chart = broken / "charts" / "Freshness_per_mart.yaml"
+    chart.write_text(re.sub(r"(?m)^slice_name: ", "slice_title: ", chart.read_text()))
+    before, digest = _inventory(api), server.digest_file.read_text()
+
+    with pytest.raises(StackError) as refused:
+        SupersetServer(server.settings, dashboards=broken).import_dashboards(api)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert f"{chart}: {{'slice_name': ['Missing data for required field.']" in message
+    assert (_inventory(api), server.digest_file.read_text()) == (before, digest)
 
 
 def test_a_connection_made_by_an_older_start_is_kept(server: SupersetServer, api: SupersetApi) -> None:
