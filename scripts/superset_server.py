@@ -282,7 +282,7 @@ class SupersetServer:
         when it imported. The import overwrites the bundle's datasets, charts and dashboards, and refreshes the
         connection from the settings."""
         files = bundle_files(self.dashboards_dir)
-        dashboards = [yaml.safe_load(v) for k, v in files.items() if k.startswith("dashboards/")]
+        dashboards = [_load_yaml(v) for k, v in files.items() if k.startswith("dashboards/")]
         if not dashboards:
             return False
         found = api.databases(self.config.connection_name)
@@ -292,7 +292,7 @@ class SupersetServer:
         files = with_database_uuid(files, database_uuid)
         digest = bundle_digest(files)
         recorded = self.digest_file.read_text().strip() if self.digest_file.is_file() else None
-        if digest == recorded and all(api.dashboard_ids(str(d["uuid"])) for d in dashboards):
+        if digest == recorded and len(api.dashboards_by_uuid([str(d["uuid"]) for d in dashboards])) == len(dashboards):
             log.info("Superset's dashboards are up to date (%s)", self.dashboards_dir)
             return False
         started = time.monotonic()
@@ -450,6 +450,12 @@ class SupersetApi:
         query = urllib.parse.quote(f"({filters}page_size:100)")
         return [int(d["id"]) for d in self.request("GET", f"/api/v1/dashboard/?q={query}")["result"]]
 
+    def dashboards_by_uuid(self, uuids: list[str]) -> dict[str, int]:
+        """The ids of those of the dashboards ``uuids`` that exist, by UUID (one request)."""
+        values = ",".join(f"'{u}'" for u in uuids)
+        query = urllib.parse.quote(f"(columns:!(id,uuid),filters:!((col:uuid,opr:in,value:!({values}))),page_size:100)")
+        return {str(d["uuid"]): int(d["id"]) for d in self.request("GET", f"/api/v1/dashboard/?q={query}")["result"]}
+
     def export_dashboards(self, ids: list[int]) -> bytes:
         """The export zip of the dashboards ``ids`` (with their charts, datasets and databases)."""
         query = urllib.parse.quote(f"!({','.join(str(i) for i in ids)})")
@@ -584,15 +590,16 @@ def _file_name(title: str) -> str:
 
 def with_database_uuid(files: dict[str, bytes], database_uuid: str) -> dict[str, bytes]:
     """The bundle with its datasets pointing at the connection ``database_uuid``."""
-    if database_uuid == DASHBOARDS_DATABASE_UUID:
-        return files
-    fixed = dict(files)
-    for path, content in files.items():
-        if path.startswith("datasets/"):
-            config = yaml.safe_load(content)
-            config["database_uuid"] = database_uuid
-            fixed[path] = yaml.safe_dump(config, sort_keys=False).encode()
-    return fixed
+    line = re.compile(rb"^database_uuid: .*$", re.MULTILINE)
+    return {
+        path: line.sub(f"database_uuid: {database_uuid}".encode(), content) if path.startswith("datasets/") else content
+        for path, content in files.items()
+    }
+
+
+def _load_yaml(content: bytes) -> Any:
+    """``yaml.safe_load`` with libyaml's parser when PyYAML has it (the bundle's charts are long lines of JSON)."""
+    return yaml.load(content, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
 
 
 def _refused_files(log_file: Path, offset: int) -> list[tuple[str, str]]:
