@@ -102,6 +102,25 @@ def stack_env(
     typer.echo(LocalStack(settings()).env_exports(show_secrets=show_secrets))
 
 
+@stack_app.command("export-dashboards")
+def stack_export_dashboards(
+    to: Annotated[
+        Path | None, typer.Option(help="Folder to write the export files to (default: config/dashboards/).")
+    ] = None,
+) -> None:
+    """Write the running Superset's dashboards, with their charts and datasets, back into config/dashboards/ as
+    export files (without its connection and its instance ids)."""
+    from lakehouse.scripts.superset_server import ADMIN_USERNAME, SupersetApi, SupersetServer, export_dashboards
+
+    server = SupersetServer(settings())
+    if not server.configured:
+        raise LakehouseError(f"the environment {settings().name!r} has no superset section: no dashboards to export")
+    api = SupersetApi(server.url, ADMIN_USERNAME, server.credentials().admin_password)
+    folder = to or server.dashboards_dir
+    for path in export_dashboards(api, folder):
+        typer.echo(folder / path)
+
+
 def _print_status(stack: object) -> bool:
     table = Table("component", "state", "address")
     rows = stack.status()  # type: ignore[attr-defined]

@@ -11,13 +11,12 @@ permissions are synced (``superset init``), and the database connection ``supers
 only when missing. It logs in as ``superset.reader_role``, a login role that is a member of ``bi_reader``.
 
 The dashboards of ``config/dashboards/`` (Superset export files) are imported at start when they changed since the
-last import (their digest is kept in the state folder); ``python -m lakehouse.scripts.superset_server export``
-writes the running Superset's dashboards back there.
+last import (their digest is kept in the state folder); ``lakehouse stack export-dashboards`` writes the running
+Superset's dashboards back there.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.cookiejar
 import io
@@ -640,24 +639,3 @@ def _error_message(error: urllib.error.HTTPError) -> str:
 
 def _sqlalchemy_url(dsn: str) -> str:
     return dsn.replace("postgresql://", "postgresql+psycopg2://", 1)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m lakehouse.scripts.superset_server export [--to FOLDER]``: write the running stack's Superset
-    dashboards back into ``config/dashboards/``."""
-    from lakehouse.config.settings import load_settings
-
-    parser = argparse.ArgumentParser(prog="python -m lakehouse.scripts.superset_server")
-    commands = parser.add_subparsers(dest="command", required=True)
-    export = commands.add_parser("export", help="write the running Superset's dashboards into config/dashboards/")
-    export.add_argument("--to", type=Path, default=None, help="target folder (default: config/dashboards/)")
-    args = parser.parse_args(argv)
-    server = SupersetServer(load_settings())
-    api = SupersetApi(server.url, ADMIN_USERNAME, server.credentials().admin_password)
-    folder = args.to or server.dashboards_dir
-    for path in export_dashboards(api, folder):
-        print(folder / path)
-
-
-if __name__ == "__main__":
-    main()

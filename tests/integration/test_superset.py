@@ -154,7 +154,8 @@ def test_sql_lab_cannot_write_refused_by_superset_and_by_postgres(
         assert conn.execute("SELECT to_regclass(%s)", (f"serving.{revenue_table}_copy",)).fetchone() == (None,)
 
 
-def _lakehouse(*args: str) -> subprocess.CompletedProcess[str]:
+def run_lakehouse(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the ``lakehouse`` command as a user does, in the suite's environment."""
     return subprocess.run(
         [sys.executable, "-m", "lakehouse.orchestration.cli", *args],
         env=os.environ,
@@ -199,26 +200,26 @@ def test_stack_up_twice_changes_nothing_and_status_shows_it(server: SupersetServ
 
     # a start from scratch (upgrade, admin check, init, connection check) on the existing metadata ...
     server.stop()
-    first = _lakehouse("stack", "up", "superset")
+    first = run_lakehouse("stack", "up", "superset")
     assert first.returncode == 0, first.stderr[-3000:]
     # ... and one while it runs
-    second = _lakehouse("stack", "up", "superset")
+    second = run_lakehouse("stack", "up", "superset")
     assert second.returncode == 0, second.stderr[-3000:]
     after = _state(server, SupersetApi(server.url, ADMIN_USERNAME, server.credentials().admin_password))
     assert after == before
 
-    status = _lakehouse("stack", "status")
+    status = run_lakehouse("stack", "status")
     line = next(line for line in status.stdout.splitlines() if " superset " in line)
     assert " up " in line and server.url in line
     assert [s.up for s in LocalStack(server.settings).status() if s.name == "superset"] == [True]
 
 
 def test_stack_env_prints_the_admin_and_the_password_only_when_asked(server: SupersetServer) -> None:
-    plain = _lakehouse("stack", "env")
+    plain = run_lakehouse("stack", "env")
     assert plain.returncode == 0, plain.stderr
     assert f"export LAKEHOUSE_SUPERSET_URL={server.url}" in plain.stdout
     assert f"export LAKEHOUSE_SUPERSET_USERNAME={ADMIN_USERNAME}" in plain.stdout
     assert server.credentials().admin_password not in plain.stdout
 
-    shown = _lakehouse("stack", "env", "--show-secrets")
+    shown = run_lakehouse("stack", "env", "--show-secrets")
     assert f"export LAKEHOUSE_SUPERSET_PASSWORD={server.credentials().admin_password}" in shown.stdout

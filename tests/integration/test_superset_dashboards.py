@@ -23,6 +23,7 @@ import yaml
 from lakehouse.config.settings import Settings, config_dir
 from lakehouse.scripts.errors import StackError
 from lakehouse.scripts.superset_server import ADMIN_USERNAME, SupersetApi, SupersetServer, export_dashboards
+from tests.integration.test_superset import run_lakehouse
 
 pytestmark = pytest.mark.integration
 CONNECTION = "lakehouse serving"
@@ -118,7 +119,9 @@ def test_an_edit_in_superset_survives_a_start_and_the_export_writes_the_bundle_b
     server: SupersetServer, api: SupersetApi, tmp_path: Path
 ) -> None:
     # what a start with the same bundle finds: its dashboards as Superset exports them are the files, byte for byte
-    written = export_dashboards(api, tmp_path)
+    exported_by_cli = run_lakehouse("stack", "export-dashboards", "--to", str(tmp_path))
+    assert exported_by_cli.returncode == 0, exported_by_cli.stderr[-3000:]
+    written = [line.removeprefix(f"{tmp_path}/") for line in exported_by_cli.stdout.split()]
     assert sorted(written) == sorted(p.relative_to(BUNDLE).as_posix() for p in BUNDLE.rglob("*/**/*.yaml"))
     assert all((tmp_path / path).read_bytes() == (BUNDLE / path).read_bytes() for path in written)
     assert not (tmp_path / "databases").exists()
