@@ -40,7 +40,7 @@ TEST_ENV = {
 for _key, _value in TEST_ENV.items():
     os.environ[_key] = _value
 # Every JVM of the suite (Kafka, Spark drivers, executors and servers, the object store) compiles with C1 only: on two
-# cores, C2's compiler threads used more CPU than the tests' own work did (docs/testing.md, "Time").
+# cores, C2's compiler threads used more CPU than the tests' own work did (docs/timings.md, "The test suite").
 # LAKEHOUSE_TEST_FULL_JIT=1 keeps the JVM's default tiered compilation.
 if os.environ.get("LAKEHOUSE_TEST_FULL_JIT") != "1" and "TieredStopAtLevel" not in os.environ.get(
     "JAVA_TOOL_OPTIONS", ""
