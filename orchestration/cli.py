@@ -110,7 +110,9 @@ def stack_export_dashboards(
 ) -> None:
     """Write the running Superset's dashboards, with their charts and datasets, back into config/dashboards/ as
     export files (without its connection and its instance ids)."""
-    from lakehouse.scripts.superset_server import ADMIN_USERNAME, SupersetApi, SupersetServer, export_dashboards
+    from lakehouse.scripts.superset_api import SupersetApi
+    from lakehouse.scripts.superset_dashboards import export_dashboards
+    from lakehouse.scripts.superset_server import ADMIN_USERNAME, SupersetServer
 
     server = SupersetServer(settings())
     if not server.configured:

@@ -20,7 +20,8 @@ import pytest
 
 from lakehouse.config.settings import Settings
 from lakehouse.scripts.stack import LocalStack
-from lakehouse.scripts.superset_server import ADMIN_USERNAME, SupersetApi, SupersetServer
+from lakehouse.scripts.superset_api import SupersetApi
+from lakehouse.scripts.superset_server import ADMIN_USERNAME, SupersetServer
 
 pytestmark = pytest.mark.integration
 CONNECTION = "lakehouse serving"

@@ -22,7 +22,9 @@ import yaml
 
 from lakehouse.config.settings import Settings, config_dir
 from lakehouse.scripts.errors import StackError
-from lakehouse.scripts.superset_server import ADMIN_USERNAME, SupersetApi, SupersetServer, export_dashboards
+from lakehouse.scripts.superset_api import SupersetApi
+from lakehouse.scripts.superset_dashboards import export_dashboards
+from lakehouse.scripts.superset_server import ADMIN_USERNAME, SupersetServer
 from tests.integration.test_superset import run_lakehouse
 
 pytestmark = pytest.mark.integration

@@ -14,16 +14,16 @@ import pytest
 import yaml
 
 from lakehouse.config.settings import config_dir, load_settings
-from lakehouse.scripts.superset_server import (
+from lakehouse.scripts.superset_dashboards import (
     DASHBOARDS_DATABASE_UUID,
     PASSWORD_MASK,
-    SupersetServer,
     bundle_digest,
     bundle_files,
     bundle_zip,
     with_database_uuid,
     without_instance_ids,
 )
+from lakehouse.scripts.superset_server import SupersetServer
 
 BUNDLE = config_dir() / "dashboards"
 # the required fields of Superset 6.1's ImportV1DatasetSchema, ImportV1ChartSchema and ImportV1DashboardSchema
