@@ -110,14 +110,13 @@ def stack_export_dashboards(
 ) -> None:
     """Write the running Superset's dashboards, with their charts and datasets, back into config/dashboards/ as
     export files (without its connection and its instance ids)."""
-    from lakehouse.scripts.superset_api import SupersetApi
     from lakehouse.scripts.superset_dashboards import export_dashboards
-    from lakehouse.scripts.superset_server import ADMIN_USERNAME, SupersetServer
+    from lakehouse.scripts.superset_server import SupersetServer
 
     server = SupersetServer(settings())
     if not server.configured:
         raise LakehouseError(f"the environment {settings().name!r} has no superset section: no dashboards to export")
-    api = SupersetApi(server.url, ADMIN_USERNAME, server.credentials().admin_password)
+    api = server.admin_api()
     folder = to or server.dashboards_dir
     for path in export_dashboards(api, folder):
         typer.echo(folder / path)

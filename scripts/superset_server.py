@@ -242,8 +242,9 @@ class SupersetServer:
         wait_until(self._healthy, 240, f"Superset on {self.url}", self.service.log_file)
         # the import creates the connection (with the bundle's UUID) when it is missing; the check after it covers
         # a bundle without dashboards
-        self.import_dashboards(SupersetApi(self.url, ADMIN_USERNAME, credentials.admin_password))
-        database_id = self._ensure_connection(credentials)
+        api = self.admin_api()
+        self.import_dashboards(api)
+        database_id = self._ensure_connection(api)
         log.info("Superset up on %s (connection %r, id %s)", self.url, self.config.connection_name, database_id)
 
     @property
@@ -315,10 +316,13 @@ class SupersetServer:
         )
         return True
 
-    def _ensure_connection(self, credentials: SupersetCredentials) -> int:
+    def admin_api(self) -> SupersetApi:
+        """The REST API of this Superset, logged in as the generated admin."""
+        return SupersetApi(self.url, ADMIN_USERNAME, self.credentials().admin_password)
+
+    def _ensure_connection(self, api: SupersetApi) -> int:
         name, role = self.config.connection_name, self.config.reader_role
         try:
-            api = SupersetApi(self.url, ADMIN_USERNAME, credentials.admin_password)
             return api.ensure_database(name, self.reader_uri())
         except urllib.error.HTTPError as exc:
             raise StackError(

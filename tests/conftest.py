@@ -8,8 +8,13 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from lakehouse.scripts.superset_api import SupersetApi
+    from lakehouse.scripts.superset_server import SupersetServer
 
 ROOT = Path(__file__).resolve().parents[1]
 # LAKEHOUSE_TEST_PORT_OFFSET moves every port of the suite's stacks, so that two checkouts can run their suites at once
@@ -111,6 +116,20 @@ def superset_stack(postgres_stack: Settings) -> Iterator[Settings]:
     """The stack's Apache Superset (metadata in the test PostgreSQL, its read-only connection to serving)."""
     _start(postgres_stack, "superset")
     yield postgres_stack
+
+
+@pytest.fixture(scope="module")
+def superset_server(superset_stack: Settings) -> SupersetServer:
+    """The stack's Superset (started, so its dashboards are imported)."""
+    from lakehouse.scripts.superset_server import SupersetServer
+
+    return SupersetServer(superset_stack)
+
+
+@pytest.fixture(scope="module")
+def superset_api(superset_server: SupersetServer) -> SupersetApi:
+    """Superset's REST API, logged in as the generated admin (``/api/v1/security/login``)."""
+    return superset_server.admin_api()
 
 
 @pytest.fixture(scope="session")

@@ -33,21 +33,9 @@ WRITES = {
 
 
 @pytest.fixture(scope="module")
-def server(superset_stack: Settings) -> SupersetServer:
-    """The stack's Superset."""
-    return SupersetServer(superset_stack)
-
-
-@pytest.fixture(scope="module")
-def api(server: SupersetServer) -> SupersetApi:
-    """The REST API, logged in as the generated admin (``/api/v1/security/login``)."""
-    return SupersetApi(server.url, ADMIN_USERNAME, server.credentials().admin_password)
-
-
-@pytest.fixture(scope="module")
-def serving_id(api: SupersetApi) -> int:
+def serving_id(superset_api: SupersetApi) -> int:
     """The id of the stack's read-only connection to the serving database."""
-    found = api.databases(CONNECTION)
+    found = superset_api.databases(CONNECTION)
     assert len(found) == 1
     return int(found[0]["id"])
 
@@ -63,7 +51,7 @@ def revenue_table(superset_stack: Settings, unique: str) -> Iterator[str]:
         conn.execute(f"DROP TABLE IF EXISTS serving.{table}, serving.{table}_copy")
 
 
-def sql_lab(api: SupersetApi, database_id: int, sql: str) -> tuple[int, dict[str, Any]]:
+def sql_lab(superset_api: SupersetApi, database_id: int, sql: str) -> tuple[int, dict[str, Any]]:
     """Run ``sql`` through SQL Lab (``/api/v1/sqllab/execute/``, synchronously); its HTTP status and answer."""
     payload = {
         "database_id": database_id,
@@ -74,7 +62,7 @@ def sql_lab(api: SupersetApi, database_id: int, sql: str) -> tuple[int, dict[str
         "queryLimit": 1000,
     }
     try:
-        return 200, api.request("POST", "/api/v1/sqllab/execute/", payload)
+        return 200, superset_api.request("POST", "/api/v1/sqllab/execute/", payload)
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
 
@@ -86,9 +74,11 @@ def rows_of(dsn: str, table: str) -> list[tuple[Any, ...]]:
 
 
 def test_sql_lab_reads_serving_as_a_bi_reader_member(
-    api: SupersetApi, serving_id: int, revenue_table: str, server: SupersetServer
+    superset_api: SupersetApi, serving_id: int, revenue_table: str, superset_server: SupersetServer
 ) -> None:
-    status, answer = sql_lab(api, serving_id, f"SELECT region, revenue FROM {revenue_table} ORDER BY revenue DESC")
+    status, answer = sql_lab(
+        superset_api, serving_id, f"SELECT region, revenue FROM {revenue_table} ORDER BY revenue DESC"
+    )
     assert status == 200, answer
     assert answer["status"] == "success"
     assert [c["column_name"] for c in answer["columns"]] == ["region", "revenue"]
@@ -99,53 +89,55 @@ def test_sql_lab_reads_serving_as_a_bi_reader_member(
     ]
 
     # it logs in as the reader role, a member of bi_reader and nothing more, which sees serving only
-    shown = api.request("GET", f"/api/v1/database/{serving_id}/connection")["result"]
-    assert shown["sqlalchemy_uri"].startswith(f"postgresql+psycopg2://{server.config.reader_role}:")
-    with psycopg.connect(server.settings.postgres_dsn()) as conn:
+    shown = superset_api.request("GET", f"/api/v1/database/{serving_id}/connection")["result"]
+    assert shown["sqlalchemy_uri"].startswith(f"postgresql+psycopg2://{superset_server.config.reader_role}:")
+    with psycopg.connect(superset_server.settings.postgres_dsn()) as conn:
         groups = conn.execute(
             "SELECT g.rolname, r.rolsuper FROM pg_roles r JOIN pg_auth_members m ON m.member = r.oid "
             "JOIN pg_roles g ON g.oid = m.roleid WHERE r.rolname = %s",
-            (server.config.reader_role,),
+            (superset_server.config.reader_role,),
         ).fetchall()
     assert groups == [("bi_reader", False)]
-    status, answer = sql_lab(api, serving_id, "SELECT count(*) FROM lakehouse_meta.schema_migrations")
+    status, answer = sql_lab(superset_api, serving_id, "SELECT count(*) FROM lakehouse_meta.schema_migrations")
     assert status != 200
     assert "permission denied for schema lakehouse_meta" in answer["errors"][0]["message"]
 
     # the API shows the connection with its password masked; the password is in the state folder only
     assert shown["allow_dml"] is False
-    assert server.credentials().reader_password not in json.dumps(shown)
-    assert server.credentials().reader_password not in server.service.log_file.read_text(errors="replace")
+    assert superset_server.credentials().reader_password not in json.dumps(shown)
+    assert superset_server.credentials().reader_password not in superset_server.service.log_file.read_text(
+        errors="replace"
+    )
 
 
 @pytest.mark.parametrize("write", sorted(WRITES))
 def test_sql_lab_cannot_write_refused_by_superset_and_by_postgres(
-    api: SupersetApi, serving_id: int, revenue_table: str, server: SupersetServer, write: str
+    superset_api: SupersetApi, serving_id: int, revenue_table: str, superset_server: SupersetServer, write: str
 ) -> None:
-    dsn = server.settings.postgres_dsn()
+    dsn = superset_server.settings.postgres_dsn()
     before = rows_of(dsn, revenue_table)
     statement = WRITES[write].format(table=revenue_table)
 
     # 1. Superset: the stack's connection has allow_dml off, so SQL Lab refuses before sending anything
-    status, answer = sql_lab(api, serving_id, statement)
+    status, answer = sql_lab(superset_api, serving_id, statement)
     assert status != 200
     assert [e["error_type"] for e in answer["errors"]] == ["DML_NOT_ALLOWED_ERROR"]
 
     # 2. PostgreSQL: a connection as the same login that allows DML is refused by bi_reader's grants
-    writable = api.request(
+    writable = superset_api.request(
         "POST",
         "/api/v1/database/",
         {
             "database_name": f"writable {revenue_table} {write}",
-            "sqlalchemy_uri": server.reader_uri(),
+            "sqlalchemy_uri": superset_server.reader_uri(),
             "expose_in_sqllab": True,
             "allow_dml": True,
         },
     )
     try:
-        status, answer = sql_lab(api, int(writable["id"]), statement)
+        status, answer = sql_lab(superset_api, int(writable["id"]), statement)
     finally:
-        api.request("DELETE", f"/api/v1/database/{writable['id']}")
+        superset_api.request("DELETE", f"/api/v1/database/{writable['id']}")
     assert status != 200
     message = " ".join(e["message"] for e in answer["errors"])
     assert "permission denied" in message, message
@@ -167,60 +159,64 @@ def run_lakehouse(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _state(server: SupersetServer, api: SupersetApi) -> dict[str, Any]:
+def _state(superset_server: SupersetServer, superset_api: SupersetApi) -> dict[str, Any]:
     """What a second start must not change: the admin, the connection, the secrets and the read-only login."""
-    settings = server.settings
-    with psycopg.connect(settings.postgres_dsn(server.config.metadata_database)) as conn:
+    settings = superset_server.settings
+    with psycopg.connect(settings.postgres_dsn(superset_server.config.metadata_database)) as conn:
         admins = conn.execute(
             "SELECT id, password, created_on FROM ab_user WHERE username = %s", (ADMIN_USERNAME,)
         ).fetchall()
     with psycopg.connect(settings.postgres_dsn()) as conn:
         login = conn.execute(
-            "SELECT oid, rolpassword FROM pg_authid WHERE rolname = %s", (server.config.reader_role,)
+            "SELECT oid, rolpassword FROM pg_authid WHERE rolname = %s", (superset_server.config.reader_role,)
         ).fetchall()
     connections = [
         {k: db[k] for k in ("id", "database_name", "changed_on")}
-        for db in api.request("GET", "/api/v1/database/?q=(page_size:100)")["result"]
+        for db in superset_api.request("GET", "/api/v1/database/?q=(page_size:100)")["result"]
         if db["database_name"] == CONNECTION
     ]
     return {
         "admins": admins,
         "connections": connections,
         "login": login,
-        "credentials": server.credentials_file.read_text(),
-        "mode": oct(server.credentials_file.stat().st_mode & 0o777),
+        "credentials": superset_server.credentials_file.read_text(),
+        "mode": oct(superset_server.credentials_file.stat().st_mode & 0o777),
     }
 
 
-def test_stack_up_twice_changes_nothing_and_status_shows_it(server: SupersetServer, api: SupersetApi) -> None:
-    before = _state(server, api)
+def test_stack_up_twice_changes_nothing_and_status_shows_it(
+    superset_server: SupersetServer, superset_api: SupersetApi
+) -> None:
+    before = _state(superset_server, superset_api)
     assert len(before["admins"]) == 1
     assert len(before["connections"]) == 1
     assert len(before["login"]) == 1
     assert before["mode"] == "0o600"
 
     # a start from scratch (upgrade, admin check, init, connection check) on the existing metadata ...
-    server.stop()
+    superset_server.stop()
     first = run_lakehouse("stack", "up", "superset")
     assert first.returncode == 0, first.stderr[-3000:]
     # ... and one while it runs
     second = run_lakehouse("stack", "up", "superset")
     assert second.returncode == 0, second.stderr[-3000:]
-    after = _state(server, SupersetApi(server.url, ADMIN_USERNAME, server.credentials().admin_password))
+    after = _state(
+        superset_server, SupersetApi(superset_server.url, ADMIN_USERNAME, superset_server.credentials().admin_password)
+    )
     assert after == before
 
     status = run_lakehouse("stack", "status")
     line = next(line for line in status.stdout.splitlines() if " superset " in line)
-    assert " up " in line and server.url in line
-    assert [s.up for s in LocalStack(server.settings).status() if s.name == "superset"] == [True]
+    assert " up " in line and superset_server.url in line
+    assert [s.up for s in LocalStack(superset_server.settings).status() if s.name == "superset"] == [True]
 
 
-def test_stack_env_prints_the_admin_and_the_password_only_when_asked(server: SupersetServer) -> None:
+def test_stack_env_prints_the_admin_and_the_password_only_when_asked(superset_server: SupersetServer) -> None:
     plain = run_lakehouse("stack", "env")
     assert plain.returncode == 0, plain.stderr
-    assert f"export LAKEHOUSE_SUPERSET_URL={server.url}" in plain.stdout
+    assert f"export LAKEHOUSE_SUPERSET_URL={superset_server.url}" in plain.stdout
     assert f"export LAKEHOUSE_SUPERSET_USERNAME={ADMIN_USERNAME}" in plain.stdout
-    assert server.credentials().admin_password not in plain.stdout
+    assert superset_server.credentials().admin_password not in plain.stdout
 
     shown = run_lakehouse("stack", "env", "--show-secrets")
-    assert f"export LAKEHOUSE_SUPERSET_PASSWORD={server.credentials().admin_password}" in shown.stdout
+    assert f"export LAKEHOUSE_SUPERSET_PASSWORD={superset_server.credentials().admin_password}" in shown.stdout

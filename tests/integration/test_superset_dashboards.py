@@ -20,11 +20,11 @@ import psycopg
 import pytest
 import yaml
 
-from lakehouse.config.settings import Settings, config_dir
+from lakehouse.config.settings import config_dir
 from lakehouse.scripts.errors import StackError
 from lakehouse.scripts.superset_api import SupersetApi
 from lakehouse.scripts.superset_dashboards import export_dashboards
-from lakehouse.scripts.superset_server import ADMIN_USERNAME, SupersetServer
+from lakehouse.scripts.superset_server import SupersetServer
 from tests.integration.test_superset import run_lakehouse
 
 pytestmark = pytest.mark.integration
@@ -40,85 +40,75 @@ DASHBOARDS = {d["dashboard_title"]: d for d in _load("dashboards")}
 CHARTS = {c["slice_name"]: c for c in _load("charts")}
 
 
-@pytest.fixture(scope="module")
-def server(superset_stack: Settings) -> SupersetServer:
-    """The stack's Superset (started, so the bundle is imported)."""
-    return SupersetServer(superset_stack)
-
-
-@pytest.fixture(scope="module")
-def api(server: SupersetServer) -> SupersetApi:
-    """The REST API as the generated admin."""
-    return SupersetApi(server.url, ADMIN_USERNAME, server.credentials().admin_password)
-
-
 def chart_uuids(dashboard: dict[str, Any]) -> set[str]:
     """The charts a dashboard's layout places."""
     return {v["meta"]["uuid"] for v in dashboard["position"].values() if isinstance(v, dict) and v["type"] == "CHART"}
 
 
-def chart_id(api: SupersetApi, uuid: str) -> int:
+def chart_id(superset_api: SupersetApi, uuid: str) -> int:
     """The id of the chart with ``uuid``."""
     query = urllib.parse.quote(f"(filters:!((col:uuid,opr:eq,value:'{uuid}')))")
-    found = api.request("GET", f"/api/v1/chart/?q={query}")["result"]
+    found = superset_api.request("GET", f"/api/v1/chart/?q={query}")["result"]
     assert len(found) == 1, found
     return int(found[0]["id"])
 
 
-def _inventory(api: SupersetApi) -> dict[str, Any]:
+def _inventory(superset_api: SupersetApi) -> dict[str, Any]:
     """Each bundle dashboard's ids, changed_on and charts, and the connections called CONNECTION."""
     dashboards = {}
     for title, dashboard in DASHBOARDS.items():
-        ids = api.dashboard_ids(str(dashboard["uuid"]))
-        shown = [api.request("GET", f"/api/v1/dashboard/{i}")["result"] for i in ids]
-        charts = [sorted(c["id"] for c in api.request("GET", f"/api/v1/dashboard/{i}/charts")["result"]) for i in ids]
+        ids = superset_api.dashboard_ids(str(dashboard["uuid"]))
+        shown = [superset_api.request("GET", f"/api/v1/dashboard/{i}")["result"] for i in ids]
+        charts = [
+            sorted(c["id"] for c in superset_api.request("GET", f"/api/v1/dashboard/{i}/charts")["result"]) for i in ids
+        ]
         dashboards[title] = {"ids": ids, "changed_on": [s["changed_on"] for s in shown], "charts": charts}
-    connections = [(d["id"], d["changed_on"]) for d in api.databases(CONNECTION)]
+    connections = [(d["id"], d["changed_on"]) for d in superset_api.databases(CONNECTION)]
     return {"dashboards": dashboards, "connections": connections}
 
 
-def test_every_dashboard_is_imported_once_with_its_charts_and_one_connection(api: SupersetApi) -> None:
+def test_every_dashboard_is_imported_once_with_its_charts_and_one_connection(superset_api: SupersetApi) -> None:
     assert sorted(DASHBOARDS) == ["Customers", "Devices", "Pipeline health", "Revenue", "Reviews"]
-    state = _inventory(api)
+    state = _inventory(superset_api)
     for title, dashboard in DASHBOARDS.items():
         found = state["dashboards"][title]
         assert len(found["ids"]) == 1, title
         assert len(found["charts"][0]) == len(chart_uuids(dashboard)), title
-        shown = api.request("GET", f"/api/v1/dashboard/{found['ids'][0]}")["result"]
+        shown = superset_api.request("GET", f"/api/v1/dashboard/{found['ids'][0]}")["result"]
         metadata = json.loads(shown["json_metadata"])
         filters = {f["filterType"] for f in metadata["native_filter_configuration"]}
         assert "filter_time" in filters, title
         assert ("filter_select" in filters) == (title != "Pipeline health"), title
     assert len(state["connections"]) == 1
-    revenue = api.request("GET", f"/api/v1/dashboard/{state['dashboards']['Revenue']['ids'][0]}")["result"]
+    revenue = superset_api.request("GET", f"/api/v1/dashboard/{state['dashboards']['Revenue']['ids'][0]}")["result"]
     assert json.loads(revenue["json_metadata"])["refresh_frequency"] == 30
     # every chart's saved query answers
     for name, chart in CHARTS.items():
-        answer = api.request("GET", f"/api/v1/chart/{chart_id(api, chart['uuid'])}/data/")
+        answer = superset_api.request("GET", f"/api/v1/chart/{chart_id(superset_api, chart['uuid'])}/data/")
         assert answer["result"][0]["status"] == "success", name
 
 
 def test_an_unchanged_bundle_is_not_imported_again_and_a_changed_one_duplicates_nothing(
-    server: SupersetServer, api: SupersetApi
+    superset_server: SupersetServer, superset_api: SupersetApi
 ) -> None:
-    before = _inventory(api)
-    assert server.digest_file.is_file()
-    assert server.import_dashboards(api) is False
-    assert _inventory(api) == before
+    before = _inventory(superset_api)
+    assert superset_server.digest_file.is_file()
+    assert superset_server.import_dashboards(superset_api) is False
+    assert _inventory(superset_api) == before
 
     # another digest (as after an edit of config/dashboards/): imported again, over the same objects
-    server.digest_file.write_text("0" * 64 + "\n")
-    assert server.import_dashboards(api) is True
-    after = _inventory(api)
+    superset_server.digest_file.write_text("0" * 64 + "\n")
+    assert superset_server.import_dashboards(superset_api) is True
+    after = _inventory(superset_api)
     assert {t: (d["ids"], d["charts"]) for t, d in after["dashboards"].items()} == {
         t: (d["ids"], d["charts"]) for t, d in before["dashboards"].items()
     }
     assert [c[0] for c in after["connections"]] == [c[0] for c in before["connections"]]
-    assert server.import_dashboards(api) is False
+    assert superset_server.import_dashboards(superset_api) is False
 
 
 def test_an_edit_in_superset_survives_a_start_and_the_export_writes_the_bundle_back(
-    server: SupersetServer, api: SupersetApi, tmp_path: Path
+    superset_server: SupersetServer, superset_api: SupersetApi, tmp_path: Path
 ) -> None:
     # what a start with the same bundle finds: its dashboards as Superset exports them are the files, byte for byte
     exported_by_cli = run_lakehouse("stack", "export-dashboards", "--to", str(tmp_path))
@@ -130,68 +120,77 @@ def test_an_edit_in_superset_survives_a_start_and_the_export_writes_the_bundle_b
 
     chart = CHARTS["Channel mix (gross revenue)"]
     renamed = f"Channel mix, edited {uuid.uuid4().hex[:6]}"
-    api.request("PUT", f"/api/v1/chart/{chart_id(api, chart['uuid'])}", {"slice_name": renamed})
+    superset_api.request("PUT", f"/api/v1/chart/{chart_id(superset_api, chart['uuid'])}", {"slice_name": renamed})
     try:
-        assert server.import_dashboards(api) is False
-        assert api.request("GET", f"/api/v1/chart/{chart_id(api, chart['uuid'])}")["result"]["slice_name"] == renamed
-        export_dashboards(api, tmp_path)
+        assert superset_server.import_dashboards(superset_api) is False
+        assert (
+            superset_api.request("GET", f"/api/v1/chart/{chart_id(superset_api, chart['uuid'])}")["result"][
+                "slice_name"
+            ]
+            == renamed
+        )
+        export_dashboards(superset_api, tmp_path)
         exported = [yaml.safe_load(path.read_text()) for path in (tmp_path / "charts").glob("*.yaml")]
         [edited] = [c for c in exported if c["uuid"] == chart["uuid"]]
         assert edited["slice_name"] == renamed
     finally:
-        server.digest_file.unlink()
-        assert server.import_dashboards(api) is True
+        superset_server.digest_file.unlink()
+        assert superset_server.import_dashboards(superset_api) is True
     assert (
-        api.request("GET", f"/api/v1/chart/{chart_id(api, chart['uuid'])}")["result"]["slice_name"]
+        superset_api.request("GET", f"/api/v1/chart/{chart_id(superset_api, chart['uuid'])}")["result"]["slice_name"]
         == chart["slice_name"]
     )
 
 
 def test_a_refused_bundle_is_one_error_naming_the_file_and_changes_nothing(
-    server: SupersetServer, api: SupersetApi, tmp_path: Path
+    superset_server: SupersetServer, superset_api: SupersetApi, tmp_path: Path
 ) -> None:
     broken = tmp_path / "dashboards"
     shutil.copytree(BUNDLE, broken)
     chart = broken / "charts" / "Freshness_per_mart.yaml"
     chart.write_text(re.sub(r"(?m)^slice_name: ", "slice_title: ", chart.read_text()))
-    before, digest = _inventory(api), server.digest_file.read_text()
+    before, digest = _inventory(superset_api), superset_server.digest_file.read_text()
 
     with pytest.raises(StackError) as refused:
-        SupersetServer(server.settings, dashboards=broken).import_dashboards(api)
+        SupersetServer(superset_server.settings, dashboards=broken).import_dashboards(superset_api)
     message = str(refused.value)
     assert "\n" not in message
     assert f"{chart}: {{'slice_name': ['Missing data for required field.']" in message
-    assert (_inventory(api), server.digest_file.read_text()) == (before, digest)
+    assert (_inventory(superset_api), superset_server.digest_file.read_text()) == (before, digest)
 
 
-def test_a_connection_made_by_an_older_start_is_kept(server: SupersetServer, api: SupersetApi) -> None:
+def test_a_connection_made_by_an_older_start_is_kept(
+    superset_server: SupersetServer, superset_api: SupersetApi
+) -> None:
     """Before dashboards, the start made the connection through the API, with a random UUID."""
-    [connection] = api.databases(CONNECTION)
+    [connection] = superset_api.databases(CONNECTION)
     older = str(uuid.uuid4())
-    with psycopg.connect(server.settings.postgres_dsn(server.config.metadata_database), autocommit=True) as conn:
+    with psycopg.connect(
+        superset_server.settings.postgres_dsn(superset_server.config.metadata_database), autocommit=True
+    ) as conn:
         conn.execute("UPDATE dbs SET uuid = %s WHERE id = %s", (older, connection["id"]))
         datasets = conn.execute("SELECT count(*) FROM tables WHERE database_id = %s", (connection["id"],)).fetchone()
-        assert server.import_dashboards(api) is True
+        assert superset_server.import_dashboards(superset_api) is True
         assert conn.execute("SELECT id, uuid::text FROM dbs WHERE database_name = %s", (CONNECTION,)).fetchall() == [
             (connection["id"], older)
         ]
         assert conn.execute("SELECT count(*) FROM tables").fetchone() == datasets
-    assert server.import_dashboards(api) is False
+    assert superset_server.import_dashboards(superset_api) is False
 
 
-def chart_data(api: SupersetApi, name: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def chart_data(superset_api: SupersetApi, name: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows of the chart ``name``, from its saved query context with ``filters`` added to its query."""
-    saved = api.request("GET", f"/api/v1/chart/{chart_id(api, CHARTS[name]['uuid'])}")["result"]
+    saved = superset_api.request("GET", f"/api/v1/chart/{chart_id(superset_api, CHARTS[name]['uuid'])}")["result"]
     context = json.loads(saved["query_context"])
     for query in context["queries"]:
         query["filters"] = [*query["filters"], *filters]
-    answer = api.request("POST", "/api/v1/chart/data", context)
+    answer = superset_api.request("POST", "/api/v1/chart/data", context)
     return list(answer["result"][0]["data"])
 
 
 @pytest.fixture
 def revenue_rows(
-    server: SupersetServer, unique: str
+    superset_server: SupersetServer, unique: str
 ) -> Iterator[tuple[str, list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
     """Known rows of a new tenant in order_revenue_5min and fct_orders_daily (as the migrating role)."""
     tenant = f"t_dash_{unique}"
@@ -210,7 +209,7 @@ def revenue_rows(
         (date(2026, 11, 30), "north", "web", "toys", 3, 7, Decimal("45.00")),
         (date(2026, 11, 30), "north", "store", "home", 1, 2, Decimal("12.50")),
     ]
-    with psycopg.connect(server.settings.postgres_dsn(), autocommit=True) as conn:
+    with psycopg.connect(superset_server.settings.postgres_dsn(), autocommit=True) as conn:
         added = day_partitions(
             conn, {"order_revenue_5min": [w[0].date() for w in windows], "fct_orders_daily": [d[0] for d in daily]}
         )
@@ -259,7 +258,7 @@ def _ms(day: date | datetime) -> int:
 
 
 def test_revenue_charts_add_up_the_inserted_rows(
-    api: SupersetApi, revenue_rows: tuple[str, list[tuple[Any, ...]], list[tuple[Any, ...]]]
+    superset_api: SupersetApi, revenue_rows: tuple[str, list[tuple[Any, ...]], list[tuple[Any, ...]]]
 ) -> None:
     tenant, windows, daily = revenue_rows
     by_tenant = [{"col": "tenant_id", "op": "==", "val": tenant}]
@@ -267,7 +266,7 @@ def test_revenue_charts_add_up_the_inserted_rows(
     expected: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
     for ws, region, _, revenue in windows:
         expected[(_ms(ws), region)] += revenue
-    rows = chart_data(api, "Revenue by region, 5-minute windows", by_tenant)
+    rows = chart_data(superset_api, "Revenue by region, 5-minute windows", by_tenant)
     got = {
         (row["window_start"], region): Decimal(str(value))
         for row in rows
@@ -281,7 +280,7 @@ def test_revenue_charts_add_up_the_inserted_rows(
         per_day[_ms(day)][0] += orders
         per_day[_ms(day)][1] += units
         per_day[_ms(day)][2] += revenue
-    rows = chart_data(api, "Daily orders, units and AOV", by_tenant)
+    rows = chart_data(superset_api, "Daily orders, units and AOV", by_tenant)
     assert {row["order_date"]: (row["orders"], row["units"], Decimal(str(row["aov"]))) for row in rows} == {
         day: (o, u, round(r / o, 2)) for day, (o, u, r) in per_day.items()
     }
@@ -289,12 +288,14 @@ def test_revenue_charts_add_up_the_inserted_rows(
     channels: dict[str, Decimal] = defaultdict(Decimal)
     for _, _, channel, _, _, _, revenue in daily:
         channels[channel] += revenue
-    rows = chart_data(api, "Channel mix (gross revenue)", by_tenant)
+    rows = chart_data(superset_api, "Channel mix (gross revenue)", by_tenant)
     assert {row["channel"]: Decimal(str(row["revenue"])) for row in rows} == dict(channels)
 
 
 @pytest.fixture
-def health_rows(server: SupersetServer, unique: str) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
+def health_rows(
+    superset_server: SupersetServer, unique: str
+) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
     """Known loads of two new marts in freshness and alerts of a new DAG in load_alerts."""
     now = datetime.now(UTC).replace(microsecond=0)
     marts = [f"m1_{unique}", f"m2_{unique}"]
@@ -307,7 +308,7 @@ def health_rows(server: SupersetServer, unique: str) -> Iterator[tuple[list[tupl
         (f"dag_{unique}", "load", "run_1", marts[0], "row count check failed", now - timedelta(minutes=30)),
         (f"dag_{unique}", "gold", "run_2", None, "task failed", now - timedelta(minutes=10)),
     ]
-    with psycopg.connect(server.settings.postgres_dsn(), autocommit=True) as conn:
+    with psycopg.connect(superset_server.settings.postgres_dsn(), autocommit=True) as conn:
         for mart, start, end, rows, loaded_at in loads:
             conn.execute(
                 "INSERT INTO serving.freshness (mart, interval_start, interval_end, rows, silver_watermark, loaded_at) "
@@ -328,13 +329,13 @@ def health_rows(server: SupersetServer, unique: str) -> Iterator[tuple[list[tupl
 
 
 def test_pipeline_health_charts_show_the_inserted_loads_and_alerts(
-    api: SupersetApi, health_rows: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
+    superset_api: SupersetApi, health_rows: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
 ) -> None:
     loads, alerts = health_rows
     latest: dict[str, datetime] = {}
     for mart, _, _, _, loaded_at in loads:
         latest[mart] = max(latest.get(mart, loaded_at), loaded_at)
-    rows = chart_data(api, "Freshness per mart", [{"col": "mart", "op": "IN", "val": sorted(latest)}])
+    rows = chart_data(superset_api, "Freshness per mart", [{"col": "mart", "op": "IN", "val": sorted(latest)}])
     assert {row["mart"]: row["latest_loaded_at"] for row in rows} == {m: _ms(t) for m, t in latest.items()}
     now = datetime.now(UTC)
     for row in rows:
@@ -344,7 +345,7 @@ def test_pipeline_health_charts_show_the_inserted_loads_and_alerts(
     assert [row["mart"] for row in rows] == sorted(latest, key=lambda m: latest[m])
 
     dag_id = alerts[0][0]
-    rows = chart_data(api, "Recent load alerts", [{"col": "dag_id", "op": "==", "val": dag_id}])
+    rows = chart_data(superset_api, "Recent load alerts", [{"col": "dag_id", "op": "==", "val": dag_id}])
     newest_first = sorted(alerts, key=lambda a: a[5], reverse=True)
     assert [(r["task_id"], r["run_id"], r["mart"], r["reason"], r["created_at"]) for r in rows] == [
         (task, run, mart, reason, _ms(created)) for _, task, run, mart, reason, created in newest_first
