@@ -36,11 +36,13 @@ REVENUE_STREAM_JOB = "lakehouse.spark.jobs.revenue_stream"
 def setup() -> None:
     """Resolve the pinned JVM jars (Delta, Spark Kafka connector, Kafka broker; hadoop-aws and s3proxy where the
     environment's lake is on s3a://) into the local cache, and build the virtualenvs of the MLflow tracking server
-    (where the environment's tracking server is on this machine) and of Superset there. Superset failing to install
-    is one warning line: the rest of the stack runs without it."""
+    (where the environment's tracking server is on this machine) and of Superset there, and the system's Chromium for
+    the dashboards' browser tests (Debian's package, when missing and this process may install it). Superset or
+    Chromium failing to install is one warning line: the rest of the stack runs without them."""
     from lakehouse.scripts.errors import PrerequisiteError
     from lakehouse.scripts.mlflow_server import mlflow_venv
     from lakehouse.scripts.stack import resolve_jars
+    from lakehouse.scripts.superset_browser import ensure_chromium
     from lakehouse.scripts.superset_server import superset_venv
 
     for jar_set, folder in resolve_jars(settings()).items():
@@ -52,6 +54,10 @@ def setup() -> None:
             console.print(f"{'superset':9} venv: {superset_venv().ensure()}")
         except PrerequisiteError as exc:
             console.print(f"[bold yellow]warning:[/] Superset is not installed: {exc}", highlight=False)
+        try:
+            console.print(f"{'chromium':9} : {ensure_chromium()}")
+        except PrerequisiteError as exc:
+            console.print(f"[bold yellow]warning:[/] the dashboard browser tests and screenshots need it: {exc}")
 
 
 @stack_app.command("up")
@@ -120,6 +126,24 @@ def stack_export_dashboards(
     folder = to or server.dashboards_dir
     for path in export_dashboards(api, folder):
         typer.echo(folder / path)
+
+
+@stack_app.command("screenshot-dashboards")
+def stack_screenshot_dashboards(
+    to: Annotated[Path, typer.Option(help="Folder to write one PNG per dashboard to.")] = Path("docs/img/dashboards"),
+) -> None:
+    """Render every dashboard of config/dashboards/ in headless Chromium on the running Superset, as its admin, and
+    save each as a PNG (with how long it took to draw)."""
+    from lakehouse.scripts.superset_browser import bundle_dashboards, screenshot_dashboards
+    from lakehouse.scripts.superset_server import SupersetServer
+
+    server = SupersetServer(settings())
+    if not server.configured:
+        raise LakehouseError(f"the environment {settings().name!r} has no superset section: no dashboards to render")
+    with server.admin_browser() as browser:
+        shots = screenshot_dashboards(browser, server.admin_api(), bundle_dashboards(server.dashboards_dir), to)
+    for path, shown in shots:
+        typer.echo(f"{path}  ({len(shown.charts)} charts drawn in {shown.seconds:.1f} s)")
 
 
 def _print_status(stack: object) -> bool:

@@ -38,6 +38,7 @@ from lakehouse.scripts.errors import StackError
 from lakehouse.scripts.process import Service, answers, port_open, require_free_port, wait_until
 from lakehouse.scripts.server_venv import ServerVenv
 from lakehouse.scripts.superset_api import SupersetApi, error_message, import_error
+from lakehouse.scripts.superset_browser import DashboardBrowser
 from lakehouse.scripts.superset_dashboards import (
     DASHBOARDS_DATABASE_UUID,
     PASSWORD_MASK,
@@ -319,6 +320,10 @@ class SupersetServer:
     def admin_api(self) -> SupersetApi:
         """The REST API of this Superset, logged in as the generated admin."""
         return SupersetApi(self.url, ADMIN_USERNAME, self.credentials().admin_password)
+
+    def admin_browser(self) -> DashboardBrowser:
+        """Headless Chromium on this Superset, to be logged in as the generated admin (use it in a ``with``)."""
+        return DashboardBrowser(self.url, ADMIN_USERNAME, self.credentials().admin_password)
 
     def _ensure_connection(self, api: SupersetApi) -> int:
         name, role = self.config.connection_name, self.config.reader_role
