@@ -12,7 +12,9 @@
    stack's model server beside itself without batching and ``mlflow models serve``
    (``lakehouse.scripts.bench_serving_model``);
 6. scoring: the Silver stream of customer_events with sentiment scoring on against off, over mixed events and over
-   reviews only, alternated (``lakehouse.scripts.bench_scoring``).
+   reviews only, alternated (``lakehouse.scripts.bench_scoring``);
+7. dashboards: Superset's Revenue dashboard over a 10M-row fact table, each chart's data request and the whole
+   dashboard drawn in headless Chromium (``lakehouse.scripts.bench_dashboards``).
 
     python -m lakehouse.scripts.bench                       # everything, the full protocol (make bench)
     python -m lakehouse.scripts.bench stream --steps 2000,5000 --step-seconds 40 --prefill-rows 100000
@@ -39,7 +41,7 @@ from lakehouse.scripts.bench_env import BENCH_ENV, ROOT
 from lakehouse.scripts.bench_report import write_report
 
 __all__ = ["BENCH_ENV", "ROOT", "main", "named_queries"]
-BENCHMARKS = ("stream", "loader", "bi", "incremental", "model_serving", "scoring")
+BENCHMARKS = ("stream", "loader", "bi", "incremental", "model_serving", "scoring", "dashboards")
 # daily volumes of the incremental run: a build's fixed cost is most of a one-day build at the first, little at the
 # second
 INCREMENTAL_EVENTS_PER_DAY = (40_000, 400_000)
@@ -72,6 +74,9 @@ def main() -> None:
         f"(default: {' and '.join(map(str, INCREMENTAL_EVENTS_PER_DAY))})",
     )
     group.add_argument("--serving-seconds", type=float, default=20, help="measured seconds per model-serving case")
+    dashboards = parser.add_argument_group("dashboards")
+    dashboards.add_argument("--dashboard-runs", type=int, default=50, help="timed data requests per chart and case")
+    dashboards.add_argument("--dashboard-renders", type=int, default=10, help="timed renders of the whole dashboard")
     scoring = parser.add_argument_group("scoring")
     scoring.add_argument("--scoring-events", type=int, default=200_000, help="mixed customer_events streamed per run")
     scoring.add_argument("--scoring-reviews", type=int, default=50_000, help="reviews with a text, the worst case")
@@ -87,6 +92,7 @@ def main() -> None:
     from lakehouse.config.settings import settings
     from lakehouse.postgres.migrate import migrate
     from lakehouse.scripts.bench_bi import bench_bi_queries
+    from lakehouse.scripts.bench_dashboards import bench_dashboards
     from lakehouse.scripts.bench_incremental import bench_incremental_volumes
     from lakehouse.scripts.bench_loader import bench_loader
     from lakehouse.scripts.bench_meta import RunRecord
@@ -98,9 +104,10 @@ def main() -> None:
     stack = LocalStack(settings())
     # the loader and the BI run's loader swaps read over Spark Connect, as Gold tasks do; model serving needs only
     # PostgreSQL and the MLflow server
-    components = ["kafka", "postgres"] if set(chosen) - {"model_serving"} else ["postgres"]
+    components = ["kafka", "postgres"] if set(chosen) - {"model_serving", "dashboards"} else ["postgres"]
     components += ["spark"] if {"loader", "bi"} & set(chosen) else []
     components += ["mlflow"] if {"model_serving", "scoring"} & set(chosen) else []
+    components += ["superset"] if "dashboards" in chosen else []
     stack.up(tuple(components))
 
     def restart_postgres() -> None:
@@ -119,6 +126,7 @@ def main() -> None:
         "incremental": lambda: bench_incremental_volumes(list(args.events_per_day or INCREMENTAL_EVENTS_PER_DAY)),
         "model_serving": lambda: bench_model_serving(settings(), args.serving_seconds),
         "scoring": lambda: bench_scoring(settings(), args.scoring_events, args.scoring_reviews, args.scoring_pairs),
+        "dashboards": lambda: bench_dashboards(settings(), args.fact_rows, args.dashboard_runs, args.dashboard_renders),
     }
     results: dict[str, Any] = {}
     try:

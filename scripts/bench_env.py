@@ -1,7 +1,8 @@
-"""Where the benchmarks run: a stack of their own (ports 39092/39093/35433/35002/35050/35051, state in
+"""Where the benchmarks run: a stack of their own (ports 39092/39093/35433/35002/35050/35051/35088, state in
 .lakehouse/bench), so a demo or test stack can stay up; ``LAKEHOUSE_BENCH_KAFKA_PORT``,
 ``LAKEHOUSE_BENCH_KAFKA_CONTROLLER_PORT``, ``LAKEHOUSE_BENCH_PG_PORT``, ``LAKEHOUSE_BENCH_SPARK_CONNECT_PORT``,
-``LAKEHOUSE_BENCH_MLFLOW_PORT`` and ``LAKEHOUSE_BENCH_MODEL_SERVER_PORT`` move it when those ports are taken. Its
+``LAKEHOUSE_BENCH_MLFLOW_PORT``, ``LAKEHOUSE_BENCH_MODEL_SERVER_PORT`` and ``LAKEHOUSE_BENCH_SUPERSET_PORT`` move it
+when those ports are taken. Its
 PostgreSQL runs with the server's default durability (fsync, synchronous_commit and full_page_writes on), unlike
 the demo stack's. Each measured run gets a copy of config/ whose
 topics carry a suffix of its own, and its own lake and checkpoint folders."""
@@ -26,6 +27,7 @@ BENCH_ENV = {
     # three ports)
     "LAKEHOUSE_MLFLOW_PORT": os.environ.get("LAKEHOUSE_BENCH_MLFLOW_PORT", "35050"),
     "LAKEHOUSE_MODEL_SERVER_PORT": os.environ.get("LAKEHOUSE_BENCH_MODEL_SERVER_PORT", "35051"),
+    "LAKEHOUSE_SUPERSET_PORT": os.environ.get("LAKEHOUSE_BENCH_SUPERSET_PORT", "35088"),
     "LAKEHOUSE_SPARK_MASTER": "local[2]",
     "LAKEHOUSE_PG_DURABILITY": "default",
 }

@@ -64,20 +64,21 @@ def plan(
         silver = read_table(spark, settings.storage.table("silver", event_type(source).tables.silver))
         if silver is None:
             continue
-        stats = silver.agg(F.max("_ingested_at").alias("w")).first()
-        if stats is not None and stats["w"] is not None:
+        # one scan: the newest ingestion time and, after a load, the earlier days of the rows ingested since
+        late_days = []
+        if watermark is not None:
+            late_row = (F.col("_ingested_at") > F.lit(watermark)) & (F.col("event_date") < F.lit(start))
+            late_days = [F.array_distinct(F.collect_list(F.when(late_row, F.col("event_date")))).alias("late")]
+        stats = silver.agg(F.max("_ingested_at").alias("w"), *late_days).first()  # a few dates, not data
+        if stats is None:
+            continue
+        if stats["w"] is not None:
             new_watermark = max(filter(None, [new_watermark, stats["w"]]))
         if watermark is None:
             continue
-        late = (
-            silver.where((F.col("_ingested_at") > F.lit(watermark)) & (F.col("event_date") < F.lit(start)))
-            .select("event_date")
-            .distinct()
-            .collect()  # a handful of dates, not data
-        )
         span = timedelta(days=spec.inputs.late_data_span_days)
-        for row in late:
-            dates.update(d for d in _days(row["event_date"], row["event_date"] + span) if d < start)
+        for day in stats["late"]:
+            dates.update(d for d in _days(day, day + span) if d < start)
     return sorted(dates), new_watermark
 
 
@@ -127,7 +128,15 @@ def check(
             )
             for source in spec.inputs.silver
         }
-    silver_count = sum(int(frame.count()) for frame in silver.values())
+    reconcile = checks.reconcile
+    silver_stats = {  # one job per source: its row count, and the reconciliation total where it is the source
+        source: frame.agg(
+            F.count(F.lit(1)).alias("n"),
+            *([F.expr(reconcile.silver).alias("t")] if reconcile and source == reconcile.silver_source else []),
+        ).first()
+        for source, frame in silver.items()
+    }
+    silver_count = sum(int(row["n"]) for row in silver_stats.values() if row is not None)
     column_tests = _column_tests(spec)
     stats = rows.agg(
         F.count(F.lit(1)).alias("n"),
@@ -146,7 +155,7 @@ def check(
         if failing:
             problems.append(f"{spec.name}: column test {name} fails for {failing} row(s)")
     if checks.reconcile is not None and not full:
-        total = silver[checks.reconcile.silver_source].agg(F.expr(checks.reconcile.silver).alias("t")).first()
+        total = silver_stats[checks.reconcile.silver_source]
         expected = float((total["t"] if total else None) or 0)
         actual = float(stats["gold_total"] or 0)
         if abs(expected - actual) > checks.reconcile.tolerance:

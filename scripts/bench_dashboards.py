@@ -1,0 +1,164 @@
+"""The dashboards benchmark: Superset's Revenue dashboard over ``serving.fct_orders_daily`` filled with
+``fact_rows`` rows (``bench_bi.fill``: 100 tenants, 128 region/channel/category combinations a day) and one day of
+``serving.order_revenue_5min`` (100 tenants x 4 regions x 8 categories x 288 windows), in the benchmarks' own
+stack (its PostgreSQL with the server's default durability, and its own Superset):
+
+- ``charts``: each Revenue chart's data request, ``POST /api/v1/chart/data`` with the chart's saved query context (what
+  the dashboard asks), forced past any cache (Superset's data cache is its default ``NullCache`` here anyway), over
+  all tenants (the dashboard as it opens) and over one tenant drawn at random per run (its tenant filter); one
+  unmeasured run first, then ``runs`` timed runs per chart and case;
+- ``dashboard``: the whole dashboard in headless Chromium, from navigation to every chart drawn (no loading
+  indicator left), logged in once, one unmeasured render first, then ``renders`` timed renders.
+
+Targets (issue 18): p95 <= 1 s per chart, and <= 3 s for the whole dashboard."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from datetime import timedelta
+from typing import Any
+
+from lakehouse.config.settings import Settings
+from lakehouse.scripts.bench_bi import FIRST_DAY, TENANTS, fill
+from lakehouse.scripts.bench_common import latency_summary
+from lakehouse.scripts.errors import BenchError
+
+DASHBOARD = "Revenue"
+CHART_TARGET_MS, DASHBOARD_TARGET_MS = 1000.0, 3000.0
+REGIONS, CATEGORIES, WINDOWS = 4, 8, 288
+
+
+def fill_windows(dsn: str) -> int:
+    """One day (the first of the fact table) of ``serving.order_revenue_5min``; its row count."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("TRUNCATE serving.order_revenue_5min")
+        conn.execute(
+            "SELECT lakehouse_meta.add_day_partitions('serving.order_revenue_5min', %s, %s)",
+            (FIRST_DAY, FIRST_DAY + timedelta(days=1)),
+        )
+        conn.execute(f"""
+            INSERT INTO serving.order_revenue_5min (tenant_id, window_date, window_start, window_end, region,
+                product_category, orders_placed, units_sold, total_revenue, avg_order_value, unique_customers)
+            SELECT 'tenant_' || lpad(t::text, 3, '0'), date '{FIRST_DAY}',
+                   timestamptz '{FIRST_DAY} 00:00+00' + w * interval '5 minutes',
+                   timestamptz '{FIRST_DAY} 00:05+00' + w * interval '5 minutes',
+                   (array['north','south','east','west'])[r], 'category_' || k, 1 + (t + w) % 5, 1 + (t + k) % 9,
+                   ((t * 31 + w * 7 + k) % 10000) / 100.0, ((t + w) % 5000) / 100.0, 1 + (t + r) % 4
+            FROM generate_series(0, {TENANTS - 1}) t, generate_series(0, {WINDOWS - 1}) w,
+                 generate_series(1, {REGIONS}) r, generate_series(0, {CATEGORIES - 1}) k""")
+        conn.execute("VACUUM ANALYZE serving.order_revenue_5min")
+        total = conn.execute("SELECT count(*) FROM serving.order_revenue_5min").fetchone()
+    rows = int(total[0]) if total else 0
+    if rows != TENANTS * WINDOWS * REGIONS * CATEGORIES:
+        raise BenchError(f"filled {rows} 5-minute rows, expected {TENANTS * WINDOWS * REGIONS * CATEGORIES}")
+    return rows
+
+
+def bench_dashboards(settings: Settings, fact_rows: int, runs: int, renders: int) -> dict[str, Any]:
+    """Per-chart request latency and whole-dashboard render time of the Revenue dashboard (module docstring)."""
+    from lakehouse.scripts.superset_browser import bundle_dashboards
+    from lakehouse.scripts.superset_server import SupersetServer
+
+    dsn = settings.postgres_dsn()
+    facts, days, fill_s = fill(dsn, fact_rows)
+    windows = fill_windows(dsn)
+    server = SupersetServer(settings)
+    api = server.admin_api()
+    dashboard_uuid = bundle_dashboards(server.dashboards_dir)[DASHBOARD]
+    dashboard_id = api.dashboards_by_uuid([dashboard_uuid])[dashboard_uuid]
+    charts = api.request("GET", f"/api/v1/dashboard/{dashboard_id}/charts")["result"]
+    rng = random.Random(18)
+
+    def request(chart: dict[str, Any], tenant: str | None) -> float:
+        context = json.loads(api.request("GET", f"/api/v1/chart/{chart['id']}")["result"]["query_context"])
+        context["force"] = True
+        for query in context["queries"]:
+            if tenant is not None:
+                query["filters"] = [*query["filters"], {"col": "tenant_id", "op": "==", "val": tenant}]
+        started = time.perf_counter()
+        answer = api.request("POST", "/api/v1/chart/data", context)
+        elapsed = (time.perf_counter() - started) * 1000
+        if answer["result"][0].get("status") != "success" or not answer["result"][0]["data"]:
+            raise BenchError(f"chart {chart['slice_name']!r} answered no data: {answer['result'][0].get('error')}")
+        return elapsed
+
+    per_chart: dict[str, dict[str, Any]] = {}
+    for chart in charts:
+        cases: dict[str, Any] = {}
+        for case in ("all_tenants", "one_tenant"):
+
+            def tenant() -> str | None:
+                return f"tenant_{rng.randrange(TENANTS):03d}" if case == "one_tenant" else None  # noqa: B023
+
+            request(chart, tenant())  # warm-up
+            cases[case] = latency_summary([request(chart, tenant()) for _ in range(runs)])
+        per_chart[chart["slice_name"]] = cases
+
+    with server.admin_browser() as browser:
+        browser.render(dashboard_id)  # warm-up
+        shown = [browser.render(dashboard_id) for _ in range(renders)]
+    errors = {name: error for render in shown for name, error in render.errors.items()}
+    if errors:
+        raise BenchError(f"the {DASHBOARD} dashboard showed errors: {errors}")
+    worst_chart_p95 = max(case["p95_ms"] for cases in per_chart.values() for case in cases.values())
+    dashboard = latency_summary([render.seconds * 1000 for render in shown])
+    return {
+        "dashboard": DASHBOARD,
+        "fact_rows": facts,
+        "days": days,
+        "window_rows": windows,
+        "fill_s": fill_s,
+        "runs_per_chart_and_case": runs,
+        "charts": per_chart,
+        "render": {**dashboard, "charts_drawn": len(shown[-1].charts)},
+        "targets": {
+            "chart_p95_ms": CHART_TARGET_MS,
+            "dashboard_p95_ms": DASHBOARD_TARGET_MS,
+            "chart_met": worst_chart_p95 <= CHART_TARGET_MS,
+            "dashboard_met": dashboard["p95_ms"] <= DASHBOARD_TARGET_MS,
+        },
+    }
+
+
+def dashboards_section(entry: dict[str, Any] | None, run_line: Any) -> list[str]:
+    """The docs/benchmarks.md section of the dashboards benchmark."""
+    if entry is None:
+        return []
+    result = entry["result"]
+    targets = result["targets"]
+    lines = [
+        "",
+        "## Dashboards: Superset's Revenue dashboard over 10M fact rows",
+        "",
+        run_line(entry["run"]),
+        "",
+        f"`serving.fct_orders_daily` with {result['fact_rows']:,} rows ({result['days']} days) and "
+        f"`serving.order_revenue_5min` with {result['window_rows']:,} rows (one day); the benchmarks' own Superset "
+        "and PostgreSQL (default durability); no data cache (Superset's default `NullCache`), and every chart "
+        "request forced past it. Per chart: `POST /api/v1/chart/data` with its saved query context, "
+        f"{result['runs_per_chart_and_case']} runs per case after one warm-up. Whole dashboard: headless Chromium, "
+        "navigation until every chart is drawn, after one warm-up render. Code: `lakehouse.scripts.bench_dashboards`.",
+        "",
+        "| chart | case | p50 ms | p95 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, cases in result["charts"].items():
+        for case, s in cases.items():
+            lines.append(
+                f"| {name} | {case.replace('_', ' ')} | {s['p50_ms']:.0f} | {s['p95_ms']:.0f} | {s['p99_ms']:.0f} "
+                f"| {s['max_ms']:.0f} |"
+            )
+    render = result["render"]
+    lines += [
+        f"| whole dashboard ({render['charts_drawn']} charts), in Chromium | all tenants | {render['p50_ms']:.0f} | "
+        f"{render['p95_ms']:.0f} | {render['p99_ms']:.0f} | {render['max_ms']:.0f} |",
+        "",
+        f"Targets: p95 <= {targets['chart_p95_ms']:.0f} ms per chart: "
+        f"**{'met' if targets['chart_met'] else 'not met'}**; p95 <= {targets['dashboard_p95_ms']:.0f} ms for the "
+        f"whole dashboard: **{'met' if targets['dashboard_met'] else 'not met'}**.",
+    ]
+    return lines

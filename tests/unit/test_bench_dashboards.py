@@ -1,0 +1,54 @@
+"""The dashboards benchmark's section of docs/benchmarks.md: one row per chart and case, the whole dashboard, and
+each target's verdict from the recorded p95s."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lakehouse.scripts.bench_dashboards import dashboards_section
+from lakehouse.scripts.bench_report import run_line
+
+RUN = {
+    "command": "python -m lakehouse.scripts.bench dashboards",
+    "started": "2026-12-02 09:00 UTC",
+    "git_sha": "0123456789abcdef0123456789abcdef01234567",
+    "machine": "2 cores (test), 1 GiB RAM, Linux",
+}
+
+
+def _latency(p95: float) -> dict[str, float]:
+    return {"runs": 5, "p50_ms": p95 / 2, "p95_ms": p95, "p99_ms": p95 + 1, "max_ms": p95 + 2}
+
+
+def _result(chart_p95: float, dashboard_p95: float) -> dict[str, Any]:
+    return {
+        "dashboard": "Revenue",
+        "fact_rows": 10_035_200,
+        "days": 784,
+        "window_rows": 921_600,
+        "fill_s": 60.0,
+        "runs_per_chart_and_case": 5,
+        "charts": {"Channel mix": {"all_tenants": _latency(chart_p95), "one_tenant": _latency(20)}},
+        "render": {**_latency(dashboard_p95), "charts_drawn": 3},
+        "targets": {
+            "chart_p95_ms": 1000.0,
+            "dashboard_p95_ms": 3000.0,
+            "chart_met": chart_p95 <= 1000,
+            "dashboard_met": dashboard_p95 <= 3000,
+        },
+    }
+
+
+def test_the_section_has_a_row_per_chart_and_case_and_the_verdicts() -> None:
+    lines = dashboards_section({"run": RUN, "result": _result(1500, 2500)}, run_line)
+    text = "\n".join(lines)
+    assert "| Channel mix | all tenants | 750 | 1500 | 1501 | 1502 |" in lines
+    assert "| Channel mix | one tenant | 10 | 20 | 21 | 22 |" in lines
+    assert "| whole dashboard (3 charts), in Chromium | all tenants | 1250 | 2500 | 2501 | 2502 |" in lines
+    assert "p95 <= 1000 ms per chart: **not met**" in text
+    assert "p95 <= 3000 ms for the whole dashboard: **met**" in text
+    assert "10,035,200 rows" in text and "commit 0123456789ab" in text
+
+
+def test_no_run_no_section() -> None:
+    assert dashboards_section(None, run_line) == []
