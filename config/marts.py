@@ -148,6 +148,8 @@ class MartSpec(_Model):
     columns: list[MartColumn] = Field(min_length=1)
     sinks: list[str] = Field(default_factory=lambda: ["postgres"], min_length=1)
     checks: MartChecks = Field(default_factory=MartChecks)
+    # how old the mart's latest load may be (serving.v_mart_freshness flags it over); None: no SLA
+    freshness_sla_minutes: int | None = Field(default=None, gt=0)
     unit_tests: list[MartUnitTest] = Field(default_factory=list)
     source_file: Path = Path()
 

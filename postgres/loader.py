@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 SERVING_SCHEMA = "serving"
 FRESHNESS_TABLE = ("serving", "freshness")
+SLA_TABLE = ("serving", "mart_sla")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 # 63 - len("_p<yyyymmdd>"): longer names of day-partitioned tables would be truncated in their partitions' names
 _PARTITIONED_TABLE_CHARS = 53
@@ -148,6 +149,20 @@ def finish(
 def abandon(staged: StagedLoad) -> None:
     """Drop the staging table of a load that will not finish (its COPY failed); the target was not touched."""
     staging.drop(staged)
+
+
+def record_sla(dsn: str, mart: str, sla_minutes: int) -> None:
+    """Write a mart's freshness SLA (its contract's ``freshness_sla_minutes``) into ``serving.mart_sla``, which
+    ``serving.v_mart_freshness`` compares the age of its latest load with."""
+    with psycopg.connect(dsn, autocommit=True, application_name=APPLICATION_NAME) as conn:
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (mart, sla_minutes) VALUES (%s, %s) "
+                "ON CONFLICT (mart) DO UPDATE SET sla_minutes = EXCLUDED.sla_minutes "
+                "WHERE {}.sla_minutes IS DISTINCT FROM EXCLUDED.sla_minutes"
+            ).format(sql.Identifier(*SLA_TABLE), sql.Identifier(SLA_TABLE[1])),
+            (mart, sla_minutes),
+        )
 
 
 def drop_orphan_stages(

@@ -82,7 +82,8 @@ def load_frame(
 
 def write_mart(run: SinkRun) -> LoadResult:
     """The ``postgres`` sink: replace ``[run.start, run.end)`` of ``serving.<serving_table>`` by the run's Gold rows
-    (the whole table for a full-refresh mart), recording ``serving.freshness``.
+    (the whole table for a full-refresh mart), recording ``serving.freshness`` and the contract's freshness SLA
+    (``serving.mart_sla``).
 
     An interval without Gold rows is still replaced (stale serving rows are deleted) and gives ``rows=0``."""
     spec = run.spec
@@ -97,6 +98,8 @@ def write_mart(run: SinkRun) -> LoadResult:
         mart=spec.name,
         silver_watermark=run.silver_watermark,
     )
+    if spec.freshness_sla_minutes is not None:
+        loader.record_sla(run.dsn, spec.name, spec.freshness_sla_minutes)
     if result.rows == 0 and date_column is None:
         log.warning("no rows for %s: table cleared", spec.name)
     elif result.rows == 0:

@@ -9,7 +9,7 @@ reference data and replace the whole serving table, which is what every real loa
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -18,6 +18,7 @@ from psycopg import sql
 
 from lakehouse.config.marts import MartSpec, load_marts
 from lakehouse.config.settings import Settings
+from lakehouse.postgres.loader import record_sla
 from lakehouse.spark.io.postgres import load_mart
 from lakehouse.spark.jobs import gold as gold_job
 from tests.silver_samples import EXPECTED_FULL_ROWS, EXPECTED_ROWS, EXPECTED_TOTALS, write_silver
@@ -196,6 +197,12 @@ def test_interval_mart_builds_checks_and_loads_one_day(
             (name, day, end),
         ).fetchone()
         assert freshness == (EXPECTED_ROWS[name],)
+        # the load wrote the contract's SLA, and its load just now is within it
+        sla = conn.execute("SELECT sla_minutes FROM serving.mart_sla WHERE mart = %s", (name,)).fetchone()
+        assert sla == (spec.freshness_sla_minutes,)
+        assert conn.execute("SELECT over_sla FROM serving.v_mart_freshness WHERE mart = %s", (name,)).fetchone() == (
+            False,
+        )
 
     # a rerun of the interval gives exactly the same rows
     assert _build_check_load(spark, settings, spec, day, end) == EXPECTED_ROWS[name]
@@ -258,3 +265,42 @@ def test_bi_views_over_the_marts_are_readable(postgres_stack: Settings, view: st
         cursor = conn.execute(sql.SQL("SELECT * FROM {} LIMIT 1").format(sql.Identifier("serving", view)))
         assert cursor.description is not None
         assert cursor.description[0].name == "tenant_id"
+
+
+def test_the_freshness_view_flags_the_marts_whose_latest_load_is_over_their_sla(
+    postgres_stack: Settings, unique: str
+) -> None:
+    dsn = postgres_stack.postgres_dsn()
+    now = datetime.now(UTC)
+    # mart: (ages of its loads in minutes, SLA in minutes or None)
+    marts = {f"late_{unique}": ([300, 90], 60), f"fresh_{unique}": ([300, 10], 60), f"nosla_{unique}": ([5], None)}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        try:
+            for mart, (ages, sla) in marts.items():
+                for index, age in enumerate(ages):
+                    conn.execute(
+                        "INSERT INTO serving.freshness (mart, interval_start, interval_end, rows, loaded_at) "
+                        "VALUES (%s, %s, %s, 1, %s)",
+                        (mart, date(2024, 1, 1 + index), date(2024, 1, 2 + index), now - timedelta(minutes=age)),
+                    )
+                if sla is not None:
+                    record_sla(dsn, mart, 1)
+                    record_sla(dsn, mart, sla)  # a changed contract replaces the SLA
+            found = {
+                row[0]: row[1:]
+                for row in conn.execute(
+                    "SELECT mart, age_minutes, sla_minutes, over_sla FROM serving.v_mart_freshness "
+                    "WHERE mart = ANY(%s)",
+                    (list(marts),),
+                )
+            }
+        finally:
+            conn.execute("DELETE FROM serving.freshness WHERE mart = ANY(%s)", (list(marts),))
+            conn.execute("DELETE FROM serving.mart_sla WHERE mart = ANY(%s)", (list(marts),))
+    expected = {}
+    for mart, (ages, sla) in marts.items():
+        newest = min(ages)
+        expected[mart] = (newest, sla, None if sla is None else newest > sla)
+    assert {m: (abs(f[0] - expected[m][0]) <= 1, *f[1:]) for m, f in found.items()} == {
+        m: (True, *e[1:]) for m, e in expected.items()
+    }

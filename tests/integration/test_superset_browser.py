@@ -129,6 +129,7 @@ def _seed_rows(conn: psycopg.Connection[Any], seed: Seed) -> None:
             (seed.marts[1], DAY_2, DAY_3, 2, None, now - timedelta(minutes=5)),
         ],
     )
+    _insert(conn, "serving.mart_sla (mart, sla_minutes)", [(seed.marts[0], 10), (seed.marts[1], 60)])
     _insert(
         conn,
         "serving.load_alerts (dag_id, task_id, run_id, mart, reason, created_at)",
@@ -170,6 +171,7 @@ def seed(superset_server: SupersetServer) -> Iterator[Seed]:
                 conn.execute(f"DELETE FROM serving.{table} WHERE tenant_id = %s", (seed.tenant,))
             conn.execute("DELETE FROM serving.dim_product WHERE product_id = %s", (seed.product,))
             conn.execute("DELETE FROM serving.freshness WHERE mart = ANY(%s)", (list(seed.marts),))
+            conn.execute("DELETE FROM serving.mart_sla WHERE mart = ANY(%s)", (list(seed.marts),))
             conn.execute("DELETE FROM serving.load_alerts WHERE dag_id = %s", (seed.dag_id,))
             conn.execute("DELETE FROM lakehouse_meta.stream_batches WHERE query = %s", (seed.query,))
             for partition in added:
@@ -264,11 +266,13 @@ EXPECTED_SQL: dict[str, tuple[dict[str, str], str]] = {
         "max_value, SUM(avg_value * readings) / SUM(readings) AS avg_value FROM serving.device_metrics_minute "
         f"WHERE {TENANT} GROUP BY 1, 2",
     ),
-    "Freshness per mart": (
+    "Freshness per mart": (  # its age_minutes moves with the clock: compared apart, within a minute
         {"col": "mart", "val": "marts"},
-        "SELECT mart, MAX(loaded_at) AS latest_loaded_at, MAX(silver_watermark) AS silver_watermark, "
-        "MAX(interval_end) AS latest_interval_end, ROUND(EXTRACT(EPOCH FROM now() - MAX(loaded_at)) / 60) AS "
-        "age_minutes FROM serving.freshness WHERE mart = ANY(%(marts)s) GROUP BY 1",
+        "SELECT f.mart, max(f.loaded_at) AS latest_loaded_at, max(f.silver_watermark) AS silver_watermark, "
+        "max(f.interval_end) AS latest_interval_end, s.sla_minutes, "
+        "CASE WHEN s.sla_minutes IS NOT NULL THEN now() - max(f.loaded_at) > s.sla_minutes * interval '1 minute' END "
+        "AS over_sla FROM serving.freshness f LEFT JOIN serving.mart_sla s ON s.mart = f.mart "
+        "WHERE f.mart = ANY(%(marts)s) GROUP BY f.mart, s.sla_minutes",
     ),
     "Recent load alerts": (
         {"col": "dag_id", "val": "dag_id"},
@@ -317,7 +321,14 @@ def test_every_chart_answers_what_sql_on_serving_computes(
                 query["filters"] = [*query["filters"], condition]
                 query["post_processing"] = []  # the query's own rows, before Superset pivots them for the chart
             [answer] = superset_api.request("POST", "/api/v1/chart/data", context)["result"]
-            assert _rows(answer["data"]) == _rows(expected), name
+            got = answer["data"]
+            if name == "Freshness per mart":
+                ages = {row["mart"]: row.pop("age_minutes") for row in got}
+                assert ages.keys() == {row["mart"] for row in expected}
+                for row in expected:
+                    minutes = (datetime.now(UTC) - row["latest_loaded_at"]).total_seconds() / 60
+                    assert abs(ages[row["mart"]] - minutes) <= 1, (row["mart"], ages)
+            assert _rows(got) == _rows(expected), name
 
 
 @pytest.mark.parametrize("title", sorted(DASHBOARDS))

@@ -315,6 +315,7 @@ def health_rows(
                 "VALUES (%s, %s, %s, %s, %s, %s)",
                 (mart, start, end, rows, loaded_at - timedelta(minutes=1), loaded_at),
             )
+        conn.execute("INSERT INTO serving.mart_sla (mart, sla_minutes) VALUES (%s, 60)", (marts[0],))
         for dag_id, task_id, run_id, mart, reason, created_at in alerts:
             conn.execute(
                 "INSERT INTO serving.load_alerts (dag_id, task_id, run_id, mart, reason, created_at) "
@@ -325,6 +326,7 @@ def health_rows(
             yield loads, alerts
         finally:
             conn.execute("DELETE FROM serving.freshness WHERE mart = ANY(%s)", (marts,))
+            conn.execute("DELETE FROM serving.mart_sla WHERE mart = ANY(%s)", (marts,))
             conn.execute("DELETE FROM serving.load_alerts WHERE dag_id = %s", (f"dag_{unique}",))
 
 
@@ -343,6 +345,12 @@ def test_pipeline_health_charts_show_the_inserted_loads_and_alerts(
         assert abs(row["age_minutes"] - age) <= 2, row
     # the oldest load first
     assert [row["mart"] for row in rows] == sorted(latest, key=lambda m: latest[m])
+    # the first mart's SLA is 60 minutes and its latest load 90 minutes old; the second has no SLA
+    first, second = sorted(latest)
+    assert {row["mart"]: (row["sla_minutes"], row["over_sla"]) for row in rows} == {
+        first: (60, True),
+        second: (None, None),
+    }
 
     dag_id = alerts[0][0]
     rows = chart_data(superset_api, "Recent load alerts", [{"col": "dag_id", "op": "==", "val": dag_id}])

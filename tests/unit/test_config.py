@@ -269,3 +269,15 @@ def test_databricks_runs_use_a_job_cluster_unless_a_cluster_is_named() -> None:
     assert "s3cret-pw" not in str(cluster)
     named = load_settings("databricks", environ={**DATABRICKS_ENVIRONMENT, "LAKEHOUSE_DATABRICKS_CLUSTER_ID": "c-1"})
     assert named.databricks is not None and named.databricks.cluster() == {"existing_cluster_id": "c-1"}
+
+
+def test_every_mart_has_a_freshness_sla_and_a_non_positive_one_is_refused(tmp_path: Path) -> None:
+    assert {name: spec.freshness_sla_minutes for name, spec in load_marts().items()} == dict.fromkeys(
+        load_marts(), 1500
+    )
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG, config)
+    contract = config / "marts" / "dim_date.yaml"
+    contract.write_text(contract.read_text().replace("freshness_sla_minutes: 1500", "freshness_sla_minutes: 0"))
+    with pytest.raises(ConfigError, match="freshness_sla_minutes"):
+        load_marts(config)
