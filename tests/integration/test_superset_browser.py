@@ -142,11 +142,15 @@ def _seed_rows(conn: psycopg.Connection[Any], seed: Seed) -> None:
         conn,
         "lakehouse_meta.stream_batches (query, app_id, batch_id, layer, source, status, offset_ranges, input_rows, "
         "output_rows, dead_letter_rows, quarantined_rows, deduplicated_rows, started_at, finished_at, processing_ms, "
-        "model_version, scored_rows, scoring_ms)",
+        "source_lag_ms, model_version, scored_rows, scoring_ms)",
         [
-            (seed.query, "app", batch, "silver", "customer_interactions", "ok", "{}", 10, 10, 0, 0, 0, T0, T0, 100,
-             version, scored, ms)
-            for batch, version, scored, ms in [(0, "1", 10, 25.0), (1, "1", 4, 20.0), (2, "2", 5, 5.0)]
+            (seed.query, "app", batch, "silver", "customer_interactions", "ok", "{}", read, landed, dead, quarantined,
+             read - landed - dead - quarantined, T0, T0 + timedelta(minutes=batch * 40), 100, lag, version, scored, ms)
+            for batch, read, landed, dead, quarantined, lag, version, scored, ms in [
+                (0, 10, 9, 1, 0, 1500, "1", 10, 25.0),
+                (1, 20, 16, 0, 2, 4200, "1", 4, 20.0),
+                (2, 8, 8, 0, 0, 900, "2", 5, 5.0),
+            ]
         ],
     )  # fmt: skip
 
@@ -273,6 +277,14 @@ EXPECTED_SQL: dict[str, tuple[dict[str, str], str]] = {
         "CASE WHEN s.sla_minutes IS NOT NULL THEN now() - max(f.loaded_at) > s.sla_minutes * interval '1 minute' END "
         "AS over_sla FROM serving.freshness f LEFT JOIN serving.mart_sla s ON s.mart = f.mart "
         "WHERE f.mart = ANY(%(marts)s) GROUP BY f.mart, s.sla_minutes",
+    ),
+    "Stream health per query": (
+        {"col": "query", "val": "query"},
+        "SELECT query, layer, count(*) AS batches, sum(input_rows) AS rows_read, "
+        "sum(dead_letter_rows)::float8 / sum(input_rows) AS dead_letter_share, "
+        "sum(quarantined_rows)::float8 / sum(input_rows) AS quarantined_share, "
+        "max(source_lag_ms) / 1000.0 AS max_source_lag_s, max(finished_at) AS latest_batch_at "
+        "FROM lakehouse_meta.stream_batches WHERE query = %(query)s GROUP BY 1, 2",
     ),
     "Recent load alerts": (
         {"col": "dag_id", "val": "dag_id"},

@@ -111,7 +111,7 @@ def test_every_dashboard_filters_by_date_range_and_by_tenant_where_its_tables_ha
         t for t in tables if "tenant_id" in columns(next(d for d in DATASETS.values() if d["table_name"] == t))
     }
     if title == "Pipeline health":
-        # v_mart_freshness, load_alerts and ml_stream_scoring_latency have no tenant
+        # v_mart_freshness, load_alerts, ml_stream_scoring_latency and v_stream_health have no tenant
         assert not with_tenant and "filter_select" not in filters
         return
     assert with_tenant == tables
