@@ -201,53 +201,54 @@ def browser(superset_server: SupersetServer) -> Iterator[DashboardBrowser]:
 # Each chart's data as SQL on serving computes it from its meaning (the labels are the chart's), for the seeded rows:
 # (the filter that keeps only them, the SQL).
 TENANT = "tenant_id = %(tenant)s"
+BY_TENANT = {"col": "tenant_id", "val": "tenant"}
 PER_REVIEW = "SUM({0} * review_count) / NULLIF(SUM(review_count), 0)"
 EXPECTED_SQL: dict[str, tuple[dict[str, str], str]] = {
     "Revenue by region, 5-minute windows": (
-        {"col": "tenant_id", "val": "tenant"},
+        BY_TENANT,
         f"SELECT window_start, region, SUM(total_revenue) AS revenue FROM serving.order_revenue_5min WHERE {TENANT} "
         "GROUP BY 1, 2",
     ),
     "Daily orders, units and AOV": (
-        {"col": "tenant_id", "val": "tenant"},
+        BY_TENANT,
         "SELECT order_date, SUM(orders_placed) AS orders, SUM(units) AS units, "
         "ROUND(SUM(gross_revenue) / SUM(orders_placed), 2) AS aov "
         f"FROM serving.fct_orders_daily WHERE {TENANT} GROUP BY 1",
     ),
     "Channel mix (gross revenue)": (
-        {"col": "tenant_id", "val": "tenant"},
+        BY_TENANT,
         f"SELECT channel, SUM(gross_revenue) AS revenue FROM serving.fct_orders_daily WHERE {TENANT} GROUP BY 1",
     ),
     "Customer activity per day": (
-        {"col": "tenant_id", "val": "tenant"},
+        BY_TENANT,
         "SELECT activity_date, COUNT(DISTINCT customer_id) AS active_customers, SUM(page_views) AS page_views, "
         f"SUM(cart_adds) AS cart_adds, SUM(orders) AS orders FROM serving.customer_behavior_daily WHERE {TENANT} "
         "GROUP BY 1",
     ),
     "Customer features (latest)": (
-        {"col": "tenant_id", "val": "tenant"},
+        BY_TENANT,
         "SELECT customer_id, as_of_date, recency_days, orders_30d, monetary_30d, page_views_7d, cart_adds_7d, "
         f"avg_rating, last_seen_at FROM serving.customer_features WHERE {TENANT}",
     ),
     "Customer history (SCD2)": (
-        {"col": "tenant_id", "val": "tenant"},
+        BY_TENANT,
         "SELECT customer_id, segment, country, signup_date, valid_from, valid_to, is_current "
         f"FROM serving.dim_customer WHERE {TENANT}",
     ),
     "Average rating per day": (
-        {"col": "tenant_id", "val": "tenant"},
+        BY_TENANT,
         f"SELECT review_date, {PER_REVIEW.format('avg_rating')} AS avg_rating, SUM(review_count) AS reviews "
         f"FROM serving.product_reviews_daily WHERE {TENANT} GROUP BY 1",
     ),
     "Sentiment per day": (
-        {"col": "tenant_id", "val": "tenant"},
+        BY_TENANT,
         f"SELECT review_date, {PER_REVIEW.format('positive_share')} AS positive_share, "
         f"{PER_REVIEW.format('negative_share')} AS negative_share, "
         f"{PER_REVIEW.format('sentiment_score')} AS sentiment_score "
         f"FROM serving.product_reviews_daily WHERE {TENANT} GROUP BY 1",
     ),
     "Ratings and sentiment per product": (
-        {"col": "tenant_id", "val": "tenant"},
+        BY_TENANT,
         f"SELECT p.name AS product_name, p.brand, SUM(r.review_count) AS reviews, "
         f"{PER_REVIEW.format('r.avg_rating')} AS avg_rating, {PER_REVIEW.format('r.sentiment_score')} AS "
         f"sentiment_score, {PER_REVIEW.format('r.positive_share')} AS positive_share, "
@@ -255,17 +256,17 @@ EXPECTED_SQL: dict[str, tuple[dict[str, str], str]] = {
         f"JOIN serving.dim_product p USING (product_id) WHERE r.{TENANT} GROUP BY 1, 2",
     ),
     "Readings per minute": (
-        {"col": "tenant_id", "val": "tenant"},
+        BY_TENANT,
         f"SELECT minute_start, metric, SUM(readings) AS readings FROM serving.device_metrics_minute WHERE {TENANT} "
         "GROUP BY 1, 2",
     ),
     "Average value per minute by metric": (
-        {"col": "tenant_id", "val": "tenant"},
+        BY_TENANT,
         "SELECT minute_start, metric, SUM(avg_value * readings) / SUM(readings) AS avg_value "
         f"FROM serving.device_metrics_minute WHERE {TENANT} GROUP BY 1, 2",
     ),
     "Range per device and metric": (
-        {"col": "tenant_id", "val": "tenant"},
+        BY_TENANT,
         "SELECT device_id, metric, SUM(readings) AS readings, MIN(min_value) AS min_value, MAX(max_value) AS "
         "max_value, SUM(avg_value * readings) / SUM(readings) AS avg_value FROM serving.device_metrics_minute "
         f"WHERE {TENANT} GROUP BY 1, 2",
