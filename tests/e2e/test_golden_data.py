@@ -9,7 +9,11 @@
 Both read the same Kafka topics and load serving databases of their own on the suite's PostgreSQL. Each step is
 the command a user runs: ``lakehouse stream --available-now``, then ``airflow dags test gold_marts <day>``. The
 accounting is checked against counts computed here from the generated messages, not by the code under test.
-docs/deploy.md says how to run this module against another cluster."""
+
+Then the local environment's day is reprocessed by ``airflow backfill create``, executed by the real scheduler
+(api-server, scheduler, dag-processor, triggerer, LocalExecutor: every task its own process): a backfill must leave
+every serving table exactly as the daily run did, and afterwards Airflow's health endpoint reports every component
+healthy. docs/deploy.md says how to run this module against another cluster."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,20 +32,30 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from lakehouse.config.marts import load_marts
-from lakehouse.config.settings import Settings, load_settings
+from lakehouse.config.settings import Settings, load_settings, settings
 from lakehouse.kafka.generator import INVALID_FAULTS, MALFORMED_FAULTS, GeneratedMessage, GeneratorOptions, generate
 from tests.conftest import suite_port
 from tests.expected_orders import effective_faults, expected_mart, serving_rows
 
 # the module's set-up runs both environments end to end: 344 s on a quiet machine (3e2c9df), 1,316 s on a busy one
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(2700)]
+BACKFILL_TIMEOUT_S = 900
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DAY = date(2025, 4, 14)
 EVENT_TYPES = ("orders", "customer_events", "device_metrics")
 ENVIRONMENTS = ("local", "cluster")
+# Each environment's `dags test` run of gold_marts covers [DAY, DAY + 1): a manual run covers the last whole interval
+# before its logical date. The two differ, so that the runs can go side by side in the one Airflow metadata database
+# (`dags test` replaces a run of the same DAG and logical date), and neither is at midnight, so that the backfill
+# makes runs of its own instead of re-running these.
+LOGICAL_DATES = {
+    "local": f"{DAY + timedelta(days=1)}T06:00:00+00:00",
+    "cluster": f"{DAY + timedelta(days=1)}T12:00:00+00:00",
+}
 # the cluster environment's stack on ports of the suite's own (the local stack's are in tests/conftest.py)
 CLUSTER_ENV = {
     "LAKEHOUSE_SPARK_MASTER_PORT": suite_port(27077),
@@ -67,6 +81,8 @@ class EnvironmentRun:
     """What one environment produced: per-table checksums of the serving tables and the stream's accounting."""
 
     name: str
+    dsn: str
+    environ: dict[str, str]
     checksums: dict[str, tuple[int, str]]
     accounting: dict[str, dict[str, int]]
     orders_day: dict[tuple[Any, ...], tuple[Any, ...]]
@@ -228,11 +244,9 @@ def runs(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, EnvironmentRun]]:
     """Bronze, Silver, the Gold DAG and the loads, once per environment. The environments run side by side, each
-    waiting mostly on its own JVMs; their DAG runs take turns, since ``dags test`` of one DAG and logical date
-    replaces any run it finds in the shared Airflow metadata."""
+    waiting mostly on its own JVMs."""
     admin = airflow_db.postgres_dsn("postgres")
     databases = {name: f"golden_{name}_{golden.unique}" for name in ENVIRONMENTS}
-    dag_turn = threading.Lock()
 
     def run(name: str) -> EnvironmentRun:
         dsn = _serving_database(admin, databases[name])
@@ -240,11 +254,16 @@ def runs(
         environ = _environment(name, golden, dsn, scratch)
         stream = [str(BIN / "lakehouse"), "stream", "--available-now"]
         _run(stream, environ, f"{name}: lakehouse stream", scratch / "stream.log")
-        gold = [str(BIN / "airflow"), "dags", "test", "gold_marts", (DAY + timedelta(days=1)).isoformat()]
-        with dag_turn:
-            _run(gold, environ, f"{name}: airflow dags test gold_marts", scratch / "gold_marts.log")
+        gold = [str(BIN / "airflow"), "dags", "test", "gold_marts", LOGICAL_DATES[name]]
+        _run(gold, environ, f"{name}: airflow dags test gold_marts", scratch / "gold_marts.log")
         return EnvironmentRun(
-            name, serving_checksums(dsn), stream_accounting(dsn), serving_rows(dsn, DAY), dq_gates(dsn)
+            name,
+            dsn,
+            environ,
+            serving_checksums(dsn),
+            stream_accounting(dsn),
+            serving_rows(dsn, DAY),
+            dq_gates(dsn),
         )
 
     with ThreadPoolExecutor(max_workers=len(ENVIRONMENTS)) as pool:
@@ -298,3 +317,116 @@ def test_refused_object_store_credentials_give_one_line(
     assert len(errors) == 1, output[-3000:]
     assert "refused the job's credentials" in errors[0] and "AWS_ACCESS_KEY_ID" in errors[0]
     assert "not-the-secret" not in output
+
+
+def _snapshot(dsn: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every mart's serving table, all columns, sorted; and what serving.freshness says was loaded."""
+    tables: dict[str, list[tuple[Any, ...]]] = {}
+    with psycopg.connect(dsn) as conn:
+        for spec in load_marts(ROOT / "config").values():
+            rows = conn.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier("serving", spec.serving_table)))
+            tables[spec.serving_table] = sorted(rows.fetchall(), key=lambda row: tuple(map(repr, row)))
+        tables["freshness"] = conn.execute(
+            "SELECT mart, interval_start, interval_end, rows FROM serving.freshness ORDER BY 1, 2, 3"
+        ).fetchall()
+    return tables
+
+
+def _airflow(stack: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    from lakehouse.scripts.airflow_stack import airflow_argv
+
+    return subprocess.run(airflow_argv(*args), env=stack.env(), capture_output=True, text=True, check=False)
+
+
+def _backfill(stack: Any, metadata_dsn: str, day: date) -> list[tuple[date, date, str]]:
+    """Create the backfill of ``day`` (reprocessing a completed day) and wait until its runs finish; returns each
+    run's data interval and state."""
+    with psycopg.connect(metadata_dsn, autocommit=True) as conn:
+        # an interrupted earlier session may have left an active backfill: only one may run per DAG
+        conn.execute("UPDATE backfill SET completed_at = now() WHERE dag_id = 'gold_marts' AND completed_at IS NULL")
+    deadline = time.monotonic() + 120
+    while (unpause := _airflow(stack, "dags", "unpause", "gold_marts")).returncode != 0:
+        assert time.monotonic() < deadline, f"the dag-processor never registered gold_marts: {unpause.stderr}"
+        time.sleep(3)
+    created = _airflow(
+        stack,
+        "backfill",
+        "create",
+        "--dag-id=gold_marts",
+        f"--from-date={day.isoformat()}",
+        f"--to-date={day.isoformat()}",
+        "--reprocess-behavior=completed",
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    with psycopg.connect(metadata_dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT max(id) FROM backfill WHERE dag_id = 'gold_marts'").fetchone()
+        assert row is not None
+        backfill_id = row[0]
+        deadline = time.monotonic() + BACKFILL_TIMEOUT_S
+        while True:
+            runs = conn.execute(
+                "SELECT data_interval_start, data_interval_end, state FROM dag_run WHERE backfill_id = %s "
+                "ORDER BY logical_date",
+                (backfill_id,),
+            ).fetchall()
+            if runs and all(state in ("success", "failed") for *_, state in runs):
+                break
+            assert time.monotonic() < deadline, f"backfill {backfill_id} still running: {runs}"
+            time.sleep(5)
+        failed = conn.execute(
+            "SELECT ti.run_id, ti.task_id, ti.state FROM task_instance ti JOIN dag_run dr "
+            "ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id WHERE dr.backfill_id = %s AND ti.state <> 'success'",
+            (backfill_id,),
+        ).fetchall()
+        assert not failed, f"backfill tasks did not succeed (logs under {stack.settings.home}/airflow/logs): {failed}"
+    return [(start.date(), end.date(), state) for start, end, state in runs]
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """The local environment's serving tables before and after the backfill of its day, and what it reported."""
+
+    daily: dict[str, list[tuple[Any, ...]]]
+    backfilled: dict[str, list[tuple[Any, ...]]]
+    runs: list[tuple[date, date, str]]
+    reloaded: set[tuple[str, date]]
+    health: dict[str, str | None]
+
+
+@pytest.fixture(scope="module")
+def backfill(runs: dict[str, EnvironmentRun]) -> Backfill:
+    """``airflow backfill create`` over the local environment's day, run by the stack's scheduler, with the same
+    environment as its daily run (Gold tasks are Spark Connect clients)."""
+    from lakehouse.scripts.airflow_stack import AirflowStack
+
+    local = runs["local"]
+    daily = _snapshot(local.dsn)
+    with psycopg.connect(local.dsn) as conn:
+        started = conn.execute("SELECT now()").fetchone()
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in local.environ.items():
+            if os.environ.get(key) != value:
+                patch.setenv(key, value)
+        patch.setenv("AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE", "False")  # backfill runs only, no scheduled run
+        settings.cache_clear()
+        stack = AirflowStack(settings())
+        stack.start()
+        try:
+            backfill_runs = _backfill(stack, settings().postgres_dsn(settings().airflow.metadata_database), DAY)
+            health = stack.health()
+        finally:
+            stack.stop()
+    settings.cache_clear()
+    with psycopg.connect(local.dsn) as conn:
+        reloaded = conn.execute(
+            "SELECT mart, interval_start FROM serving.freshness WHERE loaded_at > %s", started
+        ).fetchall()
+    return Backfill(daily, _snapshot(local.dsn), backfill_runs, set(reloaded), health)
+
+
+def test_backfill_of_the_day_leaves_every_serving_table_as_the_daily_run_did(backfill: Backfill) -> None:
+    assert backfill.runs == [(DAY, DAY + timedelta(days=1), "success")]
+    assert backfill.reloaded >= {(mart, DAY) for mart in load_marts(ROOT / "config")}, "every mart is reloaded"
+    assert backfill.backfilled == backfill.daily
+    # what the UI's home page shows: every component of the local stack, the triggerer included, heartbeating
+    assert "triggerer" in backfill.health and backfill.health == dict.fromkeys(backfill.health, "healthy")
