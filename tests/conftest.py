@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -120,13 +120,19 @@ ONE_WORKER = {
 }
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Each file goes to one xdist worker (``--dist loadgroup``), so a module's fixtures run once; the files of
-    an ONE_WORKER group go to the same one."""
-    for item in items:
-        path = item.nodeid.split("::")[0]
-        group = next((name for name, files in ONE_WORKER.items() if path in files), path)
-        item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist sends each file whole to one worker, so a module's fixtures run once, and the files of an
+    ONE_WORKER group to the same one. (``--dist loadgroup`` would read groups from marks, but it does not group on
+    pytest 9.2: pytest-dev/pytest-xdist#1386.)"""
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return next((name for name, files in ONE_WORKER.items() if path in files), path)
+
+    return FileScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
