@@ -29,10 +29,8 @@ down:  ## Stop the local stack
 status:
 	$(BIN)/lakehouse stack status
 
-# The suite's two workers share its stack (tests/conftest.py); PYTEST_WORKERS=0 runs it in one process.
-PYTEST_WORKERS ?= 2
 test: setup lint  ## Lint, types, then the whole suite (starts its own stack on separate ports)
-	$(BIN)/pytest -n $(PYTEST_WORKERS)
+	$(BIN)/pytest
 
 test-unit: setup
 	$(BIN)/pytest tests/unit tests/dags

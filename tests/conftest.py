@@ -3,14 +3,12 @@ so it never touches a stack started by `make demo`. Nothing is mocked: fixtures 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -68,93 +66,18 @@ def lakehouse_settings() -> Settings:
     return settings()
 
 
-# The suite runs in pytest-xdist workers (Makefile: -n 2) that share one stack. A worker starts a component under
-# the suite's lock and records it in STARTED_FILE; the controller stops what was recorded once every worker is done.
-SUITE_HOME = Path(TEST_ENV["LAKEHOUSE_HOME"])
-SUITE_RUN_ENV = "LAKEHOUSE_TEST_RUN"
-
-
-def _started_file() -> Path:
-    return SUITE_HOME / f"started-{os.environ[SUITE_RUN_ENV]}"
-
-
-@contextmanager
-def suite_lock() -> Iterator[None]:
-    """Held while a fixture starts or migrates a part of the stack that the suite's workers share."""
-    SUITE_HOME.mkdir(parents=True, exist_ok=True)
-    with (SUITE_HOME / "suite.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+_STARTED_HERE: set[str] = set()
 
 
 def _start(settings: Settings, component: str) -> None:
-    """Start one stack component unless it runs; record it if this run started it (only those are stopped)."""
+    """Start one stack component; remember it if this session started it (only those are stopped at the end)."""
     from lakehouse.scripts.stack import LocalStack
 
-    with suite_lock():
-        stack = LocalStack(settings)
-        before = {s.name: s.up for s in stack.status()}
-        stack.up((component,))
-        if not before.get(component):
-            with _started_file().open("a") as started:
-                started.write(f"{component}\n")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """The controller (or a run without workers) names the run; its workers inherit the name."""
-    if not hasattr(config, "workerinput"):
-        os.environ[SUITE_RUN_ENV] = uuid.uuid4().hex[:12]
-
-
-# Files whose tests run on one worker, one after the other: the Superset modules stop, restart and re-import the
-# one Superset.
-ONE_WORKER = {
-    "superset": (
-        "tests/integration/test_superset.py",
-        "tests/integration/test_superset_browser.py",
-        "tests/integration/test_superset_dashboards.py",
-    ),
-}
-
-
-# The longest files, longest first: a worker takes the next file when it has two tests left, so these start at once
-# and the short files fill in around them (measured in CI rehearsals, docs/timings.md).
-LONGEST_FIRST = (
-    "tests/e2e/test_golden_data.py",
-    "tests/integration/test_streaming_guarantees.py",
-    "tests/e2e/test_streams_dag.py",
-    "tests/integration/test_gold_incremental.py",
-    "tests/integration/test_revenue_stream.py",
-    "tests/integration/test_spark_connect_streams.py",
-    "tests/integration/test_stream_scoring.py",
-    "tests/integration/test_ml_training.py",
-)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The files of LONGEST_FIRST before all others (the order of the rest, and within a file, is kept)."""
-    rank = {path: index for index, path in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """pytest-xdist sends each file whole to one worker, so a module's fixtures run once, and the files of an
-    ONE_WORKER group to the same one, in collection order. (``--dist loadgroup`` would read groups from marks, but
-    it does not group on pytest 9.2: pytest-dev/pytest-xdist#1386.)"""
-    from xdist.scheduler import LoadFileScheduling
-
-    config.option.loadscopereorder = False  # by default, files with more tests would go first
-
-    class FileScheduling(LoadFileScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            return next((name for name, files in ONE_WORKER.items() if path in files), path)
-
-    return FileScheduling(config, log)
+    stack = LocalStack(settings)
+    before = {s.name: s.up for s in stack.status()}
+    stack.up((component,))
+    if not before.get(component):
+        _STARTED_HERE.add(component)
 
 
 @pytest.fixture(scope="session")
@@ -177,8 +100,7 @@ def postgres_stack(lakehouse_settings: Settings) -> Iterator[Settings]:
     from lakehouse.postgres.migrate import migrate
 
     _start(lakehouse_settings, "postgres")
-    with suite_lock():
-        migrate(lakehouse_settings.postgres_dsn())
+    migrate(lakehouse_settings.postgres_dsn())
     yield lakehouse_settings
 
 
@@ -216,9 +138,8 @@ def airflow_db(postgres_stack: Settings) -> Settings:
     from lakehouse.scripts.airflow_stack import AirflowStack
     from lakehouse.scripts.postgres_server import ensure_database
 
-    with suite_lock():
-        ensure_database(postgres_stack.postgres_dsn("postgres"), postgres_stack.airflow.metadata_database)
-        AirflowStack(postgres_stack).migrate()
+    ensure_database(postgres_stack.postgres_dsn("postgres"), postgres_stack.airflow.metadata_database)
+    AirflowStack(postgres_stack).migrate()
     return postgres_stack
 
 
@@ -286,30 +207,27 @@ def unique() -> str:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Close this process's clients; in the controller, stop what the run started, unless
-    LAKEHOUSE_KEEP_TEST_STACK=1 (handy when iterating)."""
+    """Stop what this session started, unless LAKEHOUSE_KEEP_TEST_STACK=1 (handy when iterating)."""
     _close_spark_connect_clients()
-    _close_airflow_connections()
-    if hasattr(session.config, "workerinput"):
-        return
-    started_file = _started_file()
-    started = set(started_file.read_text().split()) if started_file.exists() else set()
-    started_file.unlink(missing_ok=True)
-    if os.environ.get("LAKEHOUSE_KEEP_TEST_STACK") == "1" or not started:
+    if os.environ.get("LAKEHOUSE_KEEP_TEST_STACK") == "1" or not _STARTED_HERE:
         return
     from lakehouse.scripts.stack import LocalStack
 
     stack = LocalStack(settings())
-    for component, stop in (
-        ("superset", stack.superset.stop),
-        ("spark", stack.spark.stop),
-        ("model-server", stack.model_server.stop),
-        ("mlflow", stack.mlflow.stop),
-        ("kafka", stack.kafka.stop),
-        ("postgres", stack.postgres.stop),
-    ):
-        if component in started:
-            stop()
+    if "postgres" in _STARTED_HERE:
+        _close_airflow_connections()
+    if "superset" in _STARTED_HERE:
+        stack.superset.stop()
+    if "spark" in _STARTED_HERE:
+        stack.spark.stop()
+    if "model-server" in _STARTED_HERE:
+        stack.model_server.stop()
+    if "mlflow" in _STARTED_HERE:
+        stack.mlflow.stop()
+    if "kafka" in _STARTED_HERE:
+        stack.kafka.stop()
+    if "postgres" in _STARTED_HERE:
+        stack.postgres.stop()
 
 
 def _close_spark_connect_clients() -> None:
