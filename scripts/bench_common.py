@@ -81,6 +81,7 @@ def fact_frame(spark: Any, rows: int, day: date) -> Any:
         "cast(id % 3000 / 100.0 AS decimal(18,2)) AS cancelled_revenue",
         "cast(id % 9000 / 100.0 AS decimal(18,2)) AS avg_order_value",
         "id % 40 AS unique_customers",
+        "id % 13 AS orders_with_coupon",
     )
 
 

@@ -41,6 +41,7 @@ def expected_mart(messages: list[GeneratedMessage], products_csv: Path) -> dict[
             "gross": Decimal(0),
             "cancelled_rev": Decimal(0),
             "customers": set(),
+            "coupons": set(),
         }
     )
     for event in events.values():
@@ -61,6 +62,8 @@ def expected_mart(messages: list[GeneratedMessage], products_csv: Path) -> dict[
             group["units"] += int(event["quantity"])
             group["gross"] += price
             group["customers"].add(event["customer_id"])
+            if event.get("coupon_code"):
+                group["coupons"].add(event["order_id"])
         elif event["event_type"] == "ORDER_CANCELLED":
             group["cancelled"].add(event["order_id"])
             group["cancelled_rev"] += price
@@ -73,6 +76,7 @@ def expected_mart(messages: list[GeneratedMessage], products_csv: Path) -> dict[
             _money(g["cancelled_rev"]),
             _money(g["gross"] / len(g["placed"])) if g["placed"] else Decimal("0.00"),
             len(g["customers"]),
+            len(g["coupons"]),
         )
         for key, g in groups.items()
     }
@@ -83,7 +87,7 @@ def serving_rows(dsn: str, day: date) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
             "SELECT tenant_id, order_date, region, channel, product_category, orders_placed, orders_cancelled, "
-            "units, gross_revenue, cancelled_revenue, avg_order_value, unique_customers "
+            "units, gross_revenue, cancelled_revenue, avg_order_value, unique_customers, orders_with_coupon "
             "FROM serving.fct_orders_daily WHERE order_date = %s",
             (day,),
         ).fetchall()

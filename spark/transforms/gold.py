@@ -24,7 +24,7 @@ def fct_orders_daily(orders: DataFrame, products: DataFrame) -> DataFrame:
     ORDER_PLACED events count as placed orders (units, gross revenue, customers); ORDER_CANCELLED events as
     cancellations on the day they happen; ORDER_UPDATED events change no count and are not read, so a group
     with only updates has no row. v1 events have no channel and products missing from the reference data have
-    no category: both report as ``unknown``.
+    no category: both report as ``unknown``. A placed order with a coupon code counts in ``orders_with_coupon``.
     """
     categories = products.select("product_id", F.col("category").alias("_category"))
     placed = F.col("event_type") == "ORDER_PLACED"
@@ -42,6 +42,7 @@ def fct_orders_daily(orders: DataFrame, products: DataFrame) -> DataFrame:
             "customer_id",
             "quantity",
             "total_price",
+            "coupon_code",
             placed.alias("_placed"),
             cancelled.alias("_cancelled"),
         )
@@ -55,6 +56,9 @@ def fct_orders_daily(orders: DataFrame, products: DataFrame) -> DataFrame:
             _money(F.expr("sum(total_price) FILTER (WHERE _placed)")).alias("gross_revenue"),
             _money(F.expr("sum(total_price) FILTER (WHERE _cancelled)")).alias("cancelled_revenue"),
             F.expr("count(DISTINCT customer_id) FILTER (WHERE _placed)").alias("unique_customers"),
+            F.expr("count(DISTINCT order_id) FILTER (WHERE _placed AND coupon_code IS NOT NULL)").alias(
+                "orders_with_coupon"
+            ),
         )
     )
     return facts.select(
@@ -73,6 +77,7 @@ def fct_orders_daily(orders: DataFrame, products: DataFrame) -> DataFrame:
         .cast("decimal(18,2)")
         .alias("avg_order_value"),
         F.col("unique_customers").cast("bigint").alias("unique_customers"),
+        F.col("orders_with_coupon").cast("bigint").alias("orders_with_coupon"),
     )
 
 

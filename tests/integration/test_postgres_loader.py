@@ -45,11 +45,12 @@ COLUMNS = [
     "cancelled_revenue",
     "avg_order_value",
     "unique_customers",
+    "orders_with_coupon",
 ]
 SPARK_SCHEMA = (
     "tenant_id string, order_date date, region string, channel string, product_category string, "
     "orders_placed bigint, orders_cancelled bigint, units bigint, gross_revenue decimal(18,2), "
-    "cancelled_revenue decimal(18,2), avg_order_value decimal(18,2), unique_customers bigint"
+    "cancelled_revenue decimal(18,2), avg_order_value decimal(18,2), unique_customers bigint, orders_with_coupon bigint"
 )
 # The same shape from spark.range: distinct keys for any n, all on the day given as {day}.
 SYNTHETIC = [
@@ -65,6 +66,7 @@ SYNTHETIC = [
     "CAST(0 AS DECIMAL(18,2)) AS cancelled_revenue",
     "CAST((id % 100000) / 100 / (id % 7 + 1) AS DECIMAL(18,2)) AS avg_order_value",
     "id % 5 AS unique_customers",
+    "id % 3 AS orders_with_coupon",
 ]
 D1, D2, D3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
 
@@ -85,6 +87,7 @@ def fact(tenant: str, day: date, region: str, placed: int, revenue: str, **overr
         "cancelled_revenue": Decimal("4.50"),
         "avg_order_value": (gross / placed).quantize(Decimal("0.01")),
         "unique_customers": placed - 1,
+        "orders_with_coupon": placed // 2,
         **overrides,
     }
     return tuple(values[c] for c in COLUMNS)
@@ -298,6 +301,7 @@ def test_frame_columns_are_cast_to_the_table_types(spark, dsn: str, target: str)
         "cancelled_revenue",
         "CAST(avg_order_value AS DECIMAL(30,6)) AS avg_order_value",
         "unique_customers",
+        "orders_with_coupon",
     )
 
     load_frame(narrow, dsn, target, "order_date", D1, D2)

@@ -173,12 +173,12 @@ def test_loader_writes_serving_tables(loader_dsn: str, scratch: dict[str, str]) 
 @pytest.mark.parametrize("layout", ["plain", "day_partitioned"])
 def test_loader_role_runs_a_whole_load(spark, loader_dsn: str, scratch: dict[str, str], admin, layout: str) -> None:
     table = scratch["serving"] if layout == "plain" else "serving.fct_orders_daily"
-    row = ("acme", date(2400, 1, 1), "east", "web", "books", 2, 0, 5, 3, 0, 1.5, 2)
+    row = ("acme", date(2400, 1, 1), "east", "web", "books", 2, 0, 5, 3, 0, 1.5, 2, 1)
     frame = spark.createDataFrame(
         [row],
         "tenant_id string, order_date date, region string, channel string, product_category string, "
         "orders_placed bigint, orders_cancelled bigint, units bigint, gross_revenue int, cancelled_revenue int, "
-        "avg_order_value double, unique_customers bigint",
+        "avg_order_value double, unique_customers bigint, orders_with_coupon bigint",
     )
     mart = f"{table.split('.')[1]}_{layout}"
     try:
@@ -205,7 +205,8 @@ def test_a_role_outside_lakehouse_loader_gets_the_runbook_fix(
     frame = spark.sql(
         "SELECT 'acme' AS tenant_id, DATE'2401-01-01' AS order_date, 'east' AS region, 'web' AS channel, "
         "'books' AS product_category, 1L AS orders_placed, 0L AS orders_cancelled, 1L AS units, "
-        "1.00 AS gross_revenue, 0.00 AS cancelled_revenue, 1.00 AS avg_order_value, 1L AS unique_customers"
+        "1.00 AS gross_revenue, 0.00 AS cancelled_revenue, 1.00 AS avg_order_value, 1L AS unique_customers, "
+        "0L AS orders_with_coupon"
     )
     outsider = psycopg.conninfo.make_conninfo(postgres_stack.postgres_dsn(), user=role)
     try:

@@ -24,6 +24,7 @@ FCT_COLUMNS = [
     "cancelled_revenue",
     "avg_order_value",
     "unique_customers",
+    "orders_with_coupon",
 ]
 
 
