@@ -22,6 +22,7 @@ from lakehouse.config.specs import load_event_types, pick, read_specs
 
 # the Spark SQL types a mart column may have: those the serving loader writes (lakehouse.postgres.loader)
 SPARK_TYPE = re.compile(r"^(string|bigint|int|smallint|double|float|boolean|date|timestamp|decimal\(\d+,\d+\))$")
+NUMERIC_TYPE = re.compile(r"^(bigint|int|smallint|double|float|decimal\(\d+,\d+\))$")
 DEFAULT_TRANSFORM_MODULE = "lakehouse.spark.transforms.gold"
 # parameter names a transform may take besides its inputs: the interval being built
 INTERVAL_PARAMETERS = ("start", "end")
@@ -117,6 +118,15 @@ class MartChecks(_Model):
     reconcile: Reconciliation | None = None
 
 
+class Rollup(_Model):
+    """A coarser serving table that the load keeps in step with the mart's, in the same transaction: ``sums`` of
+    the mart's rows per ``grain``. Charts that need no finer grain read it instead of the mart's table."""
+
+    table: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    grain: list[str] = Field(min_length=1)
+    sums: list[str] = Field(min_length=1)
+
+
 class MartUnitTest(_Model):
     """A given/expect case: the transform on the ``given`` rows of its inputs gives exactly the ``expect`` rows
     (a row lists the columns it checks; every row of a case lists the same ones)."""
@@ -150,6 +160,7 @@ class MartSpec(_Model):
     checks: MartChecks = Field(default_factory=MartChecks)
     # how old the mart's latest load may be (serving.v_mart_freshness flags it over); None: no SLA
     freshness_sla_minutes: int | None = Field(default=None, gt=0)
+    rollups: list[Rollup] = Field(default_factory=list)
     unit_tests: list[MartUnitTest] = Field(default_factory=list)
     source_file: Path = Path()
 
@@ -198,11 +209,29 @@ class MartSpec(_Model):
             problems.append(
                 f"checks.reconcile.silver_source: {self.checks.reconcile.silver_source!r} is not in inputs.silver"
             )
+        for rollup in self.rollups:
+            problems.extend(_rollup_problems(rollup, self))
         for case in self.unit_tests:
             problems.extend(_unit_test_problems(case, self.inputs.names, names))
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def _rollup_problems(rollup: Rollup, spec: MartSpec) -> list[str]:
+    types = {c.name: c.type for c in spec.columns}
+    where = f"rollups.{rollup.table}"
+    problems = [f"{where}: {c!r} is not one of the columns" for c in [*rollup.grain, *rollup.sums] if c not in types]
+    problems += [
+        f"{where}.sums: {c!r} is a {types[c]}, not a number"
+        for c in rollup.sums
+        if c in types and not NUMERIC_TYPE.match(types[c])
+    ]
+    if spec.date_column is not None and not spec.is_full_refresh and spec.date_column not in rollup.grain:
+        problems.append(f"{where}.grain: must hold the date column {spec.date_column!r}, by which loads replace rows")
+    if rollup.table == spec.serving_table:
+        problems.append(f"{where}: the mart's own serving table")
+    return problems
 
 
 def _unknown_inputs(inputs: MartInputs, context: dict[str, Any]) -> list[str]:

@@ -18,6 +18,9 @@ How step 3 replaces the interval depends on the target:
 * **a plain table** (dimensions, ``load_mode: full``, or any unpartitioned table): an UNLOGGED staging table;
   the swap deletes the interval (every row, for a full refresh) and inserts the staged rows.
 
+The same transaction replaces the interval of each of the mart's rollups (``rollups:`` in its contract), with
+the staged rows summed per the rollup's grain, so a chart that reads a rollup agrees with the mart's table.
+
 Readers see the old interval or the new one, never a mix, and a rerun gives the same rows. A load killed
 mid-COPY leaves only its staging table, which a later load drops once it is an hour old.
 """
@@ -33,6 +36,7 @@ from datetime import date, datetime, timedelta
 import psycopg
 from psycopg import sql
 
+from lakehouse.config.marts import Rollup
 from lakehouse.postgres import staging
 from lakehouse.postgres.errors import ServingError
 from lakehouse.postgres.migrate import where
@@ -127,10 +131,16 @@ def prepare(
 
 
 def finish(
-    staged: StagedLoad, copied_rows: int, *, silver_watermark: datetime | None = None, lock_timeout: str = "60s"
+    staged: StagedLoad,
+    copied_rows: int,
+    *,
+    silver_watermark: datetime | None = None,
+    lock_timeout: str = "60s",
+    rollups: Sequence[Rollup] = (),
 ) -> str:
-    """Make the ``copied_rows`` rows COPYed into the staging table the interval's rows in one transaction and
-    record them in ``serving.freshness``; then drop the staging table, whether the load succeeded or not.
+    """Make the ``copied_rows`` rows COPYed into the staging table the interval's rows in one transaction, with
+    the interval of each of ``rollups``, and record them in ``serving.freshness``; then drop the staging table,
+    whether the load succeeded or not.
 
     The swap waits at most ``lock_timeout`` for locks. Raises ServingError (DataQualityError for duplicate keys
     or rows outside the interval) and leaves the target untouched on any failure. Returns what the swap replaced.
@@ -139,9 +149,9 @@ def finish(
         with psycopg.connect(staged.dsn, autocommit=True, application_name=APPLICATION_NAME) as conn:
             staging.check_rows(conn, staged, copied_rows)
             if staged.owner is None:
-                return _swap(conn, staged, copied_rows, silver_watermark, lock_timeout)
+                return _swap(conn, staged, copied_rows, silver_watermark, lock_timeout, rollups)
             staging.build_indexes(conn, staged)
-            return _swap_partitions(conn, staged, copied_rows, silver_watermark, lock_timeout)
+            return _swap_partitions(conn, staged, copied_rows, silver_watermark, lock_timeout, rollups)
     finally:
         staging.drop(staged)
 
@@ -255,7 +265,12 @@ def partition_owner(conn: psycopg.Connection, schema: str, name: str, date_colum
 
 
 def _swap(
-    conn: psycopg.Connection, staged: StagedLoad, rows: int, silver_watermark: datetime | None, lock_timeout: str
+    conn: psycopg.Connection,
+    staged: StagedLoad,
+    rows: int,
+    silver_watermark: datetime | None,
+    lock_timeout: str,
+    rollups: Sequence[Rollup],
 ) -> str:
     """Replace the interval in one transaction by deleting and inserting rows; says how many it replaced."""
     target = sql.Identifier(staged.schema, staged.name)
@@ -265,6 +280,7 @@ def _swap(
             # serialises loads of this table (two swaps of one interval would otherwise collide on its keys)
             # while readers (ACCESS SHARE) go on reading the old rows until COMMIT
             conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target))
+            summed = _sum_staged_rows(conn, staged, rollups)
             if staged.date_column is None:
                 # full refresh: DELETE, not TRUNCATE, so readers keep seeing the old rows until COMMIT
                 deleted = conn.execute(sql.SQL("DELETE FROM {}").format(target)).rowcount
@@ -280,12 +296,53 @@ def _swap(
                     target, staged.column_list, staged.column_list, sql.Identifier(staged.schema, staged.stage)
                 )
             )
+            _replace_rollups(conn, staged, summed)
             _record_freshness(conn, staged, rows, silver_watermark)
     except psycopg.errors.UniqueViolation as exc:
         raise staging.duplicate_keys(staged, exc) from exc
     except psycopg.errors.LockNotAvailable as exc:
         raise _lock_timeout(staged, lock_timeout) from exc
     return f"replaced {deleted:,} rows"
+
+
+def rollup_query(rollup: Rollup, source: sql.Composable) -> sql.Composed:
+    """The rows of ``rollup`` computed from ``source`` (rows with the mart's columns): its sums per its grain."""
+    grain = sql.SQL(", ").join(map(sql.Identifier, rollup.grain))
+    sums = sql.SQL(", ").join(sql.SQL("sum({0}) AS {0}").format(sql.Identifier(c)) for c in rollup.sums)
+    query = sql.SQL("SELECT {grain}, {sums} FROM {source} GROUP BY {grain}")
+    return query.format(grain=grain, sums=sums, source=source)
+
+
+def _sum_staged_rows(
+    conn: psycopg.Connection, staged: StagedLoad, rollups: Sequence[Rollup]
+) -> list[tuple[Rollup, sql.Identifier]]:
+    """Each rollup's rows from the staged rows, in a temporary table dropped at COMMIT."""
+    summed = []
+    for index, rollup in enumerate(rollups):
+        temporary = sql.Identifier(f"lakehouse_rollup_{index}")
+        conn.execute(
+            sql.SQL("CREATE TEMPORARY TABLE {} ON COMMIT DROP AS {}").format(
+                temporary, rollup_query(rollup, sql.Identifier(staged.schema, staged.stage))
+            )
+        )
+        summed.append((rollup, temporary))
+    return summed
+
+
+def _replace_rollups(conn: psycopg.Connection, staged: StagedLoad, summed: list[tuple[Rollup, sql.Identifier]]) -> None:
+    for rollup, temporary in summed:
+        table = sql.Identifier(staged.schema, rollup.table)
+        if staged.date_column is None:
+            conn.execute(sql.SQL("DELETE FROM {}").format(table))
+        else:
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE {c} >= %s AND {c} < %s").format(
+                    table, c=sql.Identifier(staged.date_column)
+                ),
+                (staged.start, staged.end),
+            )
+        columns = sql.SQL(", ").join(map(sql.Identifier, [*rollup.grain, *rollup.sums]))
+        conn.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(table, columns, columns, temporary))
 
 
 def _record_freshness(
@@ -309,7 +366,12 @@ def _lock_timeout(staged: StagedLoad, lock_timeout: str) -> ServingError:
 
 
 def _swap_partitions(
-    conn: psycopg.Connection, staged: StagedLoad, rows: int, silver_watermark: datetime | None, lock_timeout: str
+    conn: psycopg.Connection,
+    staged: StagedLoad,
+    rows: int,
+    silver_watermark: datetime | None,
+    lock_timeout: str,
+    rollups: Sequence[Rollup],
 ) -> str:
     """Replace the interval's day partitions of the target by the staged ones in one transaction.
 
@@ -323,6 +385,7 @@ def _swap_partitions(
             conn.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
             staging.set_owner_role(conn, staged)
             conn.execute(sql.SQL("LOCK TABLE {} IN SHARE UPDATE EXCLUSIVE MODE").format(target))
+            summed = _sum_staged_rows(conn, staged, rollups)  # before the lock that makes readers wait
             existing = {
                 name
                 for (name,) in conn.execute(
@@ -352,6 +415,7 @@ def _swap_partitions(
                         target, partition, sql.Literal(day), sql.Literal(day + timedelta(days=1))
                     )
                 )
+            _replace_rollups(conn, staged, summed)
             _record_freshness(conn, staged, rows, silver_watermark)
     except psycopg.errors.LockNotAvailable as exc:
         raise _lock_timeout(staged, lock_timeout) from exc

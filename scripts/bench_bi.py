@@ -55,8 +55,13 @@ def drop_os_page_cache() -> str | None:
 
 
 def fill(dsn: str, fact_rows: int) -> tuple[int, int, float]:
-    """serving.fct_orders_daily with about ``fact_rows`` rows (TENANTS x COMBOS a day); (rows, days, seconds)."""
+    """serving.fct_orders_daily with about ``fact_rows`` rows (TENANTS x COMBOS a day), and its rollups as a load
+    keeps them; (rows, days, seconds)."""
     import psycopg
+    from psycopg import sql
+
+    from lakehouse.config.marts import mart
+    from lakehouse.postgres.loader import rollup_query
 
     days = max(31, fact_rows // (TENANTS * COMBOS))
     started = time.perf_counter()
@@ -70,11 +75,17 @@ def fill(dsn: str, fact_rows: int) -> tuple[int, int, float]:
             INSERT INTO serving.fct_orders_daily
             SELECT 'tenant_' || lpad(t::text, 3, '0'), date '{FIRST_DAY}' + d, r, c, 'category_' || k,
                    (t + d + k) % 50, (t + k) % 5, (t * d) % 120, ((t * 37 + d * 11 + k) % 100000) / 100.0,
-                   (k % 3000) / 100.0, ((t + d) % 9000) / 100.0, (t + d) % 40
+                   (k % 3000) / 100.0, ((t + d) % 9000) / 100.0, (t + d) % 40, ((t + d + k) % 50) / 4
             FROM generate_series(0, {TENANTS - 1}) t, generate_series(0, {days - 1}) d,
                  unnest(array['north','south','east','west']) r, unnest(array['web','mobile','pos','unknown']) c,
                  generate_series(0, 7) k""")
         conn.execute("VACUUM ANALYZE serving.fct_orders_daily")
+        for rollup in mart("fct_orders_daily").rollups:
+            table = sql.Identifier("serving", rollup.table)
+            conn.execute(sql.SQL("TRUNCATE {}").format(table))
+            facts = sql.Identifier("serving", "fct_orders_daily")
+            conn.execute(sql.SQL("INSERT INTO {} {}").format(table, rollup_query(rollup, facts)))
+            conn.execute(sql.SQL("VACUUM ANALYZE {}").format(table))
         total = conn.execute("SELECT count(*) FROM serving.fct_orders_daily").fetchone()[0]  # type: ignore[index]
     if total != TENANTS * COMBOS * days:
         raise AssertionError(f"filled {total} rows, expected {TENANTS * COMBOS * days}")

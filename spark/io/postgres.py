@@ -14,7 +14,7 @@ import itertools
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
@@ -35,7 +35,7 @@ from lakehouse.spark.session import get_spark
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from lakehouse.config.marts import MartSpec
+    from lakehouse.config.marts import MartSpec, Rollup
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def load_frame(
     silver_watermark: datetime | None = None,
     lock_timeout: str = "60s",
     max_writers: int | None = None,
+    rollups: Sequence[Rollup] = (),
 ) -> LoadResult:
     """Replace the rows of ``table`` with ``start <= date_column < end`` by the rows of ``df``, atomically.
 
@@ -63,6 +64,7 @@ def load_frame(
 
     ``date_column=None`` is a full refresh: ``df`` replaces every row of ``table`` in one transaction (readers
     see the old table or the new one); ``[start, end)`` then only names the run in ``serving.freshness``.
+    The same transaction replaces the interval of each of ``rollups`` (``lakehouse.postgres.loader``).
     """
     began = time.perf_counter()
     # shared with other loads, exclusive of a streaming writer's batch (lakehouse.postgres.upsert): from before
@@ -74,7 +76,9 @@ def load_frame(
         except BaseException:
             loader.abandon(staged)
             raise
-        replaced = loader.finish(staged, copied, silver_watermark=silver_watermark, lock_timeout=lock_timeout)
+        replaced = loader.finish(
+            staged, copied, silver_watermark=silver_watermark, lock_timeout=lock_timeout, rollups=rollups
+        )
     result = LoadResult(staged.mart, staged.target, start, end, copied, time.perf_counter() - began)
     log.info("%s (%s)", result.summary(), replaced)
     return result
@@ -97,6 +101,7 @@ def write_mart(run: SinkRun) -> LoadResult:
         run.end,
         mart=spec.name,
         silver_watermark=run.silver_watermark,
+        rollups=spec.rollups,
     )
     if spec.freshness_sla_minutes is not None:
         loader.record_sla(run.dsn, spec.name, spec.freshness_sla_minutes)

@@ -77,16 +77,49 @@ def test_serving_table_matches_the_contract(postgres_stack: Settings, name: str)
     spec = MARTS[name]
     dsn = postgres_stack.postgres_dsn()
     assert _pg_columns(dsn, spec.serving_table) == [(c.name, _pg_type(c.type)) for c in spec.columns]
+    assert _primary_key(dsn, spec.serving_table) == spec.grain
+    types = {c.name: c.type for c in spec.columns}
+    for rollup in spec.rollups:  # a rollup: its grain, then its sums, with the mart's types; the grain as its key
+        columns = _pg_columns(dsn, rollup.table)
+        assert columns == [(c, _pg_type(types[c])) for c in [*rollup.grain, *rollup.sums]], rollup.table
+        assert _primary_key(dsn, rollup.table) == rollup.grain
+
+
+def _primary_key(dsn: str, table: str) -> list[str]:
     with psycopg.connect(dsn) as conn:
         key = conn.execute(
             "SELECT array_agg(a.attname::text ORDER BY k.ord) FROM pg_catalog.pg_constraint c "
             "CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord) "
             "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum "
             "WHERE c.conrelid = %s::regclass AND c.contype = 'p'",
-            (f"serving.{spec.serving_table}",),
+            (f"serving.{table}",),
         ).fetchone()
     assert key is not None
-    assert key[0] == spec.grain
+    return list(key[0])
+
+
+def _assert_rollups_follow(dsn: str, spec: MartSpec, day: date) -> None:
+    """Each rollup's rows of ``day`` are the mart's serving rows of that day summed per the rollup's grain."""
+    for rollup in spec.rollups:
+        grain = sql.SQL(", ").join(map(sql.Identifier, rollup.grain))
+        day_of = sql.SQL("WHERE {} = %s").format(sql.Identifier(str(spec.date_column)))
+        summed = sql.SQL("SELECT {}, {} FROM {} {} GROUP BY {}").format(
+            grain,
+            sql.SQL(", ").join(sql.SQL("sum({})").format(sql.Identifier(c)) for c in rollup.sums),
+            sql.Identifier("serving", spec.serving_table),
+            day_of,
+            grain,
+        )
+        kept = sql.SQL("SELECT {}, {} FROM {} {}").format(
+            grain,
+            sql.SQL(", ").join(map(sql.Identifier, rollup.sums)),
+            sql.Identifier("serving", rollup.table),
+            day_of,
+        )
+        with psycopg.connect(dsn) as conn:
+            expected = sorted(conn.execute(summed, (day,)).fetchall())
+            assert expected, f"{spec.name} loaded no rows on {day}"
+            assert sorted(conn.execute(kept, (day,)).fetchall()) == expected, rollup.table
 
 
 def _normalise(value: Any) -> Any:
@@ -164,6 +197,13 @@ def cleanup(postgres_stack: Settings, day: date) -> Iterator[list[str]]:
                 (day,),
             )
             conn.execute("DELETE FROM serving.freshness WHERE mart = %s AND interval_start = %s", (name, day))
+            for rollup in spec.rollups:
+                conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE {c} = %s").format(
+                        sql.Identifier("serving", rollup.table), c=sql.Identifier(spec.date_column)
+                    ),
+                    (day,),
+                )
 
 
 @pytest.mark.parametrize("name", INTERVAL_MARTS)
@@ -204,9 +244,12 @@ def test_interval_mart_builds_checks_and_loads_one_day(
             False,
         )
 
+    _assert_rollups_follow(settings.postgres_dsn(), spec, day)
+
     # a rerun of the interval gives exactly the same rows
     assert _build_check_load(spark, settings, spec, day, end) == EXPECTED_ROWS[name]
     assert _assert_loaded_like_gold(spark, settings, spec, day, end) == first
+    _assert_rollups_follow(settings.postgres_dsn(), spec, day)
 
 
 @pytest.mark.parametrize("name", FULL_MARTS)

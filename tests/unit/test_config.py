@@ -281,3 +281,19 @@ def test_every_mart_has_a_freshness_sla_and_a_non_positive_one_is_refused(tmp_pa
     contract.write_text(contract.read_text().replace("freshness_sla_minutes: 1500", "freshness_sla_minutes: 0"))
     with pytest.raises(ConfigError, match="freshness_sla_minutes"):
         load_marts(config)
+
+
+def test_a_rollup_names_columns_of_its_mart_sums_numbers_and_keeps_the_date_column(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG, config)
+    contract = config / "marts" / "fct_orders_daily.yaml"
+    text = contract.read_text()
+    good = "    grain: [tenant_id, order_date, channel]\n    sums: [orders_placed,"
+    assert good in text
+    contract.write_text(text.replace(good, "    grain: [tenant_id, channel, shop]\n    sums: [region, orders_placed,"))
+    with pytest.raises(ConfigError) as error:
+        load_marts(config)
+    message = str(error.value)
+    assert "rollups.fct_orders_daily_by_channel: 'shop' is not one of the columns" in message
+    assert "rollups.fct_orders_daily_by_channel.sums: 'region' is a string, not a number" in message
+    assert "rollups.fct_orders_daily_by_channel.grain: must hold the date column 'order_date'" in message
