@@ -21,7 +21,14 @@ from lakehouse.scripts.superset_api import SupersetApi
 from lakehouse.scripts.superset_browser import DashboardBrowser
 from lakehouse.scripts.superset_server import SupersetServer
 from tests.integration.test_superset import run_lakehouse
-from tests.integration.test_superset_dashboards import CHARTS, DASHBOARDS, chart_id, chart_uuids, day_partitions
+from tests.integration.test_superset_dashboards import (
+    CHARTS,
+    DASHBOARDS,
+    chart_id,
+    chart_uuids,
+    day_partitions,
+    fill_rollups,
+)
 
 pytestmark = pytest.mark.integration
 DAY_1, DAY_2, DAY_3 = date(2026, 11, 29), date(2026, 11, 30), date(2026, 12, 1)
@@ -60,13 +67,16 @@ def _seed_rows(conn: psycopg.Connection[Any], seed: Seed) -> None:
     _insert(
         conn,
         "serving.fct_orders_daily (tenant_id, order_date, region, channel, product_category, orders_placed, "
-        "orders_cancelled, units, gross_revenue, cancelled_revenue, avg_order_value, unique_customers)",
+        "orders_cancelled, units, gross_revenue, cancelled_revenue, avg_order_value, unique_customers, "
+        "orders_with_coupon)",
         [
-            (t, DAY_1, "north", "web", "home", 2, 0, 3, Decimal("30.01"), 0, Decimal("15.01"), 2),
-            (t, DAY_2, "north", "mobile", "toys", 3, 1, 7, Decimal("45.00"), Decimal("5"), Decimal("15.00"), 3),
-            (t, DAY_2, "south", "pos", "home", 1, 0, 2, Decimal("12.50"), 0, Decimal("12.50"), 1),
+            (t, DAY_1, "north", "web", "home", 2, 0, 3, Decimal("30.01"), 0, Decimal("15.01"), 2, 1),
+            (t, DAY_2, "north", "mobile", "toys", 3, 1, 7, Decimal("45.00"), Decimal("5"), Decimal("15.00"), 3, 2),
+            (t, DAY_2, "north", "mobile", "home", 1, 0, 1, Decimal("8.00"), 0, Decimal("8.00"), 1, 0),
+            (t, DAY_2, "south", "pos", "home", 1, 0, 2, Decimal("12.50"), 0, Decimal("12.50"), 1, 0),
         ],
     )
+    fill_rollups(conn, t)
     _insert(
         conn,
         "serving.customer_behavior_daily (tenant_id, activity_date, customer_id, page_views, cart_adds, orders, "
@@ -171,7 +181,8 @@ def seed(superset_server: SupersetServer) -> Iterator[Seed]:
             _seed_rows(conn, seed)
             yield seed
         finally:
-            for table in [*interval_marts, "device_metrics_minute", "product_reviews_daily", "dim_customer"]:
+            rollups = ["fct_orders_daily_by_channel"]
+            for table in [*interval_marts, *rollups, "device_metrics_minute", "product_reviews_daily", "dim_customer"]:
                 conn.execute(f"DELETE FROM serving.{table} WHERE tenant_id = %s", (seed.tenant,))
             conn.execute("DELETE FROM serving.dim_product WHERE product_id = %s", (seed.product,))
             conn.execute("DELETE FROM serving.freshness WHERE mart = ANY(%s)", (list(seed.marts),))
@@ -218,6 +229,11 @@ EXPECTED_SQL: dict[str, tuple[dict[str, str], str]] = {
     "Channel mix (gross revenue)": (
         BY_TENANT,
         f"SELECT channel, SUM(gross_revenue) AS revenue FROM serving.fct_orders_daily WHERE {TENANT} GROUP BY 1",
+    ),
+    "Coupon use per day by channel": (
+        BY_TENANT,
+        "SELECT order_date, channel, SUM(orders_with_coupon)::float8 / SUM(orders_placed) AS coupon_share "
+        f"FROM serving.fct_orders_daily WHERE {TENANT} GROUP BY 1, 2",
     ),
     "Customer activity per day": (
         BY_TENANT,

@@ -227,13 +227,33 @@ def revenue_rows(
                 "unique_customers) VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, 0, %s, 1)",
                 (tenant, day, region, channel, category, orders, units, revenue, round(revenue / orders, 2)),
             )
+        rollups = fill_rollups(conn, tenant)
         try:
             yield tenant, windows, daily
         finally:
             conn.execute("DELETE FROM serving.order_revenue_5min WHERE tenant_id = %s", (tenant,))
             conn.execute("DELETE FROM serving.fct_orders_daily WHERE tenant_id = %s", (tenant,))
+            for table in rollups:
+                conn.execute(f"DELETE FROM serving.{table} WHERE tenant_id = %s", (tenant,))
             for partition in added:
                 conn.execute(f"DROP TABLE serving.{partition}")
+
+
+def fill_rollups(conn: psycopg.Connection[Any], tenant: str) -> list[str]:
+    """The rollups of fct_orders_daily for the tenant's rows inserted above, as a load keeps them (the charts that
+    read them are compared with SQL on the facts); the rollup tables."""
+    from psycopg import sql
+
+    from lakehouse.config.marts import mart
+    from lakehouse.postgres.loader import rollup_query
+
+    facts = sql.SQL("(SELECT * FROM serving.fct_orders_daily WHERE tenant_id = {}) AS facts").format(tenant)
+    rollups = mart("fct_orders_daily").rollups
+    for rollup in rollups:
+        conn.execute(
+            sql.SQL("INSERT INTO {} {}").format(sql.Identifier("serving", rollup.table), rollup_query(rollup, facts))
+        )
+    return [rollup.table for rollup in rollups]
 
 
 def day_partitions(conn: psycopg.Connection[Any], days: dict[str, list[date]]) -> list[str]:
