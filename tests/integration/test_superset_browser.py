@@ -388,17 +388,18 @@ def test_every_dashboard_renders_all_its_charts_in_chromium(
 def test_a_chart_whose_query_fails_shows_its_error_banner(
     browser: DashboardBrowser, superset_server: SupersetServer, superset_api: SupersetApi, seed: Seed
 ) -> None:
-    """The check is not blind: with SELECT on fct_orders_daily revoked from bi_reader, its charts show the error."""
+    """The check is not blind: with SELECT on fct_orders_daily_by_channel revoked from bi_reader, its charts show
+    the error."""
     [dashboard_id] = superset_api.dashboard_ids(str(DASHBOARDS["Revenue"]["uuid"]))
     with psycopg.connect(superset_server.settings.postgres_dsn(), autocommit=True) as conn:
-        conn.execute("REVOKE SELECT ON serving.fct_orders_daily FROM bi_reader")
+        conn.execute("REVOKE SELECT ON serving.fct_orders_daily_by_channel FROM bi_reader")
         try:
             shown = browser.render(dashboard_id)
         finally:
-            conn.execute("GRANT SELECT ON serving.fct_orders_daily TO bi_reader")
+            conn.execute("GRANT SELECT ON serving.fct_orders_daily_by_channel TO bi_reader")
     assert shown.errors == {
-        name: "Data error Error: permission denied for table fct_orders_daily"
-        for name in ("Daily orders, units and AOV", "Channel mix (gross revenue)")
+        name: "Data error Error: permission denied for table fct_orders_daily_by_channel"
+        for name in ("Daily orders, units and AOV", "Channel mix (gross revenue)", "Coupon use per day by channel")
     }
     assert [c.name for c in shown.charts if c.drawn] == ["Revenue by region, 5-minute windows"]
 
