@@ -97,14 +97,14 @@ class SparkCluster:
         return port_open(self.port)
 
     def alive_workers(self) -> int:
-        """Workers the master lists as ALIVE (its web UI's JSON)."""
+        """Workers the master lists as ALIVE (its web UI's JSON); 0 while the UI does not answer with it yet."""
         import json
         import urllib.request
 
         try:
             with urllib.request.urlopen(f"{self.web_url}/json/", timeout=3) as response:  # noqa: S310 (local UI)
                 state = json.load(response)
-        except OSError:
+        except (OSError, ValueError):  # a UI still starting may answer with an empty or partial body
             return 0
         return sum(1 for worker in state.get("workers", []) if worker.get("state") == "ALIVE")
 

@@ -22,7 +22,7 @@ D1 = date(2023, 2, 1)
 COLUMNS = (
     "event_id string, event_type string, tenant_id string, event_timestamp timestamp, event_date date, "
     "order_id string, customer_id string, product_id string, quantity bigint, total_price decimal(14,2), "
-    "region string, channel string, _ingested_at timestamp"
+    "region string, channel string, coupon_code string, _ingested_at timestamp"
 )
 
 
@@ -44,6 +44,7 @@ def _orders(day: date, count: int, ingested: datetime, tag: str) -> list[tuple[A
                 Decimal(f"{10 + i}.25"),
                 ["north", "south"][i % 2],
                 ["web", None][i % 2],
+                ["SPRING10", None, None][i % 3],
                 ingested,
             )
         )
