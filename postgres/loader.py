@@ -281,16 +281,7 @@ def _swap(
             # while readers (ACCESS SHARE) go on reading the old rows until COMMIT
             conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target))
             summed = _sum_staged_rows(conn, staged, rollups)
-            if staged.date_column is None:
-                # full refresh: DELETE, not TRUNCATE, so readers keep seeing the old rows until COMMIT
-                deleted = conn.execute(sql.SQL("DELETE FROM {}").format(target)).rowcount
-            else:
-                deleted = conn.execute(
-                    sql.SQL("DELETE FROM {} WHERE {c} >= %s AND {c} < %s").format(
-                        target, c=sql.Identifier(staged.date_column)
-                    ),
-                    (staged.start, staged.end),
-                ).rowcount
+            deleted = _delete_interval(conn, staged, target)
             conn.execute(
                 sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
                     target, staged.column_list, staged.column_list, sql.Identifier(staged.schema, staged.stage)
@@ -303,6 +294,17 @@ def _swap(
     except psycopg.errors.LockNotAvailable as exc:
         raise _lock_timeout(staged, lock_timeout) from exc
     return f"replaced {deleted:,} rows"
+
+
+def _delete_interval(conn: psycopg.Connection, staged: StagedLoad, table: sql.Identifier) -> int:
+    """Delete the load's interval from ``table`` (every row, for a full refresh); how many rows went."""
+    if staged.date_column is None:
+        # DELETE, not TRUNCATE, so readers keep seeing the old rows until COMMIT
+        return conn.execute(sql.SQL("DELETE FROM {}").format(table)).rowcount
+    return conn.execute(
+        sql.SQL("DELETE FROM {} WHERE {c} >= %s AND {c} < %s").format(table, c=sql.Identifier(staged.date_column)),
+        (staged.start, staged.end),
+    ).rowcount
 
 
 def rollup_query(rollup: Rollup, source: sql.Composable) -> sql.Composed:
@@ -332,15 +334,7 @@ def _sum_staged_rows(
 def _replace_rollups(conn: psycopg.Connection, staged: StagedLoad, summed: list[tuple[Rollup, sql.Identifier]]) -> None:
     for rollup, temporary in summed:
         table = sql.Identifier(staged.schema, rollup.table)
-        if staged.date_column is None:
-            conn.execute(sql.SQL("DELETE FROM {}").format(table))
-        else:
-            conn.execute(
-                sql.SQL("DELETE FROM {} WHERE {c} >= %s AND {c} < %s").format(
-                    table, c=sql.Identifier(staged.date_column)
-                ),
-                (staged.start, staged.end),
-            )
+        _delete_interval(conn, staged, table)
         columns = sql.SQL(", ").join(map(sql.Identifier, [*rollup.grain, *rollup.sums]))
         conn.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(table, columns, columns, temporary))
 
