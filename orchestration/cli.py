@@ -219,6 +219,12 @@ def produce(
 def stream(
     event_type: Annotated[list[str] | None, typer.Option(help="Event types (default: all).")] = None,
     available_now: Annotated[bool, typer.Option(help="Process what is there, then exit.")] = False,
+    trigger_seconds: Annotated[
+        float | None, typer.Option(help="Micro-batch interval when running continuously (the job's default: 2).")
+    ] = None,
+    max_records_per_batch: Annotated[
+        int | None, typer.Option(help="Most Kafka records per micro-batch and event type (the job's default).")
+    ] = None,
 ) -> None:
     """Run the streaming job through spark-submit (or in this process, when so deployed): one query per event
     type, Kafka -> Bronze and Silver."""
@@ -227,6 +233,10 @@ def stream(
     args = [f"--event-type={name}" for name in event_type or []]
     if available_now:
         args.append("--available-now")
+    if trigger_seconds is not None:
+        args.append(f"--trigger-seconds={trigger_seconds}")
+    if max_records_per_batch is not None:
+        args.append(f"--max-records-per-batch={max_records_per_batch}")
     raise typer.Exit(job_exit_code(settings(), "lakehouse.spark.jobs.stream", args, streaming=True))
 
 

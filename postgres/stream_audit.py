@@ -1,4 +1,5 @@
-"""The per-batch audit of the streaming queries, in ``lakehouse_meta.stream_batches`` (migrations V009-V011, V013).
+"""The per-batch audit of the streaming queries, in ``lakehouse_meta.stream_batches``
+(migrations V009-V011, V013, V019).
 
 Each micro-batch upserts one row keyed by (query, app id, batch id) after its data commits, so a replayed batch
 replaces its own row and the audit costs no Delta commit."""
@@ -19,14 +20,14 @@ COLUMNS = (
     "query", "app_id", "batch_id", "layer", "source", "status", "offset_ranges", "input_rows", "output_rows",
     "dead_letter_rows", "quarantined_rows", "deduplicated_rows", "min_event_time", "max_event_time", "started_at",
     "finished_at", "processing_ms", "source_lag_ms", "watermark", "late_rows", "model_version", "scored_rows",
-    "scoring_ms",
+    "scoring_ms", "phase_ms",
 )  # fmt: skip
 _KEY = ("query", "app_id", "batch_id")
 
 
 def record_batch(dsn: str, batch: Mapping[str, Any]) -> None:
     """Insert or replace the audit row of one batch (``batch`` has every column of ``COLUMNS``; ``offset_ranges``
-    is JSON text; the naive times are UTC, as in the Spark session)."""
+    and ``phase_ms`` are JSON text; the naive times are UTC, as in the Spark session)."""
     statement = sql.SQL(
         "INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT ({key}) DO UPDATE SET {updates}"
     ).format(
@@ -51,3 +52,12 @@ def record_batch(dsn: str, batch: Mapping[str, Any]) -> None:
             f"the streams record each batch in PostgreSQL and cannot reach {where(dsn)} ({str(exc).strip()}): "
             "start it (`lakehouse stack up postgres`) or set LAKEHOUSE_PG_DSN"
         ) from exc
+
+
+def record_trigger(dsn: str, query: str, app_id: str, batch_id: int, durations_json: str) -> int:
+    """Attach Spark's durations of the trigger that ran a batch to its audit row; the number of rows updated (0 when
+    the batch wrote no row, e.g. a trigger that only moved the watermark on before the row was written)."""
+    statement = sql.SQL("UPDATE {table} SET trigger_ms = %s::jsonb WHERE query = %s AND app_id = %s AND batch_id = %s")
+    with psycopg.connect(dsn, connect_timeout=10, application_name="lakehouse-stream-audit") as conn:
+        cursor = conn.execute(statement.format(table=sql.Identifier(*TABLE)), (durations_json, query, app_id, batch_id))
+        return cursor.rowcount

@@ -1,13 +1,15 @@
-"""Delta Lake reads and writes. Every write is idempotent: appends carry a transaction id tied to the
-streaming checkpoint (``txnAppId``/``txnVersion``), batch rewrites replace exactly their partitions."""
+"""Delta Lake reads and writes. Every write is idempotent: a streaming append names its checkpoint's id and its batch
+in the commit (``append_once``), batch rewrites replace exactly their partitions."""
 
 from __future__ import annotations
 
 import datetime
+import json
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
@@ -111,33 +113,112 @@ def table_is_empty(spark: SparkSession, table: Table) -> bool:
     return frame is None or frame.limit(1).count() == 0
 
 
+# the keys of a streaming append's commit (``userMetadata``) that name its checkpoint's id and its batch
+MARK_APP_ID = "txn_app_id"
+MARK_VERSION = "txn_version"
+_HISTORY_PAGES = (20, 400)  # commits read per look back, then all of them
+
+
+class AppendLedger:
+    """What one run of a streaming query knows of its own appends: per table, the last batch that is committed.
+
+    Delta's own idempotent append (``txnAppId``/``txnVersion``) reads the table's whole state to find the last
+    version of an app id, a Spark job on every append of delta-spark 4.4 (delta-io/delta#7670). A run's first append
+    to a table looks instead for the newest commit that names the app id (``DESCRIBE HISTORY``, newest first); after
+    that the run knows: its batch ids only grow, and Spark runs each batch once per run. Two runs of one checkpoint
+    at the same time are not supported by Spark either."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def last(self, spark: SparkSession, table: Table, app_id: str) -> int | None:
+        """The last batch of ``app_id`` committed to ``table``; None when no commit names it."""
+        key = (delta_ref(table), app_id)
+        with self._lock:
+            if key in self._last:
+                return self._last[key]
+        found = marked_version(spark, table, app_id)
+        if found is not None:
+            self.record(table, app_id, found)
+        return found
+
+    def record(self, table: Table, app_id: str, version: int) -> None:
+        """Note that batch ``version`` of ``app_id`` is committed to ``table``."""
+        with self._lock:
+            key = (delta_ref(table), app_id)
+            self._last[key] = max(version, self._last.get(key, version))
+
+
+def marked_version(spark: SparkSession, table: Table, app_id: str) -> int | None:
+    """The batch named by the newest commit of ``table`` whose metadata names ``app_id``, or None."""
+    from pyspark.errors import AnalysisException
+
+    pages: list[int | None] = [*_HISTORY_PAGES, None]
+    for limit in pages:
+        query = f"DESCRIBE HISTORY {delta_ref(table)}" + (f" LIMIT {limit}" if limit else "")
+        try:
+            commits = spark.sql(query).select("userMetadata").collect()
+        except AnalysisException as exc:
+            if exc.getCondition() in (*_MISSING_TABLE, "DELTA_TABLE_ONLY_OPERATION"):
+                return None  # no table yet: nothing committed
+            raise
+        for (metadata,) in commits:
+            mark = _mark(metadata)
+            if mark is not None and mark[0] == app_id:
+                return mark[1]
+        if limit is None or len(commits) < limit:
+            return None
+    return None
+
+
+def _mark(metadata: str | None) -> tuple[str, int] | None:
+    try:
+        tags = json.loads(metadata) if metadata else None
+    except ValueError:
+        return None
+    if not isinstance(tags, dict) or MARK_APP_ID not in tags:
+        return None
+    return str(tags[MARK_APP_ID]), int(tags[MARK_VERSION])
+
+
 def append_once(
     df: DataFrame,
     table: Table,
     app_id: str,
     version: int,
     partition_by: Sequence[str] = (),
-    user_metadata: str | None = None,
+    tags: Mapping[str, object] | None = None,
+    ledger: AppendLedger | None = None,
 ) -> int | None:
-    """Append ``df`` unless this (app_id, version) was already committed to the table (a replayed batch).
-    ``user_metadata`` goes into the commit (``DESCRIBE HISTORY``'s ``userMetadata``).
+    """Append ``df`` unless batch ``version`` of ``app_id`` was already committed to the table (a replayed batch).
+    The commit's ``userMetadata`` (``DESCRIBE HISTORY``) is ``tags`` as JSON, with the app id and the batch.
+
+    With a ``ledger`` (one per run of a streaming query) the check costs no Spark job after the run's first append
+    to the table (``AppendLedger``). Without one, or when no commit of the table names the app id yet (a table
+    written before commits named their batch), Delta's own check decides (``txnAppId``/``txnVersion``).
 
     Returns the number of rows appended, counted while writing them, or None when the append was skipped (or the
     count did not arrive with the write, which a Spark Connect session does not promise)."""
+    spark = df.sparkSession
+    last = ledger.last(spark, table, app_id) if ledger is not None else None
+    if last is not None and version <= last:
+        return None
     observation = Observation(f"append-{uuid.uuid4().hex}")
     writer = (
         df.observe(observation, F.count(F.lit(1)).alias("rows"))
         .write.format("delta")
         .mode("append")
-        .option("txnAppId", app_id)
-        .option("txnVersion", str(version))
         .option("mergeSchema", "false")
+        .option("userMetadata", json.dumps({**(tags or {}), MARK_APP_ID: app_id, MARK_VERSION: version}))
     )
+    if last is None:
+        writer = writer.option("txnAppId", app_id).option("txnVersion", str(version))
     if partition_by:
         writer = writer.partitionBy(*partition_by)
-    if user_metadata is not None:
-        writer = writer.option("userMetadata", user_metadata)
-    save(df.sparkSession, writer, table)
+    save(spark, writer, table)
+    if ledger is not None:
+        ledger.record(table, app_id, version)
     return _observed_rows(observation)
 
 
@@ -297,9 +378,16 @@ def checkpoint_app_id(spark: SparkSession, checkpoint: str) -> str:
     return app_id
 
 
-def ensure_table(spark: SparkSession, table: Table, schema: str, partition_by: Sequence[str] = ()) -> None:
-    """Create an empty Delta table with ``schema`` unless one exists (so readers can start before writers). A
-    named table's schema is created too where it is missing (a catalog that lets this job create schemas).
+def ensure_table(
+    spark: SparkSession,
+    table: Table,
+    schema: str,
+    partition_by: Sequence[str] = (),
+    properties: Mapping[str, str] | None = None,
+) -> None:
+    """Create an empty Delta table with ``schema`` (and table ``properties``) unless one exists (so readers can
+    start before writers). A named table's schema is created too where it is missing (a catalog that lets this job
+    create schemas).
 
     A process killed while creating the table can leave an empty ``_delta_log`` folder, which ``CREATE TABLE IF
     NOT EXISTS`` takes for a table; such a folder (no file in it) is removed and creation retried.
@@ -311,7 +399,11 @@ def ensure_table(spark: SparkSession, table: Table, schema: str, partition_by: S
         _ensure_schema(spark, ref.name.rsplit(".", 1)[0])
         if ref.path:
             location = " LOCATION '{}'".format(ref.path.replace("'", "\\'"))
-    statement = f"CREATE TABLE IF NOT EXISTS {delta_ref(ref)} ({schema}) USING delta{partitions}{location}"
+    settings = ", ".join(f"'{key}' = '{value}'" for key, value in (properties or {}).items())
+    tblproperties = f" TBLPROPERTIES ({settings})" if settings else ""
+    statement = (
+        f"CREATE TABLE IF NOT EXISTS {delta_ref(ref)} ({schema}) USING delta{partitions}{location}{tblproperties}"
+    )
     spark.sql(statement).collect()
     if read_table(spark, ref) is not None:
         return

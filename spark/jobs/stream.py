@@ -37,7 +37,7 @@ from lakehouse.spark.errors import SparkJobError
 from lakehouse.spark.io import kafka as kafka_io
 from lakehouse.spark.io import reference
 from lakehouse.spark.io.checkpoint import batch_offsets, has_batches
-from lakehouse.spark.io.delta import append_once, observed, read_table, table_is_empty
+from lakehouse.spark.io.delta import AppendLedger, append_once, observed, read_table, table_is_empty
 from lakehouse.spark.jobs.common import (
     STATE_STORE_CONF,
     BatchAudit,
@@ -57,6 +57,10 @@ from lakehouse.spark.transforms import bronze, silver
 log = logging.getLogger(__name__)
 DEAD_LETTER_TABLE = "_dead_letters"
 QUARANTINE_TABLE = "_quarantine"
+# Bronze, dead letters and quarantine, which the stream only appends to: a Delta checkpoint every 100 commits rather
+# than 10 (each one rebuilds the table's state, seconds per table on two cores); a new reader replays at most 99
+# small commit files. Silver keeps the default: the stream reads it back for late events.
+APPEND_ONLY_PROPERTIES = (("delta.checkpointInterval", "100"),)
 
 
 def query_name(spec: EventTypeSpec) -> str:
@@ -132,6 +136,7 @@ class TopicBatchWriter:
         self.silver_table = lake.table("silver", spec.tables.silver)
         self.dead_letter_table = lake.table("bronze", DEAD_LETTER_TABLE)
         self.quarantine_table = lake.table("silver", QUARANTINE_TABLE)
+        self.ledger = AppendLedger()
 
     def _existing_keys(self, spark: SparkSession, dates: list[date], batch_tag: str) -> DataFrame | None:
         """Silver's keys on the given event dates, without the rows an earlier attempt of this batch wrote."""
@@ -146,14 +151,16 @@ class TopicBatchWriter:
         """Process one micro-batch."""
         spark = batch.sparkSession
         audit = BatchAudit(self.query, "bronze+silver", self.spec.topic, self.app_id, batch_id, started_at=now_utc())
-        offsets = batch_offsets(spark, self.checkpoint, batch_id)
+        with audit.timed("offsets"):
+            offsets = batch_offsets(spark, self.checkpoint, batch_id)
         audit.offset_ranges = json.dumps(offsets.ranges(), sort_keys=True)
         if offsets.watermark_ms:
             audit.watermark = datetime.fromtimestamp(offsets.watermark_ms / 1000, UTC).replace(tzinfo=None)
         if audit.offset_ranges == "{}":
             # no new message (a batch that only moves the watermark on): nothing to write, but the dedup state must
             # still run, to evict what the watermark passed and commit
-            batch.write.format("noop").mode("overwrite").save()
+            with audit.timed("state"):
+                batch.write.format("noop").mode("overwrite").save()
         else:
             # kept: four writes read the parsed rows, and the dedup state must be computed once
             batch.persist()
@@ -178,15 +185,19 @@ class TopicBatchWriter:
         spec = self.spec
         rows = batch.where(F.col("_row").isNotNull()).select("_row.*")
         landed = _Counted("bronze", _batch_counts(audit.watermark))
-        append_once(
-            silver.bronze_rows(landed.on(rows)),
-            self.bronze_table,
-            self.app_id,
-            batch_id,
-            partition_by=("ingest_date",),
-        )
+        # the batch's first job: it also reads Kafka, parses, and runs the dedup state
+        with audit.timed("bronze"):
+            append_once(
+                silver.bronze_rows(landed.on(rows)),
+                self.bronze_table,
+                self.app_id,
+                batch_id,
+                partition_by=("ingest_date",),
+                ledger=self.ledger,
+            )
         # a replay whose Bronze append was committed before observes nothing: count with a job of its own
-        counts = landed.values() or _count(rows, _batch_counts(audit.watermark))
+        with audit.timed("counts"):
+            counts = landed.values() or _count(rows, _batch_counts(audit.watermark))
         audit.input_rows = int(str(counts["rows"]))
         if audit.input_rows == 0:
             return
@@ -196,33 +207,39 @@ class TopicBatchWriter:
         audit.min_event_time = cast(datetime | None, counts["min_ts"])
         audit.max_event_time = cast(datetime | None, counts["max_ts"])
         # the other writes depend on nothing but the cached batch: run them at once, each an idempotent commit
-        writes: list[Callable[[], object]] = [
-            functools.partial(self._write_silver, spark, batch, rows, batch_id, audit, counts)
-        ]
+        writes: dict[str, Callable[[], object]] = {
+            "silver": functools.partial(self._write_silver, spark, batch, rows, batch_id, audit, counts)
+        }
         if audit.dead_letter_rows:
-            writes.append(
-                functools.partial(
-                    append_once,
-                    bronze.dead_letters(silver.bronze_rows(rows)).withColumn("source", F.lit(spec.name)),
-                    self.dead_letter_table,
-                    f"{self.app_id}:{spec.name}",
-                    batch_id,
-                    partition_by=("ingest_date",),
-                )
+            writes["dead_letters"] = functools.partial(
+                append_once,
+                bronze.dead_letters(silver.bronze_rows(rows)).withColumn("source", F.lit(spec.name)),
+                self.dead_letter_table,
+                f"{self.app_id}:{spec.name}",
+                batch_id,
+                partition_by=("ingest_date",),
+                ledger=self.ledger,
             )
         if audit.quarantined_rows:
-            writes.append(
-                functools.partial(
-                    append_once,
-                    silver.quarantined(silver.candidate_events(rows), spec.name),
-                    self.quarantine_table,
-                    f"{self.app_id}:{spec.name}",
-                    batch_id,
-                    partition_by=("source", "ingest_date"),
-                )
+            writes["quarantine"] = functools.partial(
+                append_once,
+                silver.quarantined(silver.candidate_events(rows), spec.name),
+                self.quarantine_table,
+                f"{self.app_id}:{spec.name}",
+                batch_id,
+                partition_by=("source", "ingest_date"),
+                ledger=self.ledger,
             )
+
+        def timed_write(phase: str, write: Callable[[], object]) -> Callable[[], None]:
+            def run() -> None:
+                with audit.timed(phase):
+                    write()
+
+            return inheritable_thread_target(spark)(run)
+
         with ThreadPoolExecutor(max_workers=len(writes), thread_name_prefix=self.query) as pool:
-            for done in [pool.submit(inheritable_thread_target(spark)(write)) for write in writes]:
+            for done in [pool.submit(timed_write(phase, write)) for phase, write in writes.items()]:
                 done.result()
         audit.deduplicated_rows = audit.input_rows - audit.dead_letter_rows - audit.quarantined_rows - audit.output_rows
 
@@ -248,15 +265,18 @@ class TopicBatchWriter:
             if existing is not None:
                 older = silver.not_already_in(older, existing, spec.dedup_key)
             fresh = fresh.unionByName(older)
-        references = {j.reference: reference.current(spark, self.settings, j.reference) for j in spec.enrich}
-        model = scoring_model(self.settings, spec)
+        with audit.timed("silver_lookups"):
+            references = {j.reference: reference.current(spark, self.settings, j.reference) for j in spec.enrich}
+            model = scoring_model(self.settings, spec)
         audit.model_version = model.version if model else None
         timing = Observation(f"scoring-{uuid.uuid4().hex}") if model else None
         deduplicated = silver.first_per_key(fresh, spec.dedup_key)
         enriched = silver.silver_rows(deduplicated, spec, references, batch_tag, model, timing)
         # the commit names its batch, so the time rows became visible can be read from the table's history
-        commit_tag = json.dumps({"query": self.query, "app_id": self.app_id, "batch_id": batch_id})
-        appended = append_once(enriched, self.silver_table, self.app_id, batch_id, spec.partition_by, commit_tag)
+        commit_tag = {"query": self.query, "app_id": self.app_id, "batch_id": batch_id}
+        appended = append_once(
+            enriched, self.silver_table, self.app_id, batch_id, spec.partition_by, commit_tag, self.ledger
+        )
         # a replayed batch computes the rows its first attempt appended (see the class docstring)
         audit.output_rows = appended if appended is not None else enriched.count()
         scoring = observed(timing) if timing is not None else {}
@@ -309,9 +329,24 @@ def start(
         settings,
         name,
         [
-            SharedTable(lake.table("bronze", spec.tables.bronze), bronze.BRONZE_SCHEMA, ("ingest_date",)),
-            SharedTable(lake.table("bronze", DEAD_LETTER_TABLE), bronze.DEAD_LETTER_SCHEMA, ("ingest_date",)),
-            SharedTable(lake.table("silver", QUARANTINE_TABLE), silver.QUARANTINE_SCHEMA, ("source", "ingest_date")),
+            SharedTable(
+                lake.table("bronze", spec.tables.bronze),
+                bronze.BRONZE_SCHEMA,
+                ("ingest_date",),
+                APPEND_ONLY_PROPERTIES,
+            ),
+            SharedTable(
+                lake.table("bronze", DEAD_LETTER_TABLE),
+                bronze.DEAD_LETTER_SCHEMA,
+                ("ingest_date",),
+                APPEND_ONLY_PROPERTIES,
+            ),
+            SharedTable(
+                lake.table("silver", QUARANTINE_TABLE),
+                silver.QUARANTINE_SCHEMA,
+                ("source", "ingest_date"),
+                APPEND_ONLY_PROPERTIES,
+            ),
         ],
     )
     silver_table = lake.table("silver", spec.tables.silver)

@@ -3,6 +3,7 @@ rows changes nothing, a write refused for a concurrent commit is retried."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import date
@@ -12,7 +13,14 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.spark.io.delta import append_once, checkpoint_app_id, ensure_table, merge_rows, replace_range
+from lakehouse.spark.io.delta import (
+    AppendLedger,
+    append_once,
+    checkpoint_app_id,
+    ensure_table,
+    merge_rows,
+    replace_range,
+)
 
 
 def test_checkpoint_app_id_is_stable_per_checkpoint(spark: SparkSession, tmp_path: Path) -> None:
@@ -29,6 +37,41 @@ def test_a_replayed_batch_is_appended_once(spark: SparkSession, tmp_path: Path) 
     assert append_once(batch, path, "app-1", 1) == 2
     assert append_once(batch, path, "app-2", 0) == 2, "a new checkpoint restarts batch ids at 0"
     assert spark.read.format("delta").load(path).count() == 6
+
+
+def test_a_run_ledger_skips_what_an_earlier_run_committed_and_looks_back_past_other_writers(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    path = str(tmp_path / "t")
+    batch = spark.createDataFrame([(1, "a"), (2, "b")], "id int, v string")
+    first_run = AppendLedger()
+    for version in range(3):
+        assert append_once(batch, path, "app-1", version, ledger=first_run) == 2
+    # a shared table: another checkpoint's batches land after the first run's last one
+    other = AppendLedger()
+    for version in range(25):
+        assert append_once(batch.limit(1), path, "app-2", version, ledger=other) == 1
+    # the next run of app-1 starts by replaying its last batch, which was committed without Delta's transaction id
+    second_run = AppendLedger()
+    assert append_once(batch, path, "app-1", 2, ledger=second_run) is None
+    assert append_once(batch, path, "app-1", 3, ledger=second_run) == 2
+    assert append_once(batch, path, "app-1", 3, ledger=AppendLedger()) is None
+    assert spark.read.format("delta").load(path).count() == 4 * 2 + 25
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").select("userMetadata").collect()
+    marks = [json.loads(m) for (m,) in history if m]
+    assert sorted(m["txn_version"] for m in marks if m["txn_app_id"] == "app-1") == [0, 1, 2, 3]
+
+
+def test_a_run_ledger_leaves_tables_written_before_commits_named_their_batch_to_delta(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    path = str(tmp_path / "t")
+    batch = spark.createDataFrame([(1, "a")], "id int, v string")
+    writer = batch.write.format("delta").mode("append").option("txnAppId", "app-1")
+    writer.option("txnVersion", "0").save(path)  # as the stream wrote before: Delta's transaction id only
+    assert append_once(batch, path, "app-1", 0, ledger=AppendLedger()) is None
+    assert append_once(batch, path, "app-1", 1, ledger=AppendLedger()) == 1
+    assert spark.read.format("delta").load(path).count() == 2
 
 
 def test_replace_range_rewrites_only_its_interval(spark: SparkSession, tmp_path: Path) -> None:
