@@ -52,12 +52,3 @@ def record_batch(dsn: str, batch: Mapping[str, Any]) -> None:
             f"the streams record each batch in PostgreSQL and cannot reach {where(dsn)} ({str(exc).strip()}): "
             "start it (`lakehouse stack up postgres`) or set LAKEHOUSE_PG_DSN"
         ) from exc
-
-
-def record_trigger(dsn: str, query: str, app_id: str, batch_id: int, durations_json: str) -> int:
-    """Attach Spark's durations of the trigger that ran a batch to its audit row; the number of rows updated (0 when
-    the batch wrote no row, e.g. a trigger that only moved the watermark on before the row was written)."""
-    statement = sql.SQL("UPDATE {table} SET trigger_ms = %s::jsonb WHERE query = %s AND app_id = %s AND batch_id = %s")
-    with psycopg.connect(dsn, connect_timeout=10, application_name="lakehouse-stream-audit") as conn:
-        cursor = conn.execute(statement.format(table=sql.Identifier(*TABLE)), (durations_json, query, app_id, batch_id))
-        return cursor.rowcount

@@ -15,13 +15,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
+from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse.config.errors import LakehouseError
 from lakehouse.config.settings import LakeTable, Settings
 from lakehouse.config.specs import EventTypeSpec, load_event_types
 from lakehouse.ml.scoring import ModelVersion, champion
-from lakehouse.postgres.stream_audit import record_batch, record_trigger
+from lakehouse.postgres.stream_audit import record_batch
 from lakehouse.spark.errors import SparkJobError, object_store_refusal
 from lakehouse.spark.io.checkpoint import is_committed
 from lakehouse.spark.io.delta import checkpoint_app_id, ensure_table
@@ -169,77 +169,7 @@ def prepare_query(spark: SparkSession, settings: Settings, name: str, tables: Se
     for table in tables:
         ensure_table(spark, table.table, table.schema, table.partition_by, dict(table.properties))
     checkpoint = settings.storage.checkpoint_path(name)
-    app_id = checkpoint_app_id(spark, checkpoint)
-    if not _is_connect_session(spark):
-        TriggerRecorder.on(spark).targets[name] = (settings.postgres_dsn(), app_id)
-    return checkpoint, app_id
-
-
-class TriggerRecorder(StreamingQueryListener):
-    """Writes Spark's durations of each trigger (``durationMs`` of its progress) into the audit row of the batch it
-    ran, so that where a batch's time goes outside the handler (planning, offset and commit logs) can be read next to
-    the handler's own steps. One per driver; a failure to record is logged and never stops a query."""
-
-    _installed: dict[int, TriggerRecorder] = {}  # one per session, for the driver's life
-
-    def __init__(self) -> None:
-        self.targets: dict[str, tuple[str, str]] = {}  # query name -> (audit DSN, app id)
-        self._terminated: set[str] = set()
-        self._changed = threading.Condition()
-
-    @classmethod
-    def on(cls, spark: SparkSession) -> TriggerRecorder:
-        """``spark``'s recorder, added to its listeners the first time."""
-        recorder = cls._installed.get(id(spark))
-        if recorder is None:
-            recorder = cls._installed[id(spark)] = cls()
-            spark.streams.addListener(recorder)
-        return recorder
-
-    def onQueryStarted(self, event: object) -> None:  # noqa: N802 (Spark's listener interface)
-        """Nothing to record."""
-
-    def onQueryProgress(self, event: object) -> None:  # noqa: N802
-        """Record the trigger's durations, if its query is one of this driver's."""
-        progress = event.progress  # type: ignore[attr-defined]
-        target = self.targets.get(progress.name or "")
-        if target is None or not progress.durationMs:
-            return
-        try:
-            dsn, app_id = target
-            record_trigger(dsn, progress.name, app_id, progress.batchId, json.dumps(progress.durationMs))
-        except Exception as exc:  # noqa: BLE001 (a timing figure is never worth a failed query)
-            log.warning(
-                "%s batch %d: its trigger durations were not recorded (%s)", progress.name, progress.batchId, exc
-            )
-
-    def onQueryIdle(self, event: object) -> None:  # noqa: N802
-        """Nothing to record."""
-
-    def onQueryTerminated(self, event: object) -> None:  # noqa: N802
-        """Note the end: Spark reports a query's progress before its end, so the recorder is then done with it."""
-        with self._changed:
-            self._terminated.add(str(event.id))  # type: ignore[attr-defined]
-            self._changed.notify_all()
-
-    def drain(self, queries: Sequence[StreamingQuery], timeout_s: float = 10.0) -> None:
-        """Wait until the recorder has seen the end of the (ended) ``queries``, and so recorded all their triggers."""
-        ids = {str(q.id) for q in queries}
-        with self._changed:
-            self._changed.wait_for(lambda: ids <= self._terminated, timeout_s)
-
-    @classmethod
-    def drain_all(cls, spark: SparkSession, queries: Sequence[StreamingQuery]) -> None:
-        """``drain`` on ``spark``'s recorder, if it has one."""
-        recorder = cls._installed.get(id(spark))
-        if recorder is not None:
-            recorder.drain(queries)
-
-
-def _is_connect_session(spark: SparkSession) -> bool:
-    from pyspark.sql.connect.session import SparkSession as ConnectSession
-
-    return isinstance(spark, ConnectSession)
+    return checkpoint, checkpoint_app_id(spark, checkpoint)
 
 
 def start_query(
@@ -373,7 +303,6 @@ def await_queries(spark: SparkSession, queries: list[StreamingQuery], available_
                 pending.pop(0)
         elif spark.streams.awaitAnyTermination(1):
             return
-    TriggerRecorder.drain_all(spark, queries)
 
 
 def run_job(main: Callable[[list[str]], None], argv: list[str] | None = None) -> None:
