@@ -188,9 +188,11 @@ def _stop_driver(proc: subprocess.Popen[str], job_file: str, tail: deque[str]) -
     whole group is killed after STOP_GRACE_SECONDS, at a second stop, or when there is no driver yet."""
     import psutil
 
+    job = os.path.realpath(job_file)  # spark-submit starts the driver with the file's path, links resolved
+
     def is_driver(process: psutil.Process) -> bool:
         try:
-            return job_file in process.cmdline()
+            return any(os.path.realpath(arg) == job for arg in process.cmdline() if arg.endswith(".py"))
         except psutil.Error:  # ended meanwhile (Spark's Python workers come and go)
             return False
 
