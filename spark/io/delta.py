@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlparse
 
 from pyspark.sql import DataFrame, DataFrameReader, DataFrameWriter, Observation, SparkSession
@@ -130,6 +130,14 @@ class AppendLedger:
 
     def __init__(self) -> None:
         self._last: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, object]:
+        # a Spark Connect server runs the stream's handler in a process of its own: the ledger travels pickled
+        return {"_last": dict(self._last)}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self._last = dict(cast(dict[tuple[str, str], int], state["_last"]))
         self._lock = threading.Lock()
 
     def last(self, spark: SparkSession, table: Table, app_id: str) -> int | None:

@@ -4,6 +4,7 @@ rows changes nothing, a write refused for a concurrent commit is retried."""
 from __future__ import annotations
 
 import json
+import pickle
 import threading
 import time
 from datetime import date
@@ -60,6 +61,15 @@ def test_a_run_ledger_skips_what_an_earlier_run_committed_and_looks_back_past_ot
     history = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").select("userMetadata").collect()
     marks = [json.loads(m) for (m,) in history if m]
     assert sorted(m["txn_version"] for m in marks if m["txn_app_id"] == "app-1") == [0, 1, 2, 3]
+
+
+def test_a_run_ledger_travels_pickled_as_a_spark_connect_handler_does(spark: SparkSession, tmp_path: Path) -> None:
+    path = str(tmp_path / "t")
+    ledger = AppendLedger()
+    assert append_once(spark.createDataFrame([(1, "a")], "id int, v string"), path, "app-1", 0, ledger=ledger) == 1
+    copy = pickle.loads(pickle.dumps(ledger))
+    assert copy.last(spark, path, "app-1") == 0
+    assert append_once(spark.createDataFrame([(2, "b")], "id int, v string"), path, "app-1", 0, ledger=copy) is None
 
 
 def test_a_run_ledger_leaves_tables_written_before_commits_named_their_batch_to_delta(
