@@ -3,9 +3,8 @@
 ``LAKEHOUSE_BENCH_KAFKA_CONTROLLER_PORT``, ``LAKEHOUSE_BENCH_PG_PORT``, ``LAKEHOUSE_BENCH_SPARK_CONNECT_PORT``,
 ``LAKEHOUSE_BENCH_MLFLOW_PORT``, ``LAKEHOUSE_BENCH_MODEL_SERVER_PORT`` and ``LAKEHOUSE_BENCH_SUPERSET_PORT`` move it
 when those ports are taken. Its
-PostgreSQL runs with the server's default durability (fsync, synchronous_commit and full_page_writes on), unlike
-the demo stack's. Each measured run gets a copy of config/ whose
-topics carry a suffix of its own, and its own lake and checkpoint folders."""
+PostgreSQL is durable (fsync, synchronous_commit and full_page_writes on), like the demo stack's. Each measured run
+gets a copy of config/ whose topics carry a suffix of its own, and its own lake and checkpoint folders."""
 
 from __future__ import annotations
 
@@ -29,7 +28,7 @@ BENCH_ENV = {
     "LAKEHOUSE_MODEL_SERVER_PORT": os.environ.get("LAKEHOUSE_BENCH_MODEL_SERVER_PORT", "35051"),
     "LAKEHOUSE_SUPERSET_PORT": os.environ.get("LAKEHOUSE_BENCH_SUPERSET_PORT", "35088"),
     "LAKEHOUSE_SPARK_MASTER": "local[2]",
-    "LAKEHOUSE_PG_DURABILITY": "default",
+    "LAKEHOUSE_PG_DURABILITY": "durable",
 }
 
 

@@ -8,6 +8,7 @@ import os
 import pwd
 import stat
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from lakehouse.config.settings import Settings
@@ -17,6 +18,19 @@ from lakehouse.scripts.process import Service, port_open, require_free_port, wai
 log = logging.getLogger(__name__)
 _SYSTEM_USER = "lakehouse_pg"
 DURABILITY_ENV = "LAKEHOUSE_PG_DURABILITY"
+DURABLE = "durable"
+# fsync, synchronous_commit and full_page_writes off: an OS crash or power loss can corrupt every database of the
+# server. The test suite's throwaway stack uses it; nothing else should.
+FAST_TESTS_ONLY = "fast-tests-only"
+_FAST_OPTIONS = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+
+
+def durability_mode(environ: Mapping[str, str] = os.environ) -> str:
+    """The embedded server's durability: ``durable`` (PostgreSQL's defaults, the default) or ``fast-tests-only``."""
+    mode = environ.get(DURABILITY_ENV, DURABLE) or DURABLE
+    if mode not in (DURABLE, FAST_TESTS_ONLY):
+        raise StackError(f"{DURABILITY_ENV}={mode!r} is not a mode: use {DURABLE!r} or {FAST_TESTS_ONLY!r}")
+    return mode
 
 
 def _bin_dir() -> Path:
@@ -113,13 +127,8 @@ class EmbeddedPostgres:
         if user:
             entry = pwd.getpwnam(user)
             os.chown(log_file, entry.pw_uid, entry.pw_gid)
-        # a local stack trades durability for speed; LAKEHOUSE_PG_DURABILITY=default (the benchmarks' stack) keeps
-        # the server's defaults (fsync, synchronous_commit and full_page_writes on)
-        durability = (
-            ""
-            if os.environ.get(DURABILITY_ENV) == "default"
-            else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-        )
+        mode = durability_mode()
+        durability = _FAST_OPTIONS if mode == FAST_TESTS_ONLY else ""
         options = (
             f"-p {self.port} -h 127.0.0.1 -k {self.socket_dir} -c max_connections=200 -c shared_buffers=256MB "
             # a load swaps a partition per day of its interval in one transaction, each taking a few locks
@@ -137,7 +146,7 @@ class EmbeddedPostgres:
         wait_until(lambda: port_open(self.port), 30, f"PostgreSQL on port {self.port}", log_file)
         for database in (self.settings.postgres.database, self.settings.airflow.metadata_database):
             ensure_database(self.settings.postgres_dsn("postgres"), database)
-        log.info("PostgreSQL up on 127.0.0.1:%s", self.port)
+        log.info("PostgreSQL up on 127.0.0.1:%s (%s)", self.port, mode)
 
     def stop(self) -> None:
         """Fast shutdown of the server."""

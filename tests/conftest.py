@@ -41,6 +41,8 @@ TEST_ENV = {
     # this process hosts the suite's own driver (the `spark` fixture), and a process is either a Spark Connect
     # client or a classic driver: tests that run jobs over Spark Connect do it in Airflow's task processes
     "LAKEHOUSE_SPARK_DEPLOY": "spark-submit",
+    # the suite's PostgreSQL is thrown away after the run: fsync, synchronous_commit and full_page_writes off
+    "LAKEHOUSE_PG_DURABILITY": "fast-tests-only",
 }
 for _key, _value in TEST_ENV.items():
     os.environ[_key] = _value
