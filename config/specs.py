@@ -24,6 +24,11 @@ ENVELOPE = ("event_id", "event_type", "schema_version", "tenant_id", "event_time
 _JSON_TO_SPARK = {"string": "string", "integer": "bigint", "number": "double", "boolean": "boolean"}
 
 
+# every event type's tenant_id, unless its contract says otherwise: it becomes a Silver partition folder and a value
+# in SQL, so a path separator, a quote, whitespace or 10 KB of it is quarantined instead
+TENANT_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -192,6 +197,8 @@ class EventTypeSpec(_Model):
                 entry["minimum"] = prop.get("minimum", entry.get("minimum"))
                 entry["maximum"] = prop.get("maximum", entry.get("maximum"))
                 entry["min_length"] = prop.get("minLength", entry.get("min_length"))
+        if "tenant_id" in merged and merged["tenant_id"].get("pattern") is None:
+            merged["tenant_id"]["pattern"] = TENANT_ID_PATTERN
         return [
             ContractField(**{**e, "required_in": frozenset(e["required_in"]), "present_in": frozenset(e["present_in"])})
             for e in merged.values()

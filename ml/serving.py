@@ -40,6 +40,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import PydanticCustomError
 from starlette.types import Receive, Scope, Send
 
+from lakehouse.config import log_masking
 from lakehouse.config.settings import Settings
 from lakehouse.ml.champion import (
     MAX_BATCH_TEXTS,
@@ -301,7 +302,8 @@ def create_app(
 
 def _log_to_stderr() -> None:
     """Under uvicorn, which configures only its own loggers: the INFO lines of this layer (loads, reloads) in the
-    server's log, formatted as uvicorn's."""
+    server's log, formatted as uvicorn's; secrets masked in every line of the process."""
+    log_masking.install()
     ml = logging.getLogger("lakehouse.ml")
     if not ml.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()

@@ -6,9 +6,12 @@ import logging
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from lakehouse.config import log_masking
 from lakehouse.config.settings import settings
 
 log = logging.getLogger(__name__)
+# every DAG imports this module, in the dag-processor and in each task's process: their log lines are masked from here
+log_masking.install()
 SERVING_CONN_ID = "lakehouse_postgres"
 GOLD_JOB = "lakehouse.spark.jobs.gold"
 SENTIMENT_JOB = "lakehouse.spark.jobs.sentiment"

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lakehouse.config import log_masking
 from lakehouse.config.errors import LakehouseError
 from lakehouse.config.settings import settings
 
@@ -388,12 +389,13 @@ def databricks_check(
 
 def main() -> None:
     """Console-script entry point: a LakehouseError becomes one red line and exit code 2."""
+    log_masking.install()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
         app()
     except LakehouseError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        Console(stderr=True).print(f"[bold red]error:[/] {log_masking.mask_text(str(exc))}", highlight=False)
         sys.exit(2)
 
 

@@ -111,7 +111,15 @@ def _pending(files: list[Migration], applied: dict[int, tuple[str, str]], direct
 def migrate(dsn: str, directory: Path = DDL_DIR) -> list[str]:
     """Apply the pending DDL files to the database of ``dsn``; returns the names of the files applied."""
     files = migration_files(directory)
-    with psycopg.connect(dsn, autocommit=True, application_name="lakehouse-migrate") as conn:
+    try:
+        conn = psycopg.connect(dsn, autocommit=True, application_name="lakehouse-migrate")
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ServingError(
+            f"PostgreSQL at {where(dsn)} did not accept the connection ({reason}): start the local one with "
+            "`lakehouse stack up postgres`, or point LAKEHOUSE_PG_DSN at a running server"
+        ) from exc
+    with conn:
         # held until the connection closes; a second migrate() of this database waits here, then finds
         # nothing pending
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))

@@ -37,6 +37,10 @@ DEFAULT_CONF = {
     # COPY), which recomputes the batch's size after every row: a quarter of the executors' time in a load.
     # Batches stay capped at spark.sql.execution.arrow.maxRecordsPerBatch rows (10,000 by default).
     "spark.sql.execution.arrow.maxBytesPerBatch": "2147483647",
+    # the JVM's half of lakehouse.config.log_masking: Spark's default key pattern plus a JAAS config, and in plans
+    # and SQL text a JAAS password or a URL's password
+    "spark.redaction.regex": "(?i)secret|password|token|access[.]?key|jaas",
+    "spark.sql.redaction.string.regex": r'(?i)password\s*=\s*"[^"]*"|://[^:/@\s]+:[^@\s]+@',
 }
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
+from lakehouse.config import log_masking
 from lakehouse.config.errors import LakehouseError
 from lakehouse.config.settings import LakeTable, Settings
 from lakehouse.config.specs import EventTypeSpec, load_event_types
@@ -307,6 +308,7 @@ def await_queries(spark: SparkSession, queries: list[StreamingQuery], available_
 
 def run_job(main: Callable[[list[str]], None], argv: list[str] | None = None) -> None:
     """Run a job's main with logging set up; a failure is logged with its cause and exits non-zero."""
+    log_masking.install()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)
     stop_request.install()

@@ -88,7 +88,7 @@ def _field_checks(field: ContractField, json_type: Column, typed: Column, versio
         _violation(typed.isNotNull() & ~typed.isin(list(field.enum)), f"contract.enum:{field.name}")
         if field.enum
         else None,
-        _violation(typed.isNotNull() & ~typed.rlike(field.pattern), f"contract.pattern:{field.name}")
+        _violation(typed.isNotNull() & ~typed.rlike(java_pattern(field.pattern)), f"contract.pattern:{field.name}")
         if field.pattern
         else None,
         _violation(typed < F.lit(field.minimum), f"contract.minimum:{field.name}")
@@ -102,6 +102,16 @@ def _field_checks(field: ContractField, json_type: Column, typed: Column, versio
         else None,
     ]
     return [c for c in checks if c is not None]
+
+
+def java_pattern(pattern: str) -> str:
+    """A JSON Schema (ECMA-262) ``pattern`` as a Java regex for ``rlike``. ECMA's ``$`` ends the input; Java's
+    also matches before a final line break, so ``^[A-Z]{3}$`` would take ``"USD\\n"``: an unescaped final ``$``
+    becomes ``\\z``."""
+    trailing_backslashes = len(pattern[:-1]) - len(pattern[:-1].rstrip("\\"))
+    if pattern.endswith("$") and trailing_backslashes % 2 == 0:
+        return pattern[:-1] + "\\z"
+    return pattern
 
 
 def _json_type(field: ContractField) -> str:

@@ -65,6 +65,9 @@ CLUSTER_ENV = {
 }
 # a double is compared to 9 decimals: the two engines may add the same values in another order
 DOUBLE_DIGITS = 9
+# the password in both environments' serving DSN (the suite's PostgreSQL trusts local connections and ignores it):
+# it travels through the Airflow connection, the Spark jobs and the loads, and must be in no log
+FAKE_PG_PASSWORD = "golden-fake-pg-password-5f1c"
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ def golden(kafka_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> G
 
 
 def _environment(name: str, golden: Golden, dsn: str, scratch: Path) -> dict[str, str]:
+    dsn = dsn.replace("://postgres@", f"://postgres:{FAKE_PG_PASSWORD}@", 1)
     environ = {
         **os.environ,
         "LAKEHOUSE_ENV": name,
@@ -430,3 +434,32 @@ def test_backfill_of_the_day_leaves_every_serving_table_as_the_daily_run_did(bac
     assert backfill.backfilled == backfill.daily
     # what the UI's home page shows: every component of the local stack, the triggerer included, heartbeating
     assert "triggerer" in backfill.health and backfill.health == dict.fromkeys(backfill.health, "healthy")
+
+
+def _log_files(roots: list[Path]) -> list[Path]:
+    """Every log file under ``roots``: ``*.log``, ``*.out``, ``*.err``, executors' ``stdout``/``stderr`` and whatever is
+    in a ``logs`` folder (Airflow's task logs)."""
+    found = []
+    for root in roots:
+        for path in root.rglob("*"):
+            named = path.suffix in (".log", ".out", ".err") or path.name in ("stdout", "stderr") or "logs" in path.parts
+            if named and path.is_file():
+                found.append(path)
+    return found
+
+
+def test_no_log_holds_a_secret(
+    runs: dict[str, EnvironmentRun], backfill: Backfill, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """After both environments' streams, DAG runs and loads and the scheduler's backfill: neither the serving DSN's
+    password nor the Airflow API's JWT secret is in any log the suite's processes wrote."""
+    from lakehouse.scripts.airflow_stack import airflow_env
+
+    assert FAKE_PG_PASSWORD in runs["local"].environ["AIRFLOW_CONN_LAKEHOUSE_POSTGRES"]
+    secrets = (FAKE_PG_PASSWORD, airflow_env(settings())["AIRFLOW__API_AUTH__JWT_SECRET"])
+    files = _log_files([tmp_path_factory.getbasetemp(), settings().home])
+    names = {path.name for path in files}
+    assert {"stream.log", "gold_marts.log"} <= names, "the environments' logs should be among those read"
+    assert any("airflow" in path.parts and "logs" in path.parts for path in files), "and the backfill's task logs"
+    hits = sorted({str(path) for path in files for secret in secrets if secret in path.read_text(errors="replace")})
+    assert not hits, f"a secret is in {len(hits)} log file(s): {hits[:10]}"

@@ -297,3 +297,15 @@ def test_a_rollup_names_columns_of_its_mart_sums_numbers_and_keeps_the_date_colu
     assert "rollups.fct_orders_daily_by_channel: 'shop' is not one of the columns" in message
     assert "rollups.fct_orders_daily_by_channel.sums: 'region' is a string, not a number" in message
     assert "rollups.fct_orders_daily_by_channel.grain: must hold the date column 'order_date'" in message
+
+
+def test_a_contract_without_a_tenant_pattern_gets_the_platforms(tmp_path: Path) -> None:
+    from lakehouse.config.specs import TENANT_ID_PATTERN
+    from tests.shipments import onboard_shipments
+
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG, config, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    onboard_shipments(config, "x")  # its contract's tenant_id has only minLength
+    specs = load_event_types(config)
+    patterns = {name: {f.name: f.pattern for f in spec.fields}["tenant_id"] for name, spec in specs.items()}
+    assert patterns == dict.fromkeys(specs, TENANT_ID_PATTERN)

@@ -140,3 +140,35 @@ def test_enrichment_flags_missing_reference_rows(spark: SparkSession) -> None:
     result = silver.enrich(events, ORDERS, {"products": products, "customers": customers})
     got = {r["event_id"]: (r["product_category"], r["customer_segment"], r["_enriched"]) for r in result.collect()}
     assert got == {"e1": ("home", "enterprise", True), "e2": (None, "enterprise", False)}
+
+
+def test_hostile_tenant_ids_are_contract_violations_never_partition_values(spark: SparkSession) -> None:
+    hostile = [
+        "t1'; DROP TABLE serving.fct_orders_daily; --",
+        "../../etc",
+        "tenant_01/../t2",
+        "C:\\tenants",
+        "x" * 10_240,
+        "tenant_01\n",
+        "ten ant",
+        "t\u00001",
+        "-t1",
+    ]
+    events = [_order(i, tenant_id=tenant) for i, tenant in enumerate(hostile)]
+    events += [_order(100, tenant_id="tenant_01"), _order(101, tenant_id="T-9_x"), _order(102, currency="USD\n")]
+    parsed = silver.parse_events(_bronze(spark, events), ORDERS)
+    got = {r["event_id"]: sorted(r["_violations"]) for r in parsed.collect()}
+    assert got == {
+        **{f"e{i}": ["contract.pattern:tenant_id"] for i in range(len(hostile))},
+        "e100": [],
+        "e101": [],
+        "e102": ["contract.pattern:currency"],  # JSON Schema's $ ends the input: no trailing line break
+    }
+    assert sorted(r["event_id"] for r in silver.accepted(parsed).collect()) == ["e100", "e101"]
+
+
+def test_json_schema_patterns_become_java_patterns_anchored_at_the_end_of_input() -> None:
+    assert silver.java_pattern("^[A-Z]{3}$") == "^[A-Z]{3}\\z"
+    assert silver.java_pattern("^costs \\$") == "^costs \\$"  # an escaped dollar is a character
+    assert silver.java_pattern("^a\\\\$") == "^a\\\\\\z"  # an escaped backslash, then the anchor
+    assert silver.java_pattern("^ab") == "^ab"
