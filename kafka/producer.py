@@ -35,9 +35,9 @@ PRODUCER_DEFAULTS: dict[str, str] = {
     "compression.type": "lz4",
     "batch.num.messages": "10000",
     "batch.size": "1000000",
-    # Above the 1 MB a message may have (max_message_bytes), so that oversized test messages reach the
-    # pipeline, which quarantines them; the local broker accepts 2 MiB.
-    "message.max.bytes": "2000000",
+    # Far above the 1 MB a message may have (max_message_bytes), so that oversized messages reach the pipeline,
+    # which dead-letters them; the local broker accepts 16 MiB (a managed Kafka may refuse them first).
+    "message.max.bytes": "16000000",
     "queue.buffering.max.messages": "200000",
 }
 FLUSH_TIMEOUT_S = 120.0

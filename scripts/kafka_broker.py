@@ -86,7 +86,9 @@ class KafkaBroker:
                     "share.coordinator.state.topic.min.isr=1",
                     "group.initial.rebalance.delay.ms=0",
                     "auto.create.topics.enable=false",
-                    "message.max.bytes=2097152",
+                    # 16 MiB: a message far above any event type's max_message_bytes (a 10 MB one, a
+                    # million-element array) reaches the stream, which dead-letters it as OVERSIZED
+                    "message.max.bytes=16777216",
                     "log.retention.hours=168",
                     "",
                 ]

@@ -30,6 +30,17 @@ BRONZE_SCHEMA = (
     "tenant_id string, error_class string, error_message string"
 )
 PARSED = "_parsed"
+# A JSON escape of NUL, or of a UTF-16 surrogate without its pair (as a Java regex; a backslash run of even length
+# before ``\u`` is escaped backslashes, not an escape). Neither can be stored as text: PostgreSQL refuses NUL, and
+# UTF-8 has no surrogates (the writer would silently put ``?`` in its place).
+_ESCAPE = r"(?<!\\)(?:\\\\)*"
+FORBIDDEN_ESCAPE = "|".join(
+    (
+        _ESCAPE + r"\\u0000",
+        _ESCAPE + r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})",
+        _ESCAPE + r"(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}",
+    )
+)
 DEAD_LETTER_SCHEMA = (
     "topic string, partition int, offset long, key string, value binary, value_bytes int, error_class string, "
     "error_message string, kafka_timestamp timestamp, ingested_at timestamp, ingest_date date, source string"
@@ -72,7 +83,8 @@ def classify(
 ) -> DataFrame:
     """Add envelope hints and, for a message that cannot be an event, ``error_class`` and ``error_message``.
 
-    Classes, first match wins: EMPTY_VALUE, OVERSIZED, INVALID_UTF8, NOT_A_JSON_OBJECT (malformed JSON or any
+    Classes, first match wins: EMPTY_VALUE, OVERSIZED, INVALID_UTF8, FORBIDDEN_CHARACTER (a NUL or unpaired surrogate
+    escape; Spark's parser refuses the second as well, this names why), NOT_A_JSON_OBJECT (malformed JSON or any
     other JSON value), UNKNOWN_EVENT_TYPE, UNKNOWN_SCHEMA_VERSION. A null ``error_class`` means: goes to Silver.
     With ``keep_parsed`` the parsed value stays in a ``_parsed`` variant column, for Silver to read rather than
     parse the JSON again.
@@ -104,6 +116,14 @@ def classify(
             ),
         )
         .when(~valid_utf8, F.struct(F.lit("INVALID_UTF8"), F.lit("message value is not valid UTF-8")))
+        .when(
+            # most messages hold no escape at all: the regex runs only on those that do
+            text.contains("\\u") & text.rlike(FORBIDDEN_ESCAPE),
+            F.struct(
+                F.lit("FORBIDDEN_CHARACTER"),
+                F.lit("message holds a NUL (\\u0000) or an unpaired UTF-16 surrogate escape, which text cannot store"),
+            ),
+        )
         .when(~is_object, F.struct(F.lit("NOT_A_JSON_OBJECT"), F.lit("message value is not a JSON object")))
         .when(
             event_type.isNull() | ~F.array_contains(known_types, event_type),

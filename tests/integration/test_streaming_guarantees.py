@@ -66,6 +66,39 @@ def _orders_landed_once(spark: Any, settings: Settings, produced: int, distinct_
     return silver
 
 
+HOSTILE_TENANTS = ("t1'; DROP TABLE serving.fct_orders_daily; --", "../../etc/passwd", "x" * 10_240)
+
+
+def _shipment(**fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "SHIPPED",
+        "schema_version": 1,
+        "tenant_id": "t1",
+        "event_timestamp": "2026-11-20T08:00:00Z",
+        "shipment_id": "S-hostile",
+        "weight_kg": 1.0,
+        **fields,
+    }
+
+
+def hostile_shipments() -> list[bytes]:
+    """Input meant to hurt: a 10 MB message and a million-element array (dead-lettered as OVERSIZED), a NUL and an
+    unpaired surrogate escape (FORBIDDEN_CHARACTER), tenant ids made of SQL, a path and 10 KB (quarantined), and a
+    100-level nested field (lands; the unknown field is not kept)."""
+    nested: dict[str, Any] = {}
+    for _ in range(100):
+        nested = {"a": nested}
+    return [
+        json.dumps(_shipment(padding="x" * 10_000_000)).encode(),
+        json.dumps(_shipment(items=[0] * 1_000_000)).encode(),
+        json.dumps(_shipment(shipment_id="S-\u0000")).encode(),  # json.dumps writes the escape
+        json.dumps(_shipment(shipment_id="S-\ud800")).encode(),
+        *(json.dumps(_shipment(tenant_id=tenant)).encode() for tenant in HOSTILE_TENANTS),
+        json.dumps(_shipment(deep=nested)).encode(),
+    ]
+
+
 def test_new_event_type_by_configuration_and_every_message_accounted_for(
     kafka_stack: Settings, postgres_stack: Settings, isolated_lake: Settings, unique: str, spark: Any
 ) -> None:
@@ -114,10 +147,11 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
             }
         ).encode(),
     ]
+    shipments += hostile_shipments()
     with EventProducer(isolated_lake) as producer:
         for name, messages in produced.items():
             producer.send_events(name, messages)
-        producer.send_raw(f"shipments_{unique}", [(None, value) for value in shipments])
+        assert producer.send_raw(f"shipments_{unique}", [(None, value) for value in shipments]) == len(shipments)
 
     run_spark_job(isolated_lake, "lakehouse.spark.jobs.stream", ["--available-now"])
 
@@ -157,19 +191,31 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
             == spark.read.format("delta").load(bronze_path).select("partition", "offset").distinct().count()
         )
 
-    assert _count(spark, lake.table_path("silver", "shipments")) == 20
+    # the 20 good shipments and the deeply nested one (its unknown field is not kept)
+    assert _count(spark, lake.table_path("silver", "shipments")) == 21
     quarantined = (
         spark.read.format("delta")
         .load(lake.table_path("silver", "_quarantine"))
         .where("source = 'shipments'")
         .collect()
     )
-    assert [r["violations"] for r in quarantined] == [["dq:weight_positive"]]
-    assert _count(spark, lake.table_path("bronze", "_dead_letters"), f"topic = 'shipments_{unique}'") == 1
+    tenant_rule = ["contract.pattern:tenant_id"]
+    assert sorted(r["violations"] for r in quarantined) == [tenant_rule] * len(HOSTILE_TENANTS) + [
+        ["dq:weight_positive"]
+    ]
+    dead = (
+        spark.read.format("delta")
+        .load(lake.table_path("bronze", "_dead_letters"))
+        .where(f"topic = 'shipments_{unique}'")
+        .groupBy("error_class")
+        .count()
+        .collect()
+    )
+    assert dict(tuple(r) for r in dead) == {"NOT_A_JSON_OBJECT": 1, "OVERSIZED": 2, "FORBIDDEN_CHARACTER": 2}
     totals = _audit(
         isolated_lake, spark, "stream_shipments", "sum(input_rows), sum(dead_letter_rows), sum(deduplicated_rows)"
     )
-    assert totals == [(23, 1, 1)]
+    assert totals == [(len(shipments), 5, 1)]
 
     # each batch says where its time went: the handler's steps, which together take no longer than the batch
     timings = _audit(isolated_lake, spark, "stream_orders", "input_rows, phase_ms, processing_ms")

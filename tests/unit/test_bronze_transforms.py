@@ -63,3 +63,22 @@ def test_dead_letters_carry_reason_and_coordinates(spark: SparkSession) -> None:
     row = dead[0]
     assert (row["topic"], row["partition"], row["offset"], bytes(row["value"])) == ("orders", 0, 1, b"{oops")
     assert row["error_class"] == "NOT_A_JSON_OBJECT" and "JSON object" in row["error_message"]
+
+
+def test_nul_and_unpaired_surrogate_escapes_are_dead_lettered_and_real_pairs_are_not(spark: SparkSession) -> None:
+    values = [
+        _event(note="x\u0000y"),  # json.dumps writes the escape \u0000
+        _event(note="\ud800 alone"),
+        _event(note="alone \udc00"),
+        _event(note="\ude00\ud83d"),  # a pair in the wrong order
+        _event(note="\U0001f600 and é"),  # a real pair: an emoji
+        _event(note="\\u0000"),  # an escaped backslash, then the text u0000
+        b'{"event_id": "e1", "event_type": "ORDER_PLACED", "schema_version": 1, "note": "\x00"}',  # a raw NUL byte
+    ]
+    out = bronze.classify(bronze.from_kafka(_kafka_rows(spark, values)), EVENT_TYPES, [1], 10_000)
+    got = {r["offset"]: (r["error_class"], r["error_message"]) for r in out.collect()}
+    forbidden = [offset for offset, (error, _) in got.items() if error == "FORBIDDEN_CHARACTER"]
+    assert forbidden == [0, 1, 2, 3]
+    assert "NUL" in got[0][1] and "surrogate" in got[0][1]
+    assert got[4][0] is None and got[5][0] is None
+    assert got[6][0] == "NOT_A_JSON_OBJECT"  # a raw control character is not JSON
