@@ -35,7 +35,6 @@ _BEARER = re.compile(r"(\bBearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 
 _lock = threading.Lock()
 _known: set[str] = set()
-_installed = False
 
 
 def register(*values: str | None) -> None:
@@ -51,6 +50,11 @@ def secret_values(environ: Mapping[str, str]) -> list[str]:
     return [v for v in values if len(v) >= MIN_SECRET_LENGTH]
 
 
+def mask_url(text: str) -> str:
+    """``text`` with the password of every URL or DSN in it replaced by ``***``."""
+    return _URL_PASSWORD.sub(rf"\1{MASK}@", text)
+
+
 def mask_text(text: str) -> str:
     """``text`` with every secret it holds replaced by ``***``."""
     if not text:
@@ -58,7 +62,7 @@ def mask_text(text: str) -> str:
     for value in sorted(_known, key=len, reverse=True):
         if value in text:
             text = text.replace(value, MASK)
-    text = _URL_PASSWORD.sub(rf"\1{MASK}@", text)
+    text = mask_url(text)
     text = _KEYED_SECRET.sub(lambda m: m.group(1) + (m.group(2) if m.group(2) == MASK else MASK), text)
     return _BEARER.sub(rf"\1{MASK}", text)
 
@@ -90,11 +94,8 @@ def _masked_record_factory(make: Any) -> Any:
 def install(environ: Mapping[str, str] | None = None, extra: Iterable[str] = ()) -> None:
     """Mask every log record of this process from now on (idempotent); the secrets of ``environ`` (default: this
     process's environment) and ``extra`` are masked by value."""
-    global _installed
     register(*secret_values(os.environ if environ is None else environ), *extra)
     with _lock:
-        if _installed or getattr(logging.getLogRecordFactory(), "lakehouse_masking", False):
-            _installed = True
-            return
-        logging.setLogRecordFactory(_masked_record_factory(logging.getLogRecordFactory()))
-        _installed = True
+        current = logging.getLogRecordFactory()
+        if not getattr(current, "lakehouse_masking", False):
+            logging.setLogRecordFactory(_masked_record_factory(current))

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lakehouse.config import log_masking
 from lakehouse.config.bi import SupersetSettings
 from lakehouse.config.errors import ConfigError
 
@@ -26,7 +27,6 @@ ENVIRONMENT_ENV = "LAKEHOUSE_ENV"
 HOME_ENV = "LAKEHOUSE_HOME"
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}$]*))?\}")  # innermost first
 _LITERAL_DOLLAR = "\x00dollar\x00"
-_SECRET_KEY = re.compile(r"password|secret|token|jaas|credential", re.IGNORECASE)
 
 
 class _Model(BaseModel):
@@ -492,9 +492,9 @@ def settings() -> Settings:
 
 def mask(value: str) -> str:
     """A DSN or URL with its password replaced by ``***``, safe to log."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", value)
+    return log_masking.mask_url(value)
 
 
 def masked_mapping(values: dict[str, str]) -> dict[str, str]:
     """A copy of client properties with every secret-looking value replaced by ``***``."""
-    return {k: ("***" if _SECRET_KEY.search(k) else v) for k, v in values.items()}
+    return {k: (log_masking.MASK if log_masking.SECRET_NAME.search(k) else v) for k, v in values.items()}
