@@ -41,6 +41,11 @@ FORBIDDEN_ESCAPE = "|".join(
         _ESCAPE + r"(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}",
     )
 )
+# Deeper than any event a contract describes; a document nested deeper is built to hurt a parser. Spark's JSON
+# reader refuses only past 1,000 levels, and a message 100 levels deep would otherwise land.
+MAX_NESTING_DEPTH = 32
+# a JSON string literal, unrolled with possessive loops so that a long string does not recurse per character
+_JSON_STRING = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
 DEAD_LETTER_SCHEMA = (
     "topic string, partition int, offset long, key string, value binary, value_bytes int, error_class string, "
     "error_message string, kafka_timestamp timestamp, ingested_at timestamp, ingest_date date, source string"
@@ -74,17 +79,31 @@ def from_kafka(df: DataFrame, ingested_at: Column | None = None) -> DataFrame:
     ).withColumn("ingest_date", F.to_date("ingested_at"))
 
 
+def nesting_depth(text: Column) -> Column:
+    """The deepest nesting of objects and arrays in a JSON text (brackets inside strings do not count)."""
+    brackets = F.regexp_replace(F.regexp_replace(text, _JSON_STRING, ""), r"[^\[\]{}]", "")
+
+    def step(acc: Column, bracket: Column) -> Column:
+        depth = acc["depth"] + F.when(bracket.isin("[", "{"), 1).otherwise(-1)
+        return F.struct(depth.alias("depth"), F.greatest(acc["deepest"], depth).alias("deepest"))
+
+    start = F.struct(F.lit(0).alias("depth"), F.lit(0).alias("deepest"))
+    return F.aggregate(F.split(brackets, ""), start, step, lambda acc: acc["deepest"])
+
+
 def classify(
     df: DataFrame,
     event_types: Sequence[str],
     versions: Sequence[int],
     max_message_bytes: int,
     keep_parsed: bool = False,
+    max_nesting_depth: int = MAX_NESTING_DEPTH,
 ) -> DataFrame:
     """Add envelope hints and, for a message that cannot be an event, ``error_class`` and ``error_message``.
 
     Classes, first match wins: EMPTY_VALUE, OVERSIZED, INVALID_UTF8, FORBIDDEN_CHARACTER (a NUL or unpaired surrogate
-    escape; Spark's parser refuses the second as well, this names why), NOT_A_JSON_OBJECT (malformed JSON or any
+    escape; Spark's parser refuses the second as well, this names why), TOO_DEEPLY_NESTED (objects and arrays more
+    than ``max_nesting_depth`` levels deep), NOT_A_JSON_OBJECT (malformed JSON or any
     other JSON value), UNKNOWN_EVENT_TYPE, UNKNOWN_SCHEMA_VERSION. A null ``error_class`` means: goes to Silver.
     With ``keep_parsed`` the parsed value stays in a ``_parsed`` variant column, for Silver to read rather than
     parse the JSON again.
@@ -122,6 +141,19 @@ def classify(
             F.struct(
                 F.lit("FORBIDDEN_CHARACTER"),
                 F.lit("message holds a NUL (\\u0000) or an unpaired UTF-16 surrogate escape, which text cannot store"),
+            ),
+        )
+        .when(
+            # only a message with more opening brackets than the limit can be nested past it: the others skip the walk
+            (F.length(text) - F.length(F.translate(text, "[{", "")) > max_nesting_depth)
+            & (nesting_depth(text) > max_nesting_depth),
+            F.struct(
+                F.lit("TOO_DEEPLY_NESTED"),
+                F.format_string(
+                    "objects and arrays are nested %d levels deep; the limit is %d",
+                    nesting_depth(text),
+                    F.lit(max_nesting_depth),
+                ),
             ),
         )
         .when(~is_object, F.struct(F.lit("NOT_A_JSON_OBJECT"), F.lit("message value is not a JSON object")))

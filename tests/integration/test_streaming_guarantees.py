@@ -85,7 +85,7 @@ def _shipment(**fields: Any) -> dict[str, Any]:
 def hostile_shipments() -> list[bytes]:
     """Input meant to hurt: a 10 MB message and a million-element array (dead-lettered as OVERSIZED), a NUL and an
     unpaired surrogate escape (FORBIDDEN_CHARACTER), tenant ids made of SQL, a path and 10 KB (quarantined), and a
-    100-level nested field (lands; the unknown field is not kept)."""
+    field nested 100 levels deep (TOO_DEEPLY_NESTED)."""
     nested: dict[str, Any] = {}
     for _ in range(100):
         nested = {"a": nested}
@@ -191,8 +191,8 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
             == spark.read.format("delta").load(bronze_path).select("partition", "offset").distinct().count()
         )
 
-    # the 20 good shipments and the deeply nested one (its unknown field is not kept)
-    assert _count(spark, lake.table_path("silver", "shipments")) == 21
+    # the 20 good shipments
+    assert _count(spark, lake.table_path("silver", "shipments")) == 20
     quarantined = (
         spark.read.format("delta")
         .load(lake.table_path("silver", "_quarantine"))
@@ -211,11 +211,16 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
         .count()
         .collect()
     )
-    assert dict(tuple(r) for r in dead) == {"NOT_A_JSON_OBJECT": 1, "OVERSIZED": 2, "FORBIDDEN_CHARACTER": 2}
+    assert dict(tuple(r) for r in dead) == {
+        "NOT_A_JSON_OBJECT": 1,
+        "OVERSIZED": 2,
+        "FORBIDDEN_CHARACTER": 2,
+        "TOO_DEEPLY_NESTED": 1,
+    }
     totals = _audit(
         isolated_lake, spark, "stream_shipments", "sum(input_rows), sum(dead_letter_rows), sum(deduplicated_rows)"
     )
-    assert totals == [(len(shipments), 5, 1)]
+    assert totals == [(len(shipments), 6, 1)]
 
     # each batch says where its time went: the handler's steps, which together take no longer than the batch
     timings = _audit(isolated_lake, spark, "stream_orders", "input_rows, phase_ms, processing_ms")

@@ -82,3 +82,35 @@ def test_nul_and_unpaired_surrogate_escapes_are_dead_lettered_and_real_pairs_are
     assert "NUL" in got[0][1] and "surrogate" in got[0][1]
     assert got[4][0] is None and got[5][0] is None
     assert got[6][0] == "NOT_A_JSON_OBJECT"  # a raw control character is not JSON
+
+
+def _nested(levels: int) -> object:
+    """``levels`` objects and arrays, one inside the other."""
+    value: object = {}
+    for level in range(levels - 1):
+        value = [value] if level % 2 else {"a": value}
+    return value
+
+
+def test_documents_nested_past_the_limit_are_dead_lettered(spark: SparkSession) -> None:
+    limit = bronze.MAX_NESTING_DEPTH
+    values = [
+        _event(deep=_nested(limit - 1)),  # with the event's own object: exactly the limit
+        _event(deep=_nested(limit)),  # one level past it
+        _event(note="[{" * 500),  # brackets inside a string are text
+        _event(note='a \\" [[[ quote', deep=_nested(limit - 1)),  # an escaped quote does not end the string
+        _event(rows=[{"a": [1, 2]} for _ in range(1_000)]),  # wide, not deep: 3,000 opening brackets, depth 4
+        b'{"event_id": "e1", "x": ' + b"[" * 2_000 + b"]" * 2_000 + b"}",  # past Spark's own parser limit
+    ]
+    out = bronze.classify(bronze.from_kafka(_kafka_rows(spark, values)), EVENT_TYPES, [1], 1_000_000)
+    got = {r["offset"]: (r["error_class"], r["error_message"]) for r in out.collect()}
+    assert [got[i][0] for i in range(len(values))] == [
+        None,
+        "TOO_DEEPLY_NESTED",
+        None,
+        None,
+        None,
+        "TOO_DEEPLY_NESTED",
+    ]
+    assert got[1][1] == f"objects and arrays are nested {limit + 1} levels deep; the limit is {limit}"
+    assert got[5][1].startswith("objects and arrays are nested 2001 levels deep")
