@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -390,12 +390,19 @@ class Settings(_Model):
         """True when no DSN was given, so the local stack runs its own server."""
         return not self.postgres.dsn
 
+    @property
+    def embedded_postgres_passfile(self) -> Path:
+        """The embedded server's superuser password, in libpq's password-file format (mode 0600)."""
+        return self.home / "postgres" / "pgpass"
+
     def postgres_dsn(self, database: str | None = None) -> str:
-        """libpq URI of the serving database (or of ``database`` on the same server)."""
+        """libpq URI of the serving database (or of ``database`` on the same server). The embedded server's names
+        its password file rather than holding the password."""
         db = database or self.postgres.database
         if self.postgres.dsn:
             return _replace_database(self.postgres.dsn, db) if database else self.postgres.dsn
-        return f"postgresql://postgres@127.0.0.1:{self.postgres.embedded_port}/{db}"
+        passfile = quote(str(self.embedded_postgres_passfile), safe="/")
+        return f"postgresql://postgres@127.0.0.1:{self.postgres.embedded_port}/{db}?passfile={passfile}"
 
 
 def is_local_host(host: str | None) -> bool:

@@ -6,14 +6,19 @@ import importlib.util
 import logging
 import os
 import pwd
+import secrets
 import stat
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lakehouse.config.settings import Settings
 from lakehouse.scripts.errors import StackError
 from lakehouse.scripts.process import Service, port_open, require_free_port, wait_until
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 _SYSTEM_USER = "lakehouse_pg"
@@ -53,7 +58,8 @@ def _open_path_to(path: Path) -> None:
 
 
 class EmbeddedPostgres:
-    """A PostgreSQL cluster in ``$LAKEHOUSE_HOME/postgres`` with trust auth for local connections only."""
+    """A PostgreSQL cluster in ``$LAKEHOUSE_HOME/postgres`` on 127.0.0.1, where every role logs in with a password
+    (scram-sha-256, as on a managed server). The superuser's is generated at initdb into a libpq password file."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -103,24 +109,8 @@ class EmbeddedPostgres:
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         user = self._run_as()
         if not (self.data_dir / "PG_VERSION").exists():
-            result = subprocess.run(
-                [
-                    _bin("initdb"),
-                    "-D",
-                    str(self.data_dir),
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "--encoding=UTF8",
-                    "--locale=C.UTF-8" if Path("/usr/lib/locale/C.utf8").exists() else "--no-locale",
-                ],
-                capture_output=True,
-                text=True,
-                user=user,
-                check=False,
-            )
-            if result.returncode != 0:
-                raise StackError(f"initdb in {self.data_dir} failed: {result.stderr.strip()}")
+            self._initdb(user)
+        password = self._superuser_password()
         log_file = self.service.log_file
         log_file.parent.mkdir(parents=True, exist_ok=True)
         log_file.touch()
@@ -144,9 +134,89 @@ class EmbeddedPostgres:
         if result.returncode != 0:
             raise StackError(f"PostgreSQL failed to start: {result.stderr.strip()} (log: {log_file})")
         wait_until(lambda: port_open(self.port), 30, f"PostgreSQL on port {self.port}", log_file)
+        admin_dsn = self.settings.postgres_dsn("postgres")
+        if self._trusts_connections():
+            self._require_passwords(admin_dsn, password)
         for database in (self.settings.postgres.database, self.settings.airflow.metadata_database):
-            ensure_database(self.settings.postgres_dsn("postgres"), database)
-        log.info("PostgreSQL up on 127.0.0.1:%s (%s)", self.port, mode)
+            ensure_database(admin_dsn, database)
+        revoke_public_connect(admin_dsn)
+        log.info("PostgreSQL up on 127.0.0.1:%s (%s, scram-sha-256)", self.port, mode)
+
+    def _initdb(self, user: str | None) -> None:
+        passfile = self.settings.embedded_postgres_passfile
+        password = secrets.token_urlsafe(24)  # no ':' or '\\', which the password file would need escaped
+        # initdb reads the password from a file: one the server's user can read, gone once initdb is done
+        pwfile = self.data_dir.parent / "initdb.pw"
+        pwfile.write_text(password + "\n")
+        pwfile.chmod(0o600)
+        if user:
+            entry = pwd.getpwnam(user)
+            os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+        try:
+            result = subprocess.run(
+                [
+                    _bin("initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8" if Path("/usr/lib/locale/C.utf8").exists() else "--no-locale",
+                ],
+                capture_output=True,
+                text=True,
+                user=user,
+                check=False,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            raise StackError(f"initdb in {self.data_dir} failed: {result.stderr.strip()}")
+        _write_passfile(passfile, password)
+
+    def _superuser_password(self) -> str:
+        passfile = self.settings.embedded_postgres_passfile
+        if passfile.is_file():
+            return passfile.read_text().strip().rsplit(":", 1)[-1]
+        if not self._trusts_connections():
+            raise StackError(
+                f"the embedded PostgreSQL's password file {passfile} is missing: restore it, or remove "
+                f"{self.data_dir.parent} to start an empty server"
+            )
+        # a server made before passwords were required: it gets one at this start
+        password = secrets.token_urlsafe(24)
+        _write_passfile(passfile, password)
+        return password
+
+    def _hba_file(self) -> Path:
+        return self.data_dir / "pg_hba.conf"
+
+    def _trusts_connections(self) -> bool:
+        lines = self._hba_file().read_text().splitlines()
+        return any(line.split()[-1:] == ["trust"] for line in lines if not line.lstrip().startswith("#"))
+
+    def _require_passwords(self, admin_dsn: str, password: str) -> None:
+        """Give the superuser its password and turn ``trust`` into ``scram-sha-256`` (a server from before)."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER ROLE postgres PASSWORD {}").format(sql.Literal(password)))
+            hba = self._hba_file()
+            lines = hba.read_text().splitlines()
+            hba.write_text(
+                "\n".join(
+                    line[: -len("trust")] + "scram-sha-256"
+                    if not line.lstrip().startswith("#") and line.split()[-1:] == ["trust"]
+                    else line
+                    for line in lines
+                )
+                + "\n"
+            )
+            conn.execute("SELECT pg_reload_conf()")
+        log.info("the embedded PostgreSQL now asks every role for its password (scram-sha-256)")
 
     def stop(self) -> None:
         """Fast shutdown of the server."""
@@ -161,8 +231,15 @@ class EmbeddedPostgres:
         )
 
 
+def _write_passfile(path: Path, password: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)  # libpq ignores a password file others can read
+    path.write_text(f"*:*:*:postgres:{password}\n")
+
+
 def ensure_database(admin_dsn: str, database: str) -> None:
-    """CREATE DATABASE unless it exists (connected through ``admin_dsn``)."""
+    """CREATE DATABASE unless it exists (connected through ``admin_dsn``); only roles granted CONNECT may reach it."""
     import psycopg
     from psycopg import sql
 
@@ -170,3 +247,21 @@ def ensure_database(admin_dsn: str, database: str) -> None:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            _revoke_public(conn, database)
+
+
+def revoke_public_connect(admin_dsn: str) -> None:
+    """Take PUBLIC's default CONNECT and TEMPORARY away on every database of the server: a role reaches only the
+    databases it is granted (the serving database's migrations grant its two groups)."""
+    import psycopg
+
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        names = [row[0] for row in conn.execute("SELECT datname FROM pg_database WHERE datallowconn")]
+        for name in names:
+            _revoke_public(conn, name)
+
+
+def _revoke_public(conn: psycopg.Connection, database: str) -> None:
+    from psycopg import sql
+
+    conn.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))

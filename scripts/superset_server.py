@@ -156,7 +156,8 @@ class SupersetServer:
             username=self.config.reader_role,
             password=self.credentials().reader_password,
         )
-        return url.render_as_string(hide_password=False)
+        # the embedded server's password file holds the superuser's password, not the reader's
+        return url.difference_update_query(["passfile"]).render_as_string(hide_password=False)
 
     def env(self) -> dict[str, str]:
         """This process's environment plus where Superset finds its configuration and metadata database."""

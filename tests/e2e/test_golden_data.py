@@ -65,9 +65,10 @@ CLUSTER_ENV = {
 }
 # a double is compared to 9 decimals: the two engines may add the same values in another order
 DOUBLE_DIGITS = 9
-# the password in both environments' serving DSN (the suite's PostgreSQL trusts local connections and ignores it):
-# it travels through the Airflow connection, the Spark jobs and the loads, and must be in no log
+# the password of the login both environments' serving DSN names (the server checks it): it travels through the
+# Airflow connection, the Spark jobs and the loads, and must be in no log
 FAKE_PG_PASSWORD = "golden-fake-pg-password-5f1c"
+GOLDEN_LOGIN = "golden_suite"
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,29 @@ def golden(kafka_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> G
     return Golden(config, unique, messages)
 
 
+def _with_database(dsn: str, database: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(dsn).set(database=database).render_as_string(hide_password=False)
+
+
+def _golden_login(admin: str) -> None:
+    """The superuser login the environments use, with the suite's fake password."""
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (GOLDEN_LOGIN,)).fetchone()
+        verb = sql.SQL("ALTER ROLE" if exists else "CREATE ROLE")
+        conn.execute(
+            sql.SQL("{} {} LOGIN SUPERUSER PASSWORD {}").format(
+                verb, sql.Identifier(GOLDEN_LOGIN), sql.Literal(FAKE_PG_PASSWORD)
+            )
+        )
+
+
 def _environment(name: str, golden: Golden, dsn: str, scratch: Path) -> dict[str, str]:
-    dsn = dsn.replace("://postgres@", f"://postgres:{FAKE_PG_PASSWORD}@", 1)
+    from sqlalchemy.engine import make_url
+
+    url = make_url(dsn).set(username=GOLDEN_LOGIN, password=FAKE_PG_PASSWORD).difference_update_query(["passfile"])
+    dsn = url.render_as_string(hide_password=False)
     environ = {
         **os.environ,
         "LAKEHOUSE_ENV": name,
@@ -234,7 +256,7 @@ def _serving_database(admin: str, name: str) -> str:
     from lakehouse.scripts.postgres_server import ensure_database
 
     ensure_database(admin, name)
-    dsn = admin.rsplit("/", 1)[0] + f"/{name}"
+    dsn = _with_database(admin, name)
     migrate(dsn)
     return dsn
 
@@ -251,6 +273,7 @@ def runs(
     waiting mostly on its own JVMs."""
     admin = airflow_db.postgres_dsn("postgres")
     databases = {name: f"golden_{name}_{golden.unique}" for name in ENVIRONMENTS}
+    _golden_login(admin)
 
     def run(name: str) -> EnvironmentRun:
         dsn = _serving_database(admin, databases[name])

@@ -1,7 +1,6 @@
 """The roles of the serving database, checked by logging in as a member of each.
 
-Login roles are created per test (random password; the embedded server trusts 127.0.0.1, so it is not
-checked, the privileges are) and dropped afterwards.
+Login roles are created per test (a random password, which the server checks) and dropped afterwards.
 """
 
 from __future__ import annotations
@@ -51,13 +50,14 @@ def scratch(admin: psycopg.Connection, unique: str) -> Iterator[dict[str, str]]:
 def login_role(admin: psycopg.Connection, settings: Settings, group: str, unique: str) -> Iterator[str]:
     """The DSN of a login role that is a member of ``group``, dropped afterwards (with what it owns)."""
     role = f"t_{group}_{unique}"
+    password = secrets.token_urlsafe(16)
     admin.execute(
         sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
-            sql.Identifier(role), sql.Literal(secrets.token_urlsafe(16)), sql.Identifier(group)
+            sql.Identifier(role), sql.Literal(password), sql.Identifier(group)
         )
     )
     try:
-        yield psycopg.conninfo.make_conninfo(settings.postgres_dsn(), user=role)
+        yield psycopg.conninfo.make_conninfo(settings.postgres_dsn(), user=role, password=password)
     finally:
         admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
         admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
@@ -146,6 +146,27 @@ def test_bi_reader_can_do_nothing_else(reader_dsn: str, scratch: dict[str, str],
         conn.execute(statement.format(**scratch).encode())
 
 
+def test_bi_reader_reaches_only_the_serving_database(
+    reader_dsn: str, admin: psycopg.Connection, postgres_stack: Settings
+) -> None:
+    databases = [row[0] for row in admin.execute("SELECT datname FROM pg_database WHERE datallowconn")]
+    assert postgres_stack.airflow.metadata_database in databases
+    reached = []
+    for database in databases:
+        try:
+            psycopg.connect(psycopg.conninfo.make_conninfo(reader_dsn, dbname=database)).close()
+            reached.append(database)
+        except psycopg.OperationalError as refused:
+            assert f'permission denied for database "{database}"' in str(refused)
+    assert reached == [postgres_stack.postgres.database]
+
+
+def test_a_wrong_password_is_refused(reader_dsn: str) -> None:
+    password = psycopg.conninfo.conninfo_to_dict(reader_dsn)["password"]
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(psycopg.conninfo.make_conninfo(reader_dsn, password=f"{password}x")).close()
+
+
 def test_loader_writes_serving_tables(loader_dsn: str, scratch: dict[str, str]) -> None:
     with psycopg.connect(loader_dsn, autocommit=True) as conn:
         table = scratch["serving"]
@@ -199,7 +220,10 @@ def test_a_role_outside_lakehouse_loader_gets_the_runbook_fix(
     """A role with every table privilege but not a member of lakehouse_loader, the owner of the day-partitioned
     serving tables, cannot swap their partitions: the load names the GRANT (docs/runbook.md) and changes nothing."""
     role = f"t_outsider_{unique}"
-    admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    password = secrets.token_urlsafe(16)
+    database = sql.Identifier(postgres_stack.postgres.database)
+    admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+    admin.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, sql.Identifier(role)))
     admin.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA serving TO {}").format(sql.Identifier(role)))
     admin.execute(sql.SQL("GRANT ALL ON ALL TABLES IN SCHEMA serving TO {}").format(sql.Identifier(role)))
     frame = spark.sql(
@@ -208,7 +232,7 @@ def test_a_role_outside_lakehouse_loader_gets_the_runbook_fix(
         "1.00 AS gross_revenue, 0.00 AS cancelled_revenue, 1.00 AS avg_order_value, 1L AS unique_customers, "
         "0L AS orders_with_coupon"
     )
-    outsider = psycopg.conninfo.make_conninfo(postgres_stack.postgres_dsn(), user=role)
+    outsider = psycopg.conninfo.make_conninfo(postgres_stack.postgres_dsn(), user=role, password=password)
     try:
         with pytest.raises(
             ServingError,
@@ -221,4 +245,5 @@ def test_a_role_outside_lakehouse_loader_gets_the_runbook_fix(
         ).fetchone() == (0,)
     finally:
         admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        admin.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM {}").format(database, sql.Identifier(role)))
         admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
