@@ -7,6 +7,7 @@ the only way secrets enter, so nothing secret is ever stored in the repository.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from lakehouse.config.errors import ConfigError
 CONFIG_DIR_ENV = "LAKEHOUSE_CONFIG_DIR"
 ENVIRONMENT_ENV = "LAKEHOUSE_ENV"
 HOME_ENV = "LAKEHOUSE_HOME"
+EMBEDDED_PG_PASSFILE = Path("postgres", "pgpass")  # under the state folder: the superuser's password, mode 0600
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}$]*))?\}")  # innermost first
 _LITERAL_DOLLAR = "\x00dollar\x00"
 
@@ -379,8 +381,6 @@ class Settings(_Model):
             return {k: os.environ[k] for k in keys}
         generated = self.home / "object-store" / "credentials.json"
         if self.storage.s3 is not None and generated.is_file():
-            import json
-
             values = json.loads(generated.read_text())
             return {k: str(values[k]) for k in keys}
         return {}
@@ -390,18 +390,12 @@ class Settings(_Model):
         """True when no DSN was given, so the local stack runs its own server."""
         return not self.postgres.dsn
 
-    @property
-    def embedded_postgres_passfile(self) -> Path:
-        """The embedded server's superuser password, in libpq's password-file format (mode 0600)."""
-        return self.home / "postgres" / "pgpass"
-
     def postgres_dsn(self, database: str | None = None) -> str:
-        """libpq URI of the serving database (or of ``database`` on the same server). The embedded server's names
-        its password file rather than holding the password."""
+        """libpq URI of the serving database (or ``database`` on its server); the embedded one's names its passfile."""
         db = database or self.postgres.database
         if self.postgres.dsn:
             return _replace_database(self.postgres.dsn, db) if database else self.postgres.dsn
-        passfile = quote(str(self.embedded_postgres_passfile), safe="/")
+        passfile = quote(str(self.home / EMBEDDED_PG_PASSFILE), safe="/")
         return f"postgresql://postgres@127.0.0.1:{self.postgres.embedded_port}/{db}?passfile={passfile}"
 
 
@@ -413,8 +407,7 @@ def is_local_host(host: str | None) -> bool:
 def _replace_database(dsn: str, database: str) -> str:
     from sqlalchemy.engine import make_url
 
-    url = make_url(dsn)
-    return url.set(database=database).render_as_string(hide_password=False)
+    return make_url(dsn).set(database=database).render_as_string(hide_password=False)
 
 
 def project_root() -> Path | None:

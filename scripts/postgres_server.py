@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lakehouse.config.settings import Settings
+from lakehouse.config.settings import EMBEDDED_PG_PASSFILE, Settings
 from lakehouse.scripts.errors import StackError
 from lakehouse.scripts.process import Service, port_open, require_free_port, wait_until
 
@@ -143,7 +143,7 @@ class EmbeddedPostgres:
         log.info("PostgreSQL up on 127.0.0.1:%s (%s, scram-sha-256)", self.port, mode)
 
     def _initdb(self, user: str | None) -> None:
-        passfile = self.settings.embedded_postgres_passfile
+        passfile = self.settings.home / EMBEDDED_PG_PASSFILE
         password = secrets.token_urlsafe(24)  # no ':' or '\\', which the password file would need escaped
         # initdb reads the password from a file: one the server's user can read, gone once initdb is done
         pwfile = self.data_dir.parent / "initdb.pw"
@@ -177,7 +177,7 @@ class EmbeddedPostgres:
         _write_passfile(passfile, password)
 
     def _superuser_password(self) -> str:
-        passfile = self.settings.embedded_postgres_passfile
+        passfile = self.settings.home / EMBEDDED_PG_PASSFILE
         if passfile.is_file():
             return passfile.read_text().strip().rsplit(":", 1)[-1]
         if not self._trusts_connections():
