@@ -371,8 +371,9 @@ class SupersetServer:
 
 
 def ensure_reader_role(admin_dsn: str, role: str, password: str) -> None:
-    """Create the login role ``role`` with ``password`` as a member of ``bi_reader`` unless it exists (connected
-    through ``admin_dsn`` to the migrated serving database, where ``bi_reader`` is defined)."""
+    """Create the login role ``role`` with ``password`` as a member of ``bi_reader`` unless it exists, and make it a
+    member of ``bi_all_tenants`` (connected through ``admin_dsn`` to the migrated serving database, where both
+    groups are defined)."""
     import psycopg
     from psycopg import sql
 
@@ -387,6 +388,8 @@ def ensure_reader_role(admin_dsn: str, role: str, password: str) -> None:
                     sql.Identifier(role), sql.Literal(password)
                 )
             )
+        # the stack's dashboards show every tenant (docs/bi.md maps a login to tenants)
+        conn.execute(sql.SQL("GRANT bi_all_tenants TO {}").format(sql.Identifier(role)))
 
 
 def _sqlalchemy_url(dsn: str) -> str:

@@ -31,9 +31,11 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def gold_settings(tmp_path: Path) -> Settings:
-    """Test settings whose lake lives under tmp_path (the serving database stays the shared test one)."""
-    return load_settings(environ={**os.environ, "LAKEHOUSE_HOME": str(tmp_path)})
+def gold_settings(tmp_path: Path, postgres_stack: Settings) -> Settings:
+    """Test settings whose lake lives under tmp_path (the serving database stays the shared test one, named by its
+    DSN: the embedded server's password file is in the suite's state folder)."""
+    environ = {**os.environ, "LAKEHOUSE_HOME": str(tmp_path), "LAKEHOUSE_PG_DSN": postgres_stack.postgres_dsn()}
+    return load_settings(environ=environ)
 
 
 def test_load_mart_loads_the_interval_of_the_gold_delta_table(

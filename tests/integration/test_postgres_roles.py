@@ -103,6 +103,11 @@ def test_bi_reader_runs_every_documented_bi_query(reader_dsn: str, admin: psycop
         "INSERT INTO serving.fct_orders_daily VALUES (%s, %s, 'north', 'web', 'books', 3, 1, 7, 30.00, 5.00, 10.00, 2)",
         (tenant, day),
     )
+    reader = psycopg.conninfo.conninfo_to_dict(reader_dsn)["user"]
+    # the login sees the tenant's rows once mapped to it (test_postgres_tenants.py checks the mapping itself)
+    admin.execute(
+        "INSERT INTO lakehouse_meta.bi_tenant_grants (role_name, tenant_id) VALUES (%s, %s)", (reader, tenant)
+    )
     expected = {
         "tenant_revenue_by_region_last_7_days": [("north", 3, Decimal("30.00"))],
         "tenant_daily_trend_30_days": [(day, 3, Decimal("30.00"), Decimal("10.00"))],
@@ -117,6 +122,7 @@ def test_bi_reader_runs_every_documented_bi_query(reader_dsn: str, admin: psycop
             }
     finally:
         admin.execute(f"DROP TABLE serving.fct_orders_daily_p{day:%Y%m%d}")
+        admin.execute("DELETE FROM lakehouse_meta.bi_tenant_grants WHERE tenant_id = %s", (tenant,))
 
     assert results == expected
 
@@ -209,6 +215,11 @@ def test_loader_role_runs_a_whole_load(spark, loader_dsn: str, scratch: dict[str
         assert admin.execute(
             f"SELECT region, units, avg_order_value::text FROM {table} WHERE order_date = '2400-01-01'"
         ).fetchall() == [("east", 5, "1.50")]
+        if layout == "day_partitioned":
+            # the swapped-in partition is read through its table only, where row-level security applies
+            assert admin.execute(
+                "SELECT has_table_privilege('bi_reader', 'serving.fct_orders_daily_p24000101', 'SELECT')"
+            ).fetchone() == (False,)
     finally:
         admin.execute("DELETE FROM serving.freshness WHERE mart = %s", (mart,))
         admin.execute("DROP TABLE IF EXISTS serving.fct_orders_daily_p24000101")

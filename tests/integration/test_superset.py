@@ -88,7 +88,8 @@ def test_sql_lab_reads_serving_as_a_bi_reader_member(
         ("east", Decimal("0.75")),
     ]
 
-    # it logs in as the reader role, a member of bi_reader and nothing more, which sees serving only
+    # it logs in as the reader role, a member of bi_reader (and of bi_all_tenants: the dashboards show every tenant)
+    # and nothing more, which sees serving only
     shown = superset_api.request("GET", f"/api/v1/database/{serving_id}/connection")["result"]
     assert shown["sqlalchemy_uri"].startswith(f"postgresql+psycopg2://{superset_server.config.reader_role}:")
     with psycopg.connect(superset_server.settings.postgres_dsn()) as conn:
@@ -97,7 +98,7 @@ def test_sql_lab_reads_serving_as_a_bi_reader_member(
             "JOIN pg_roles g ON g.oid = m.roleid WHERE r.rolname = %s",
             (superset_server.config.reader_role,),
         ).fetchall()
-    assert groups == [("bi_reader", False)]
+    assert sorted(groups) == [("bi_all_tenants", False), ("bi_reader", False)]
     status, answer = sql_lab(superset_api, serving_id, "SELECT count(*) FROM lakehouse_meta.schema_migrations")
     assert status != 200
     assert "permission denied for schema lakehouse_meta" in answer["errors"][0]["message"]
