@@ -321,9 +321,12 @@ class ModelServingSettings(_Model):
 
 
 class LocalStackSettings(_Model):
-    """Ports of the stack on this machine, and the Spark standalone cluster it starts where ``spark.master`` names a
-    ``spark://`` master here: ``spark_workers`` of ``spark_worker_cores`` cores and ``spark_worker_memory`` each."""
+    """Ports of the stack on this machine (the broker's plaintext, SASL_SSL and controller listeners), and the Spark
+    standalone cluster it starts where ``spark.master`` names a ``spark://`` master here: ``spark_workers`` of
+    ``spark_worker_cores`` cores and ``spark_worker_memory`` each."""
 
+    kafka_port: int = 9092
+    kafka_secure_port: int = 9094
     kafka_controller_port: int = 9093
     spark_workers: int = Field(default=2, ge=1)
     spark_worker_cores: int = Field(default=2, ge=1)
@@ -353,11 +356,6 @@ class Settings(_Model):
         if self.spark.master == "databricks" and self.databricks is None:
             raise ValueError("spark.master: databricks needs a databricks section (wheel, cluster)")
         return self
-
-    @property
-    def kafka_port(self) -> int:
-        """Port of the first bootstrap server."""
-        return int(self.kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
 
     @property
     def master_on_this_machine(self) -> bool:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 
 from lakehouse.config.settings import Settings, masked_mapping
@@ -23,9 +24,36 @@ def client_config(settings: Settings) -> dict[str, str]:
     return {"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.client}
 
 
-def admin_client(settings: Settings) -> AdminClient:
+class AuthFailuresAtDebug(logging.Filter):
+    """librdkafka logs every failed login at error level, several a second; the client's error names the failure
+    once (``metadata_error``), so these lines are debug ones."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "SASL authentication error" not in record.getMessage():
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+log.addFilter(AuthFailuresAtDebug())
+
+
+class ClientErrors:
+    """librdkafka's ``error_cb`` (called from ``poll``): keeps the first authentication failure."""
+
+    __slots__ = ("authentication",)
+
+    def __init__(self) -> None:
+        self.authentication: str | None = None
+
+    def __call__(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._AUTHENTICATION and self.authentication is None:
+            self.authentication = error.str()
+
+
+def admin_client(settings: Settings, errors: ClientErrors | None = None) -> AdminClient:
     """An AdminClient of this environment whose librdkafka logs go to Python logging, not stderr."""
-    config: dict[str, str | int | float | bool] = {**client_config(settings)}
+    config: dict[str, Any] = {**client_config(settings), "error_cb": errors or ClientErrors()}
     return AdminClient(config, logger=log)
 
 
@@ -37,13 +65,31 @@ def unreachable(settings: Settings, detail: str) -> KafkaClientError:
     )
 
 
-def cluster_metadata(settings: Settings, admin: AdminClient | None = None) -> ClusterMetadata:
-    """Brokers and topics of the cluster; KafkaClientError naming the fix when it is unreachable."""
-    client = admin or admin_client(settings)
+def metadata_error(
+    settings: Settings, exc: KafkaException, client: AdminClient | Producer, errors: ClientErrors, user: str | None
+) -> KafkaClientError:
+    """The one-line error for metadata that did not come: the broker refused the credentials, or did not answer."""
+    client.poll(0)  # serves the error callback
+    if errors.authentication is None:
+        return unreachable(settings, describe(exc))
+    return KafkaClientError(
+        f"Kafka at {settings.kafka.bootstrap_servers} refused the credentials of {user or '<no user>'!r} "
+        f"({errors.authentication}); check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (KAFKA_PRODUCER_SASL_* for "
+        f"the producer), or kafka.client of environment {settings.name!r}"
+    )
+
+
+def cluster_metadata(
+    settings: Settings, admin: AdminClient | None = None, errors: ClientErrors | None = None
+) -> ClusterMetadata:
+    """Brokers and topics of the cluster; KafkaClientError naming the fix when it is unreachable or refuses the
+    credentials (``errors``: the error callback of ``admin``)."""
+    errors = errors or ClientErrors()
+    client = admin or admin_client(settings, errors)
     try:
         metadata = client.list_topics(timeout=METADATA_TIMEOUT_S)
     except KafkaException as exc:
-        raise unreachable(settings, describe(exc)) from exc
+        raise metadata_error(settings, exc, client, errors, settings.kafka.client.get("sasl.username")) from exc
     if not metadata.brokers:
         raise unreachable(settings, "no brokers in metadata")
     return metadata
@@ -62,8 +108,9 @@ def ensure_topics(
     topics = sorted({spec.topic for spec in spec_list})
     kafka = settings.kafka
     log.debug("admin client config: %s", masked_mapping(client_config(settings)))
-    admin = admin_client(settings)
-    existing = cluster_metadata(settings, admin).topics
+    errors = ClientErrors()
+    admin = admin_client(settings, errors)
+    existing = cluster_metadata(settings, admin, errors).topics
 
     result: dict[str, bool] = {}
     for topic in topics:

@@ -22,11 +22,19 @@ from confluent_kafka.admin import ClusterMetadata
 from lakehouse.config.settings import Settings, masked_mapping
 from lakehouse.config.specs import EventTypeSpec
 from lakehouse.config.specs import event_type as load_event_type
-from lakehouse.kafka.admin import METADATA_TIMEOUT_S, client_config, describe, unreachable
+from lakehouse.kafka.admin import (
+    METADATA_TIMEOUT_S,
+    AuthFailuresAtDebug,
+    ClientErrors,
+    client_config,
+    describe,
+    metadata_error,
+)
 from lakehouse.kafka.errors import KafkaClientError
 from lakehouse.kafka.generator import GeneratedMessage
 
 log = logging.getLogger(__name__)
+log.addFilter(AuthFailuresAtDebug())
 
 PRODUCER_DEFAULTS: dict[str, str] = {
     "enable.idempotence": "true",
@@ -84,7 +92,9 @@ class EventProducer:
         self.bootstrap_servers = settings.kafka.bootstrap_servers
         config = producer_config(settings, extra_config)
         log.debug("producer config: %s", masked_mapping({k: str(v) for k, v in config.items()}))
-        self._producer = Producer(config, logger=log)
+        self._errors = ClientErrors()
+        self._user = config.get("sasl.username")
+        self._producer = Producer({**config, "error_cb": self._errors}, logger=log)
         self._failed = 0
         self._first_error: str | None = None
         self._failed_topic: str | None = None
@@ -232,6 +242,12 @@ class EventProducer:
                     if progress is not None:
                         progress.update(sent)
             remaining = self._producer.flush(FLUSH_TIMEOUT_S)
+        except KafkaException as exc:  # fatal, from poll or flush: e.g. an idempotent producer refused its id
+            self._closed = True
+            raise KafkaClientError(
+                f"the producer stopped sending to topic {topic!r} on {self.bootstrap_servers}: {describe(exc)}; an "
+                "authorization error means the producing principal may not write the topic (check its ACLs)"
+            ) from exc
         finally:
             if progress is not None:
                 progress.stop(sent)
@@ -261,7 +277,7 @@ class EventProducer:
             return self._producer.list_topics(topic, timeout=METADATA_TIMEOUT_S)
         except KafkaException as exc:
             self._closed = True
-            raise unreachable(self.settings, describe(exc)) from exc
+            raise metadata_error(self.settings, exc, self._producer, self._errors, self._user) from exc
 
     def _require_topic(self, topic: str) -> None:
         deadline = time.monotonic() + TOPIC_WAIT_S

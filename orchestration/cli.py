@@ -100,13 +100,22 @@ def stack_status() -> None:
 @stack_app.command("env")
 def stack_env(
     show_secrets: Annotated[
-        bool, typer.Option("--show-secrets", help="Also print Superset's admin password (LAKEHOUSE_SUPERSET_PASSWORD).")
+        bool,
+        typer.Option("--show-secrets", help="Also print the passwords (Superset's admin, the Kafka principals')."),
+    ] = False,
+    secure_kafka: Annotated[
+        bool,
+        typer.Option(
+            "--secure-kafka",
+            help="Point the Kafka clients at the local broker's SASL_SSL listener: the streaming principal for every "
+            "client, the producer principal for the producer.",
+        ),
     ] = False,
 ) -> None:
     """Shell exports for using the stack: eval "$(lakehouse stack env)"."""
     from lakehouse.scripts.stack import LocalStack
 
-    typer.echo(LocalStack(settings()).env_exports(show_secrets=show_secrets))
+    typer.echo(LocalStack(settings()).env_exports(show_secrets=show_secrets, secure_kafka=secure_kafka))
 
 
 @stack_app.command("export-dashboards")

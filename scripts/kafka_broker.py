@@ -9,8 +9,10 @@ import uuid
 from pathlib import Path
 
 from lakehouse.config.settings import Settings
+from lakehouse.config.specs import load_event_types
 from lakehouse.scripts.errors import StackError
-from lakehouse.scripts.process import Service, port_open, require_command, require_free_port, wait_until
+from lakehouse.scripts.kafka_security import KafkaSecurity
+from lakehouse.scripts.process import JDK_FIX, Service, port_open, require_command, require_free_port, wait_until
 from lakehouse.spark.jars import JarSet, resolve
 
 log = logging.getLogger(__name__)
@@ -49,19 +51,27 @@ def new_cluster_id() -> str:
 
 
 class KafkaBroker:
-    """The local stack's broker: data under ``$LAKEHOUSE_HOME/kafka``, plaintext on localhost."""
+    """The local stack's broker: data under ``$LAKEHOUSE_HOME/kafka``, on localhost: a plaintext listener for
+    quick local use and a SASL_SSL one (SCRAM-SHA-512, ACLs) for the principals of ``kafka_security``."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.state_dir = settings.home / "kafka"
         self.service = Service("kafka", settings.home / "run")
-        self.port = settings.kafka_port
+        self.port = settings.local_stack.kafka_port
+        self.secure_port = settings.local_stack.kafka_secure_port
         self.controller_port = settings.local_stack.kafka_controller_port
+        self.security = KafkaSecurity(self.state_dir / "security")
 
     @property
     def address(self) -> str:
-        """Bootstrap servers of the broker."""
+        """Bootstrap servers of the broker's plaintext listener."""
         return f"localhost:{self.port}"
+
+    @property
+    def secure_address(self) -> str:
+        """Bootstrap servers of the broker's SASL_SSL listener."""
+        return f"localhost:{self.secure_port}"
 
     def _properties(self) -> Path:
         props = self.state_dir / "server.properties"
@@ -71,11 +81,13 @@ class KafkaBroker:
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@localhost:{self.controller_port}",
-                    f"listeners=PLAINTEXT://localhost:{self.port},CONTROLLER://localhost:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://localhost:{self.port}",
+                    f"listeners=PLAINTEXT://localhost:{self.port},SASL_SSL://localhost:{self.secure_port},"
+                    f"CONTROLLER://localhost:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://localhost:{self.port},SASL_SSL://localhost:{self.secure_port}",
                     "controller.listener.names=CONTROLLER",
                     "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL",
+                    *self.security.broker_properties(self.secure_port),
                     f"log.dirs={self.state_dir / 'data'}",
                     f"num.partitions={self.settings.kafka.topic_partitions}",
                     "offsets.topic.replication.factor=1",
@@ -94,11 +106,12 @@ class KafkaBroker:
                 ]
             )
         )
+        props.chmod(0o600)  # it holds the keystore's password
         (self.state_dir / "log4j2.yaml").write_text(_LOG4J2)
         return props
 
     def _java(self, main_class: str, *args: str) -> list[str]:
-        java = require_command("java", "install a Java 17 JDK (Debian: `apt-get install openjdk-17-jdk-headless`)")
+        java = require_command("java", JDK_FIX)
         return [
             java,
             "-Xms256m",
@@ -137,13 +150,17 @@ class KafkaBroker:
         if self.running():
             return
         require_free_port(self.port, "the Kafka broker", "LAKEHOUSE_KAFKA_PORT")
+        require_free_port(self.secure_port, "the Kafka broker's SASL_SSL listener", "LAKEHOUSE_KAFKA_SECURE_PORT")
         require_free_port(self.controller_port, "the Kafka controller", "LAKEHOUSE_KAFKA_CONTROLLER_PORT")
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.security.ensure_certificates()
         props = self._properties()
         self._format_storage(props)
         self.service.start(self._java("kafka.Kafka", str(props)))
         wait_until(self._ready, 90, f"Kafka broker on {self.address}", self.service.log_file)
-        log.info("Kafka broker up on %s", self.address)
+        topics = sorted({spec.topic for spec in load_event_types().values()})
+        self.security.create_principals(self.address, topics)
+        log.info("Kafka broker up on %s (plaintext) and %s (SASL_SSL)", self.address, self.secure_address)
 
     def _ready(self) -> bool:
         if self.service.pid() is None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lakehouse.config.settings import Settings, is_local_host
 from lakehouse.scripts.errors import StackError
-from lakehouse.scripts.process import Service, port_open, require_command, require_free_port, wait_until
+from lakehouse.scripts.process import JDK_FIX, Service, port_open, require_command, require_free_port, wait_until
 from lakehouse.spark.jars import JarSet, resolve
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class ObjectStore:
         """Start s3proxy unless it runs already, with a folder for each bucket of the lake's roots."""
         if not self.configured or self.running():
             return
-        java = require_command("java", "install a Java 17 JDK (Debian: `apt-get install openjdk-17-jdk-headless`)")
+        java = require_command("java", JDK_FIX)
         require_free_port(self.port, "the object store (s3proxy)", "LAKEHOUSE_S3_PORT")
         data = self.state_dir / "data"
         for bucket in self.settings.storage.s3_buckets:

@@ -33,6 +33,9 @@ def require_free_port(port: int, what: str, env_var: str) -> None:
         )
 
 
+JDK_FIX = "install a Java 17 JDK (Debian: `apt-get install openjdk-17-jdk-headless`)"
+
+
 def require_command(command: str, fix: str) -> str:
     """Path of an executable on PATH, or a PrerequisiteError naming how to install it."""
     found = shutil.which(command)

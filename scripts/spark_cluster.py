@@ -8,7 +8,7 @@ import sys
 
 from lakehouse.config.settings import Settings
 from lakehouse.scripts.errors import StackError
-from lakehouse.scripts.process import Service, port_open, require_command, require_free_port, wait_until
+from lakehouse.scripts.process import JDK_FIX, Service, port_open, require_command, require_free_port, wait_until
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class SparkCluster:
             return
         from lakehouse.spark.submit import spark_home
 
-        require_command("java", "install a Java 17 JDK (Debian: `apt-get install openjdk-17-jdk-headless`)")
+        require_command("java", JDK_FIX)
         spark_class = str(spark_home() / "bin" / "spark-class")
         env = self._env()
         web_port = self.settings.local_stack.spark_master_web_port

@@ -147,9 +147,9 @@ class LocalStack:
             and (s.name != "superset" or self.superset.configured)
         ]
 
-    def env_exports(self, show_secrets: bool = False) -> str:
+    def env_exports(self, show_secrets: bool = False, secure_kafka: bool = False) -> str:
         """``export`` lines for a shell. Secrets are not printed (the DSN comes from your own environment) unless
-        ``show_secrets``: then Superset's admin password is."""
+        ``show_secrets``: then Superset's admin password is, and with ``secure_kafka`` the Kafka principals'."""
         values = {
             "LAKEHOUSE_HOME": str(self.settings.home),
             "LAKEHOUSE_ENV": self.settings.name,
@@ -164,7 +164,23 @@ class LocalStack:
                 if not k.startswith("AIRFLOW_CONN_") and "SECRET" not in k and "SQL_ALCHEMY_CONN" not in k
             },
         }
+        if secure_kafka:
+            values.update(self._secure_kafka_env(show_secrets))
         return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in values.items() if v is not None)
+
+    def _secure_kafka_env(self, show_secrets: bool) -> dict[str, str | None]:
+        streaming = self.kafka.security.client_properties("streaming", self.kafka.secure_address)
+        producer = self.kafka.security.client_properties("producer", self.kafka.secure_address)
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": streaming["bootstrap.servers"],
+            "KAFKA_SECURITY_PROTOCOL": streaming["security.protocol"],
+            "KAFKA_SASL_MECHANISM": streaming["sasl.mechanism"],
+            "KAFKA_SSL_CA_LOCATION": streaming["ssl.ca.location"],
+            "KAFKA_SASL_USERNAME": streaming["sasl.username"],
+            "KAFKA_SASL_PASSWORD": streaming["sasl.password"] if show_secrets else None,
+            "KAFKA_PRODUCER_SASL_USERNAME": producer["sasl.username"],
+            "KAFKA_PRODUCER_SASL_PASSWORD": producer["sasl.password"] if show_secrets else None,
+        }
 
 
 def _dsn_reachable(dsn: str) -> bool:

@@ -31,6 +31,7 @@ TEST_ENV = {
     "LAKEHOUSE_HOME": str(ROOT / ".lakehouse" / "test"),
     "LAKEHOUSE_KAFKA_PORT": suite_port(29092),
     "LAKEHOUSE_KAFKA_CONTROLLER_PORT": suite_port(29093),
+    "LAKEHOUSE_KAFKA_SECURE_PORT": suite_port(29094),
     "LAKEHOUSE_PG_PORT": suite_port(25433),
     "LAKEHOUSE_AIRFLOW_PORT": suite_port(28080),
     "LAKEHOUSE_SPARK_MASTER": "local[2]",

@@ -16,8 +16,11 @@ _JAAS_MODULES = {
 def java_client_options(client: dict[str, str], login_module_prefix: str = "") -> dict[str, str]:
     """librdkafka-style client properties -> Java client properties (``sasl.username``/``sasl.password``
     become ``sasl.jaas.config``, as the Java client and Azure Event Hubs expect; the login module's class name
-    gets ``login_module_prefix``, ``kafkashaded.`` where the Kafka client is shaded)."""
-    options = {k: v for k, v in client.items() if k not in ("sasl.username", "sasl.password")}
+    gets ``login_module_prefix``, ``kafkashaded.`` where the Kafka client is shaded; ``ssl.ca.location`` becomes
+    a PEM truststore)."""
+    options = {k: v for k, v in client.items() if k not in ("sasl.username", "sasl.password", "ssl.ca.location")}
+    if "ssl.ca.location" in client:  # librdkafka's CA file: a PEM truststore to the Java client
+        options.update({"ssl.truststore.type": "PEM", "ssl.truststore.location": client["ssl.ca.location"]})
     if "sasl.username" in client and "sasl.jaas.config" not in client:
         module = _JAAS_MODULES.get(client.get("sasl.mechanism", "PLAIN").upper(), _JAAS_MODULES["PLAIN"])
         module = login_module_prefix + module
