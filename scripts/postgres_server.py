@@ -208,7 +208,7 @@ class EmbeddedPostgres:
             lines = hba.read_text().splitlines()
             hba.write_text(
                 "\n".join(
-                    line[: -len("trust")] + "scram-sha-256"
+                    line.rstrip()[: -len("trust")] + "scram-sha-256"
                     if not line.lstrip().startswith("#") and line.split()[-1:] == ["trust"]
                     else line
                     for line in lines
