@@ -42,6 +42,7 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
 )
 CHROMIUM_FIX = "install Debian's Chromium (apt-get install chromium) or put a Chromium on the PATH"
+LOGIN_TIMEOUT_MS = 60_000
 # every chart holder has settled: no loading indicator, and each shows a drawn chart, an error or an empty state
 SETTLED_JS = """() => {
   const charts = [...document.querySelectorAll('[data-test="chart-grid-component"]')];
@@ -173,9 +174,13 @@ class DashboardBrowser:
         page.locator("#password").fill(self.password)
         page.get_by_role("button", name="Sign in").click()
         try:
-            page.wait_for_url(lambda url: "/login" not in url, timeout=30_000)
+            # "commit": the redirect away from the login page is the answer; the page it leads to may load slowly
+            page.wait_for_url(lambda url: "/login" not in url, wait_until="commit", timeout=LOGIN_TIMEOUT_MS)
         except Exception as exc:
-            raise StackError(f"Superset at {self.base_url} refused the login of {self.username!r}") from exc
+            raise StackError(
+                f"Superset at {self.base_url} did not accept the login of {self.username!r} within "
+                f"{LOGIN_TIMEOUT_MS // 1000} s (still on {page.url})"
+            ) from exc
 
     def render(self, dashboard: int | str, timeout_s: float = 90) -> RenderedDashboard:
         """Open a dashboard (id or slug) and wait until every chart settled; what it showed, and its wall time."""
