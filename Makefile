@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo down status test test-unit lint format typecheck bench lock clean
+.PHONY: setup demo down status test test-unit lint format typecheck bench chaos lock clean
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python 3.11+ is required: install it and run make again")'
@@ -50,6 +50,10 @@ format: setup
 # BENCH_ARGS runs a part or a quick check, e.g. make bench BENCH_ARGS="stream --steps 2000,5000 --step-seconds 40"
 bench: setup  ## Benchmarks; results go to docs/benchmarks.md (and docs/benchmarks.json, docs/bench/)
 	$(BIN)/python -m lakehouse.scripts.bench $(BENCH_ARGS)
+
+# CHAOS_ARGS runs a smaller or harsher run, e.g. make chaos CHAOS_ARGS="--events 200000 --driver-kills 3"
+chaos: setup  ## The chaos run: a million events while the stream's driver and the broker are killed; docs/reliability.md
+	$(BIN)/python -m lakehouse.scripts.chaos $(CHAOS_ARGS)
 
 lock:  ## Re-resolve the pins in a clean venv and rewrite constraints.txt
 	rm -rf /tmp/lakehouse-lock && $(PYTHON) -m venv /tmp/lakehouse-lock

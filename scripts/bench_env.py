@@ -1,10 +1,10 @@
-"""Where the benchmarks run: a stack of their own (ports 39092/39093/35433/35002/35050/35051/35088, state in
+"""Where the benchmarks run: a stack of their own (ports 39092/39093/39094/35433/35002/35050/35051/35088, state in
 .lakehouse/bench), so a demo or test stack can stay up; ``LAKEHOUSE_BENCH_KAFKA_PORT``,
-``LAKEHOUSE_BENCH_KAFKA_CONTROLLER_PORT``, ``LAKEHOUSE_BENCH_PG_PORT``, ``LAKEHOUSE_BENCH_SPARK_CONNECT_PORT``,
-``LAKEHOUSE_BENCH_MLFLOW_PORT``, ``LAKEHOUSE_BENCH_MODEL_SERVER_PORT`` and ``LAKEHOUSE_BENCH_SUPERSET_PORT`` move it
-when those ports are taken. Its
-PostgreSQL is durable (fsync, synchronous_commit and full_page_writes on), like the demo stack's. Each measured run
-gets a copy of config/ whose topics carry a suffix of its own, and its own lake and checkpoint folders."""
+``LAKEHOUSE_BENCH_KAFKA_CONTROLLER_PORT``, ``LAKEHOUSE_BENCH_KAFKA_SECURE_PORT``, ``LAKEHOUSE_BENCH_PG_PORT``,
+``LAKEHOUSE_BENCH_SPARK_CONNECT_PORT``, ``LAKEHOUSE_BENCH_MLFLOW_PORT``, ``LAKEHOUSE_BENCH_MODEL_SERVER_PORT`` and
+``LAKEHOUSE_BENCH_SUPERSET_PORT`` move it when those ports are taken. Its PostgreSQL is durable (fsync,
+synchronous_commit and full_page_writes on), like the demo stack's. Each measured run gets a copy of config/ whose
+topics carry a suffix of its own, and its own lake and checkpoint folders."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ BENCH_ENV = {
     "LAKEHOUSE_HOME": str(ROOT / ".lakehouse" / "bench"),
     "LAKEHOUSE_KAFKA_PORT": os.environ.get("LAKEHOUSE_BENCH_KAFKA_PORT", "39092"),
     "LAKEHOUSE_KAFKA_CONTROLLER_PORT": os.environ.get("LAKEHOUSE_BENCH_KAFKA_CONTROLLER_PORT", "39093"),
+    "LAKEHOUSE_KAFKA_SECURE_PORT": os.environ.get("LAKEHOUSE_BENCH_KAFKA_SECURE_PORT", "39094"),
     "LAKEHOUSE_PG_PORT": os.environ.get("LAKEHOUSE_BENCH_PG_PORT", "35433"),
     "LAKEHOUSE_SPARK_CONNECT_PORT": os.environ.get("LAKEHOUSE_BENCH_SPARK_CONNECT_PORT", "35002"),
     # the model serving benchmark's MLflow server and model server (and the servers it compares with, on the next

@@ -69,7 +69,8 @@ class StreamRun:
             f"stream_{s.name}": Path(self.settings.storage.checkpoint_path(f"stream_{s.name}")) for s in self.specs
         }
 
-    def _launch(self) -> None:
+    def launch(self) -> None:
+        """Start the stream job (spark-submit, its own process group), appending to the run's log."""
         from lakehouse.spark.submit import submit_command, submit_env
 
         argv = submit_command(self.settings, STREAM_JOB, self.stream_args)
@@ -93,7 +94,7 @@ class StreamRun:
         on them and wait until its session is up (without a prefill: start the stream and wait for its first
         batches)."""
         ensure_topics(self.settings, self.specs)
-        self._launch()
+        self.launch()
         self._wait(lambda: all((c / "commits" / "0").is_file() for c in self.checkpoints.values()), "commit batch 0")
         if self.prefill is None:  # a run on its own events only: the stream goes on
             self._read_app_ids()
@@ -106,7 +107,7 @@ class StreamRun:
                 copy_function=os.link,
             )
         launched = self.log.stat().st_size
-        self._launch()
+        self.launch()
         # the driver's session is up: the queries start a moment later (the warm-up covers the rest)
         self._wait(lambda: SESSION_UP in self.log.read_bytes()[launched:].decode(errors="replace"), "start again")
         self._read_app_ids()

@@ -1,0 +1,158 @@
+"""The chaos run, ``make chaos``: a million events through the continuous stream while its driver and the Kafka
+broker are killed (``lakehouse.scripts.chaos_stream`` says what is done and checked). It runs on a stack of its own
+(state in ``.lakehouse/chaos``; ports 49092/49093/49094/45433, moved by ``LAKEHOUSE_CHAOS_KAFKA_PORT``,
+``LAKEHOUSE_CHAOS_KAFKA_CONTROLLER_PORT``, ``LAKEHOUSE_CHAOS_KAFKA_SECURE_PORT`` and ``LAKEHOUSE_CHAOS_PG_PORT``),
+so a demo or test stack can stay up, with PostgreSQL durable. The report goes to docs/reliability.md (its section
+"The latest chaos run") and the raw result to docs/chaos/; the run exits 1 when a check failed, keeping its lake.
+
+    python -m lakehouse.scripts.chaos [--events N] [--rate R] [--driver-kills K] [--broker-bounces B]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lakehouse.scripts.bench_env import ROOT
+
+CHAOS_ENV = {
+    "LAKEHOUSE_ENV": "local",
+    "LAKEHOUSE_HOME": str(ROOT / ".lakehouse" / "chaos"),
+    "LAKEHOUSE_KAFKA_PORT": os.environ.get("LAKEHOUSE_CHAOS_KAFKA_PORT", "49092"),
+    "LAKEHOUSE_KAFKA_CONTROLLER_PORT": os.environ.get("LAKEHOUSE_CHAOS_KAFKA_CONTROLLER_PORT", "49093"),
+    "LAKEHOUSE_KAFKA_SECURE_PORT": os.environ.get("LAKEHOUSE_CHAOS_KAFKA_SECURE_PORT", "49094"),
+    "LAKEHOUSE_PG_PORT": os.environ.get("LAKEHOUSE_CHAOS_PG_PORT", "45433"),
+    "LAKEHOUSE_SPARK_MASTER": "local[2]",
+    "LAKEHOUSE_PG_DURABILITY": "durable",
+}
+REPORT = ROOT / "docs" / "reliability.md"
+RAW = ROOT / "docs" / "chaos"
+MARKER = "## The latest chaos run"
+
+
+def report_section(result: dict[str, Any], run: dict[str, Any], raw: Path) -> str:
+    """The report's section on one run, in Markdown."""
+    from lakehouse.scripts.bench_report import run_line
+
+    plan, checks = result["plan"], result["checks"]
+    lines = [
+        MARKER,
+        "",
+        run_line(run) + f". Raw result: `{raw.relative_to(ROOT)}`.",
+        "",
+        f"{plan['events']:,} events over the three topics at {plan['rate']:,.0f} events/s (2% duplicates, 1% "
+        "each malformed, contract-invalid and late), the stream continuous on `local[2]` with a "
+        f"{plan['trigger_seconds']} s trigger; {plan['driver_kills']} driver kills and {plan['broker_bounces']} "
+        f"broker bounce(s) (broker down {plan['broker_down_s']} s) in a random order, each at a random moment of "
+        "its own slot of the middle 80% of the production window. "
+        f"**Checks {'passed' if result['passed'] else 'FAILED'}.**",
+        "",
+        "| fault | at (s after producing began) | Kafka end offsets then | recovered after (s) | next fault first |",
+        "|---|---|---|---|---|",
+    ]
+    for fault in result["faults"]:
+        lines.append(
+            f"| {fault['kind'].replace('_', ' ')} | {fault['at_s']} | {fault['end_offsets']:,} | "
+            f"{fault['recovered_after_s']} | {'yes' if fault['overlapped'] else 'no'} |"
+        )
+    bronze = checks["bronze"]
+    lines += [
+        "",
+        "Recovered means that the audit counted every message Kafka held when the fault hit; where the next fault came "
+        "first, the time includes it.",
+        "",
+        "| check | expected | found | missing | unexpected | repeated |",
+        "|---|---|---|---|---|---|",
+        f"| Bronze = Kafka (topic, partition, offset) | {bronze['kafka']:,} | {bronze['bronze']:,} | "
+        f"{bronze['missing']} | {bronze['unexpected']} | {bronze['repeated']} |",
+    ]
+    for name in ("silver", "quarantine", "dead_letters"):
+        gate = checks[name]
+        lines.append(
+            f"| {name.replace('_', ' ')} | {gate['expected']:,} | {gate['found']:,} | {gate['missing']} | "
+            f"{gate['unexpected']} | {gate['repeated']} |"
+        )
+    producer = result["producer"]
+    lines += [
+        "",
+        f"Producer: {sum(p['sent'] for p in producer['phases']):,} sent, {producer['failed']} failed, "
+        f"{producer['undelivered']} undelivered. Silver (key, event date) pairs held twice: "
+        f"{sum(checks['silver_duplicates'].values())}. The audit counts {checks['audit']['input_rows']:,} messages "
+        f"read and {checks['audit']['output_rows']:,} Silver rows. "
+        f"Stream restarts: {result['stream_restarts']}, of which {result['unplanned_stream_exits']} after an exit "
+        "of its own (not a kill). "
+        f"Drain after the last event: {result['drain_s']} s; catch-up run: {result['catch_up_s']} s; "
+        f"whole run: {result['wall_s']:,.0f} s.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(result: dict[str, Any], run: dict[str, Any]) -> Path:
+    """The raw result under docs/chaos/, and the report's last section replaced by this run's."""
+    RAW.mkdir(parents=True, exist_ok=True)
+    raw = RAW / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{run['git_sha'][:7]}.json"
+    raw.write_text(json.dumps({"run": run, "result": result}, indent=2, default=str))
+    text = REPORT.read_text() if REPORT.is_file() else "# Reliability\n\n"
+    head = text.split(MARKER)[0].rstrip() + "\n\n"
+    REPORT.write_text(head + report_section(result, run, raw))
+    return REPORT
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start the chaos stack, run the stream chaos, write the report; exit 1 when a check failed."""
+    parser = argparse.ArgumentParser(prog="chaos", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000, help="events over all topics (default 1,000,000)")
+    parser.add_argument("--rate", type=float, default=2_000, help="events/s the producers send (default 2,000)")
+    parser.add_argument("--driver-kills", type=int, default=5, help="kill -9s of the streaming driver (default 5)")
+    parser.add_argument("--broker-bounces", type=int, default=1, help="kill -9s and restarts of the broker (default 1)")
+    parser.add_argument("--seed", type=int, default=7, help="the faults' order and pauses, and the events")
+    args = parser.parse_args(argv)
+    command = (
+        "make chaos"
+        if not (argv or sys.argv[1:])
+        else "python -m lakehouse.scripts.chaos " + " ".join(argv or sys.argv[1:])
+    )
+    os.environ.update(CHAOS_ENV)
+    from lakehouse.config.settings import settings
+    from lakehouse.postgres.migrate import migrate
+    from lakehouse.scripts.bench_meta import RunRecord
+    from lakehouse.scripts.chaos_stream import StreamChaosPlan, run_stream_chaos
+    from lakehouse.scripts.stack import LocalStack
+    from lakehouse.spark.session import get_spark
+
+    settings.cache_clear()
+    stack = LocalStack(settings())
+    stack.up(("kafka", "postgres"))
+    dsn = settings().postgres_dsn()
+    migrate(dsn)
+    record = RunRecord(command, dsn)
+    plan = StreamChaosPlan(
+        events=args.events,
+        rate=args.rate,
+        driver_kills=args.driver_kills,
+        broker_bounces=args.broker_bounces,
+        seed=args.seed,
+    )
+    work = Path(CHAOS_ENV["LAKEHOUSE_HOME"]) / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    try:
+        spark = get_spark("chaos", own_driver=True)
+        result = run_stream_chaos(spark, plan, work, stack.kafka).as_dict()
+        run = record.finish()
+    finally:
+        stack.down()
+    print(f"wrote {write_report(result, run)}")
+    if not result["passed"]:
+        print(f"a chaos check failed; the run's lake and logs are kept in {work}")
+        sys.exit(1)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
