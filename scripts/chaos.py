@@ -44,7 +44,7 @@ def report_section(result: dict[str, Any], run: dict[str, Any], raw: Path) -> st
     lines = [
         MARKER,
         "",
-        run_line(run) + f". Raw result: `{raw.relative_to(ROOT)}`.",
+        run_line(run) + f" Raw result: `{raw.relative_to(ROOT)}`.",
         "",
         f"{plan['events']:,} events over the three topics at {plan['rate']:,.0f} events/s (2% duplicates, 1% "
         "each malformed, contract-invalid and late), the stream continuous on `local[2]` with a "
