@@ -1,11 +1,14 @@
 """The chaos run, ``make chaos``: a million events through the continuous stream while its driver and the Kafka
-broker are killed (``lakehouse.scripts.chaos_stream`` says what is done and checked). It runs on a stack of its own
-(state in ``.lakehouse/chaos``; ports 49092/49093/49094/45433, moved by ``LAKEHOUSE_CHAOS_KAFKA_PORT``,
-``LAKEHOUSE_CHAOS_KAFKA_CONTROLLER_PORT``, ``LAKEHOUSE_CHAOS_KAFKA_SECURE_PORT`` and ``LAKEHOUSE_CHAOS_PG_PORT``),
-so a demo or test stack can stay up, with PostgreSQL durable. The report goes to docs/reliability.md (its section
-"The latest chaos run") and the raw result to docs/chaos/; the run exits 1 when a check failed, keeping its lake.
+broker are killed (``lakehouse.scripts.chaos_stream``), then the ``gold_marts`` DAG through the stack's Airflow
+while its scheduler is killed and PostgreSQL crashes (``lakehouse.scripts.chaos_gold``); each says what is done and
+checked. It runs on a stack of its own (state in ``.lakehouse/chaos``; ports 49092/49093/49094 for Kafka, 45433 for
+PostgreSQL, 48080 for Airflow and 45002 for Spark Connect, moved by ``LAKEHOUSE_CHAOS_KAFKA_PORT``,
+``LAKEHOUSE_CHAOS_KAFKA_CONTROLLER_PORT``, ``LAKEHOUSE_CHAOS_KAFKA_SECURE_PORT``, ``LAKEHOUSE_CHAOS_PG_PORT``,
+``LAKEHOUSE_CHAOS_AIRFLOW_PORT`` and ``LAKEHOUSE_CHAOS_SPARK_CONNECT_PORT``), so a demo or test stack can stay up,
+with PostgreSQL durable. The report goes to docs/reliability.md (its section "The latest chaos run") and the raw
+result to docs/chaos/; the run exits 1 when a check failed, keeping its lake.
 
-    python -m lakehouse.scripts.chaos [--events N] [--rate R] [--driver-kills K] [--broker-bounces B]
+    python -m lakehouse.scripts.chaos [--events N] [--rate R] [--driver-kills K] [--broker-bounces B] [--no-gold]
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 import os
 import shutil
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,8 @@ CHAOS_ENV = {
     "LAKEHOUSE_KAFKA_CONTROLLER_PORT": os.environ.get("LAKEHOUSE_CHAOS_KAFKA_CONTROLLER_PORT", "49093"),
     "LAKEHOUSE_KAFKA_SECURE_PORT": os.environ.get("LAKEHOUSE_CHAOS_KAFKA_SECURE_PORT", "49094"),
     "LAKEHOUSE_PG_PORT": os.environ.get("LAKEHOUSE_CHAOS_PG_PORT", "45433"),
+    "LAKEHOUSE_AIRFLOW_PORT": os.environ.get("LAKEHOUSE_CHAOS_AIRFLOW_PORT", "48080"),
+    "LAKEHOUSE_SPARK_CONNECT_PORT": os.environ.get("LAKEHOUSE_CHAOS_SPARK_CONNECT_PORT", "45002"),
     "LAKEHOUSE_SPARK_MASTER": "local[2]",
     "LAKEHOUSE_PG_DURABILITY": "durable",
 }
@@ -91,7 +96,43 @@ def report_section(result: dict[str, Any], run: dict[str, Any], raw: Path) -> st
         f"whole run: {result['wall_s']:,.0f} s.",
         "",
     ]
+    if result.get("gold"):
+        lines += gold_section(result["gold"])
     return "\n".join(lines)
+
+
+def gold_section(gold: dict[str, Any]) -> list[str]:
+    """The report's lines on the Gold half."""
+    lines = [
+        "### Gold under faults",
+        "",
+        f"**Checks {'passed' if gold['passed'] else 'FAILED'}.** "
+        + "; ".join(f"run of {day}: {state} in {gold['run_seconds'][day]} s" for day, state in gold["runs"].items())
+        + f". Tasks that needed more than one try: {gold['retried_tasks']}; Airflow components started again "
+        f"after exiting on their own: {gold['airflow_restarts']}.",
+        "",
+        "| fault | run of | at (s after the run was triggered) | tasks running then | recovered after (s) | "
+        "their tries |",
+        "|---|---|---|---|---|---|",
+    ]
+    for fault in gold["faults"]:
+        tries = ", ".join(f"{task}: {n}" for task, n in fault["tries"].items()) or "-"
+        lines.append(
+            f"| {fault['kind'].replace('_', ' ')} | {fault['day']} | {fault['at_s']} | "
+            f"{', '.join(fault['running'])} | {fault['recovered_after_s']} | {tries} |"
+        )
+    lines += [
+        "",
+        "Recovered means that every task running when the fault hit had succeeded.",
+        "",
+        "| serving table = Gold | Gold rows | serving rows | missing | unexpected |",
+        "|---|---|---|---|---|",
+    ]
+    for mart, check in gold["serving"].items():
+        lines.append(
+            f"| {mart} | {check['gold']:,} | {check['serving']:,} | {check['missing']} | {check['unexpected']} |"
+        )
+    return [*lines, ""]
 
 
 def write_report(result: dict[str, Any], run: dict[str, Any]) -> Path:
@@ -113,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--driver-kills", type=int, default=5, help="kill -9s of the streaming driver (default 5)")
     parser.add_argument("--broker-bounces", type=int, default=1, help="kill -9s and restarts of the broker (default 1)")
     parser.add_argument("--seed", type=int, default=7, help="the faults' order and pauses, and the events")
+    parser.add_argument("--no-gold", action="store_true", help="skip the Gold half (Airflow, scheduler kill, crash)")
     args = parser.parse_args(argv)
     command = (
         "make chaos"
@@ -144,6 +186,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         spark = get_spark("chaos", own_driver=True)
         result = run_stream_chaos(spark, plan, work, stack.kafka).as_dict()
+        if not args.no_gold:
+            from lakehouse.scripts.chaos_gold import run_gold_chaos
+
+            first = datetime.fromisoformat(result["event_start"]).date()
+            gold = run_gold_chaos(spark, stack, [first, first + timedelta(days=1)], args.seed)
+            result["gold"] = gold.as_dict()
+            result["passed"] = result["passed"] and gold.passed
         run = record.finish()
     finally:
         stack.down()

@@ -77,6 +77,7 @@ class StreamChaosResult:
     """What the run did and found; ``passed`` is the conjunction of the checks."""
 
     plan: dict[str, Any]
+    event_start: str = ""
     faults: list[FaultRecord] = field(default_factory=list)
     stream_restarts: int = 0
     unplanned_stream_exits: int = 0
@@ -236,6 +237,7 @@ def run_stream_chaos(
     run = StreamRun("chaos", work_dir, None, plan.trigger_seconds, plan.max_records_per_batch)
     run.start()
     event_start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+    result.event_start = event_start.isoformat()
     producers = Producers(run, [(plan.rate, plan.events / plan.rate)], event_start, plan.seed, plan.producer_rate)
     probe = Probe(run)
     supervisor = _Supervisor(run, probe)

@@ -59,7 +59,8 @@ class AirflowApi:
             headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return json.loads(response.read())
+            body = response.read()
+        return json.loads(body) if body else {}
 
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
         """Wait until the dag-processor has parsed the DAG."""
@@ -76,7 +77,7 @@ class AirflowApi:
             else:
                 return
 
-    def trigger(self, dag_id: str, start: datetime, end: datetime) -> str:
+    def trigger(self, dag_id: str, start: datetime, end: datetime, prefix: str = "demo") -> str:
         """Run the DAG for the data interval [start, end) and return the run id: a new run, or, when a run for
         that logical date exists (a second demo), that run cleared and run again.
 
@@ -87,7 +88,7 @@ class AirflowApi:
         day = start.isoformat()
         run_id = self._clear_existing_run(dag_id, day)
         if run_id is None:
-            run_id = f"demo__{start:%Y-%m-%d}"
+            run_id = f"{prefix}__{start:%Y-%m-%d}"
             try:
                 self._request(
                     "POST",
@@ -116,6 +117,14 @@ class AirflowApi:
         run_id = str(runs[0]["dag_run_id"])
         self._request("POST", f"/dags/{dag_id}/dagRuns/{quote(run_id)}/clear", {"dry_run": False})
         return run_id
+
+    def delete_runs(self, dag_id: str, day: str) -> None:
+        """Delete the runs of logical date ``day`` (with their task history), so that the next is a new run."""
+        runs = self._request(
+            "GET", f"/dags/{dag_id}/dagRuns?logical_date_gte={quote(day)}&logical_date_lte={quote(day)}"
+        )["dag_runs"]
+        for run in runs:
+            self._request("DELETE", f"/dags/{dag_id}/dagRuns/{quote(str(run['dag_run_id']))}")
 
     def state(self, dag_id: str, run_id: str) -> str:
         """State of one DAG run."""

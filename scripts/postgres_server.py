@@ -218,12 +218,13 @@ class EmbeddedPostgres:
             conn.execute("SELECT pg_reload_conf()")
         log.info("the embedded PostgreSQL now asks every role for its password (scram-sha-256)")
 
-    def stop(self) -> None:
-        """Fast shutdown of the server."""
+    def stop(self, mode: str = "fast") -> None:
+        """Shut the server down: ``fast`` (roll back sessions, checkpoint) or ``immediate`` (as a crash would: no
+        checkpoint, WAL recovery at the next start)."""
         if self._postmaster_pid() is None:
             return
         subprocess.run(
-            [_bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
+            [_bin("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"],
             capture_output=True,
             text=True,
             user=self._run_as(),

@@ -19,6 +19,7 @@ from psycopg import sql
 from lakehouse.config.marts import MartSpec, load_marts
 from lakehouse.config.settings import Settings
 from lakehouse.postgres.loader import record_sla
+from lakehouse.scripts.chaos_gold import sorted_rows
 from lakehouse.spark.io.postgres import load_mart
 from lakehouse.spark.jobs import gold as gold_job
 from tests.silver_samples import EXPECTED_FULL_ROWS, EXPECTED_ROWS, EXPECTED_TOTALS, write_silver
@@ -122,21 +123,6 @@ def _assert_rollups_follow(dsn: str, spec: MartSpec, day: date) -> None:
             assert sorted(conn.execute(kept, (day,)).fetchall()) == expected, rollup.table
 
 
-def _normalise(value: Any) -> Any:
-    """Make a value from psycopg and one from Spark's collect() comparable."""
-    if isinstance(value, datetime):
-        # Spark returns naive local times, psycopg aware ones
-        return value.astimezone()
-    if isinstance(value, float):
-        return round(value, 9)
-    return value
-
-
-def _sorted(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    normalised = [tuple(_normalise(v) for v in row) for row in rows]
-    return sorted(normalised, key=lambda row: tuple((v is None, str(v)) for v in row))
-
-
 def _serving_rows(dsn: str, spec: MartSpec, columns: list[str], start: date, end: date) -> list[tuple[Any, ...]]:
     query = sql.SQL("SELECT {} FROM {}").format(
         sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier("serving", spec.serving_table)
@@ -147,7 +133,7 @@ def _serving_rows(dsn: str, spec: MartSpec, columns: list[str], start: date, end
         query += sql.SQL(" WHERE {c} >= %s AND {c} < %s").format(c=sql.Identifier(spec.date_column))
         params = (start, end)
     with psycopg.connect(dsn) as conn:
-        return _sorted(conn.execute(query, params).fetchall())
+        return sorted_rows(conn.execute(query, params).fetchall())
 
 
 def _gold_rows(spark: Any, settings: Settings, spec: MartSpec, start: date, end: date) -> tuple[list[str], Any]:
@@ -169,7 +155,7 @@ def _assert_loaded_like_gold(spark: Any, settings: Settings, spec: MartSpec, sta
     columns, frame = _gold_rows(spark, settings, spec, start, end)
     # same columns, same order, matching types: what the loader and BI rely on
     assert _pg_columns(dsn, spec.serving_table) == [(name, _pg_type(kind)) for name, kind in frame.dtypes]
-    gold_rows = _sorted([tuple(row) for row in frame.collect()])
+    gold_rows = sorted_rows([tuple(row) for row in frame.collect()])
     served = _serving_rows(dsn, spec, columns, start, end)
     assert served == gold_rows
     return served

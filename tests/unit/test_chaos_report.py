@@ -59,3 +59,31 @@ def test_each_run_replaces_the_last_section_and_keeps_the_text_above(
     assert "| dead letters | 9 | 9 | 1 | 0 | 0 |" in text
     assert "1,200 sent, 0 failed, 0 undelivered" in text
     assert len(list(chaos.RAW.glob("*-abc1234.json"))) >= 1
+
+
+def test_the_gold_half_gets_its_faults_and_serving_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakehouse.scripts.chaos_gold import GoldChaosResult, GoldFault
+
+    monkeypatch.setattr(chaos, "ROOT", tmp_path)
+    monkeypatch.setattr(chaos, "RAW", tmp_path / "docs" / "chaos")
+    monkeypatch.setattr(chaos, "REPORT", tmp_path / "docs" / "reliability.md")
+    (tmp_path / "docs").mkdir()
+    gold = GoldChaosResult(
+        runs={"2026-12-02": "success"},
+        run_seconds={"2026-12-02": 310.5},
+        faults=[GoldFault("scheduler_kill", "2026-12-02", 42.0, ["dim_date.build"], 130.2, {"dim_date.build": 2})],
+        retried_tasks=1,
+        airflow_restarts=0,
+        serving={"fct_orders_daily": {"gold": 40, "serving": 40, "missing": 0, "unexpected": 0}},
+        passed=True,
+    )
+    result = {**_result(passed=True), "gold": gold.as_dict()}
+    run = {"command": "make chaos", "started": "2026-12-03 10:00 UTC", "git_sha": "abc1234def", "machine": "2 cores"}
+
+    chaos.write_report(result, run)
+
+    text = chaos.REPORT.read_text()
+    assert "### Gold under faults" in text
+    assert "run of 2026-12-02: success in 310.5 s" in text
+    assert "| scheduler kill | 2026-12-02 | 42.0 | dim_date.build | 130.2 | dim_date.build: 2 |" in text
+    assert "| fct_orders_daily | 40 | 40 | 0 | 0 |" in text
