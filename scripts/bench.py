@@ -14,7 +14,9 @@
 6. scoring: the Silver stream of customer_events with sentiment scoring on against off, over mixed events and over
    reviews only, alternated (``lakehouse.scripts.bench_scoring``);
 7. dashboards: Superset's Revenue dashboard over a 10M-row fact table, each chart's data request and the whole
-   dashboard drawn in headless Chromium (``lakehouse.scripts.bench_dashboards``).
+   dashboard drawn in headless Chromium (``lakehouse.scripts.bench_dashboards``);
+8. hostile: the stream's batch time over orders with and without hostile input (10 MB, a million-element array,
+   NUL, surrogate, hostile tenants, deep nesting), alternated (``lakehouse.scripts.bench_hostile``).
 
     python -m lakehouse.scripts.bench                       # everything, the full protocol (make bench)
     python -m lakehouse.scripts.bench stream --steps 2000,5000 --step-seconds 40 --prefill-rows 100000
@@ -41,7 +43,7 @@ from lakehouse.scripts.bench_env import BENCH_ENV, ROOT
 from lakehouse.scripts.bench_report import write_report
 
 __all__ = ["BENCH_ENV", "ROOT", "main", "named_queries"]
-BENCHMARKS = ("stream", "loader", "bi", "incremental", "model_serving", "scoring", "dashboards")
+BENCHMARKS = ("stream", "loader", "bi", "incremental", "model_serving", "scoring", "dashboards", "hostile")
 # daily volumes of the incremental run: a build's fixed cost is most of a one-day build at the first, little at the
 # second
 INCREMENTAL_EVENTS_PER_DAY = (40_000, 400_000)
@@ -81,6 +83,10 @@ def main() -> None:
     scoring.add_argument("--scoring-events", type=int, default=200_000, help="mixed customer_events streamed per run")
     scoring.add_argument("--scoring-reviews", type=int, default=50_000, help="reviews with a text, the worst case")
     scoring.add_argument("--scoring-pairs", type=int, default=2, help="measured runs of each side, alternated")
+    hostile = parser.add_argument_group("hostile")
+    hostile.add_argument("--hostile-events", type=int, default=100_000, help="clean orders per input")
+    hostile.add_argument("--hostile-pairs", type=int, default=2, help="measured runs of each input, alternated")
+    hostile.add_argument("--hostile-batch", type=int, default=10_000, help="records per micro-batch")
     args = parser.parse_args()
     named = [{"streaming": "stream"}.get(b, b) for b in [*args.benchmarks, *args.only]]
     unknown = sorted(set(named) - set(BENCHMARKS))
@@ -93,6 +99,7 @@ def main() -> None:
     from lakehouse.postgres.migrate import migrate
     from lakehouse.scripts.bench_bi import bench_bi_queries
     from lakehouse.scripts.bench_dashboards import bench_dashboards
+    from lakehouse.scripts.bench_hostile import bench_hostile
     from lakehouse.scripts.bench_incremental import bench_incremental_volumes
     from lakehouse.scripts.bench_loader import bench_loader
     from lakehouse.scripts.bench_meta import RunRecord
@@ -127,6 +134,7 @@ def main() -> None:
         "model_serving": lambda: bench_model_serving(settings(), args.serving_seconds),
         "scoring": lambda: bench_scoring(settings(), args.scoring_events, args.scoring_reviews, args.scoring_pairs),
         "dashboards": lambda: bench_dashboards(settings(), args.fact_rows, args.dashboard_runs, args.dashboard_renders),
+        "hostile": lambda: bench_hostile(settings(), args.hostile_events, args.hostile_pairs, args.hostile_batch),
     }
     results: dict[str, Any] = {}
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lakehouse.scripts.bench_dashboards import dashboards_section
+from lakehouse.scripts.bench_hostile import hostile_section
 from lakehouse.scripts.bench_report_serving import bi_section, incremental_section, loader_section
 from lakehouse.scripts.bench_scoring import scoring_section
 from lakehouse.scripts.bench_serving_model import model_serving_section
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "docs" / "benchmarks.json"
 RAW = ROOT / "docs" / "bench"
-SECTIONS = ("stream", "loader", "bi", "incremental", "model_serving", "scoring", "dashboards")
+SECTIONS = ("stream", "loader", "bi", "incremental", "model_serving", "scoring", "dashboards", "hostile")
 
 
 def run_line(run: dict[str, Any]) -> str:
@@ -73,6 +74,7 @@ def render(merged: dict[str, Any]) -> str:
     lines += model_serving_section(merged.get("model_serving"), run_line)
     lines += scoring_section(merged.get("scoring"), run_line)
     lines += dashboards_section(merged.get("dashboards"), run_line)
+    lines += hostile_section(merged.get("hostile"), run_line)
     return "\n".join(lines)
 
 

@@ -102,7 +102,7 @@ def side_order(pairs: int) -> list[str]:
     return [side for _ in range(pairs) for side in SIDES]
 
 
-def _event_start() -> datetime:
+def event_start() -> datetime:
     """Event times over the last day: none in the future (rule ``not_in_future``), none older than the dedup
     watermark (no late events)."""
     return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
@@ -111,7 +111,7 @@ def _event_start() -> datetime:
 def _generated(spec: EventTypeSpec, count: int, seed: int) -> Iterator[GeneratedMessage]:
     from lakehouse.kafka.generator import GeneratorOptions, generate
 
-    return generate(spec, count, GeneratorOptions(seed=seed, start=_event_start()))
+    return generate(spec, count, GeneratorOptions(seed=seed, start=event_start()))
 
 
 def produce_input(settings: Settings, name: str, spec: EventTypeSpec, messages: list[GeneratedMessage]) -> ScoringInput:

@@ -59,8 +59,8 @@ class AirflowApi:
             headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            body = response.read()
-        return json.loads(body) if body else {}
+            answer = response.read()
+        return json.loads(answer) if answer else {}
 
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
         """Wait until the dag-processor has parsed the DAG."""

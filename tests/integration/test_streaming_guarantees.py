@@ -27,6 +27,7 @@ import pytest
 
 from lakehouse.config.settings import Settings
 from lakehouse.kafka.generator import INVALID_FAULTS, MALFORMED_FAULTS, GeneratedMessage, GeneratorOptions, generate
+from lakehouse.kafka.generator.hostile import HOSTILE_TENANTS, hostile_documents
 from tests.expected_orders import effective_faults
 from tests.shipments import onboard_shipments
 
@@ -68,9 +69,6 @@ def _orders_landed_once(spark: Any, settings: Settings, produced: int, distinct_
     return silver
 
 
-HOSTILE_TENANTS = ("t1'; DROP TABLE serving.fct_orders_daily; --", "../../etc/passwd", "x" * 10_240)
-
-
 def _shipment(**fields: Any) -> dict[str, Any]:
     return {
         "event_id": str(uuid.uuid4()),
@@ -82,23 +80,6 @@ def _shipment(**fields: Any) -> dict[str, Any]:
         "weight_kg": 1.0,
         **fields,
     }
-
-
-def hostile_shipments() -> list[bytes]:
-    """Input meant to hurt: a 10 MB message and a million-element array (dead-lettered as OVERSIZED), a NUL and an
-    unpaired surrogate escape (FORBIDDEN_CHARACTER), tenant ids made of SQL, a path and 10 KB (quarantined), and a
-    field nested 100 levels deep (TOO_DEEPLY_NESTED)."""
-    nested: dict[str, Any] = {}
-    for _ in range(100):
-        nested = {"a": nested}
-    return [
-        json.dumps(_shipment(padding="x" * 10_000_000)).encode(),
-        json.dumps(_shipment(items=[0] * 1_000_000)).encode(),
-        json.dumps(_shipment(shipment_id="S-\u0000")).encode(),  # json.dumps writes the escape
-        json.dumps(_shipment(shipment_id="S-\ud800")).encode(),
-        *(json.dumps(_shipment(tenant_id=tenant)).encode() for tenant in HOSTILE_TENANTS),
-        json.dumps(_shipment(deep=nested)).encode(),
-    ]
 
 
 def test_new_event_type_by_configuration_and_every_message_accounted_for(
@@ -149,7 +130,7 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
             }
         ).encode(),
     ]
-    shipments += hostile_shipments()
+    shipments += hostile_documents(_shipment(), "shipment_id")  # dead-lettered or quarantined, each
     with EventProducer(isolated_lake) as producer:
         for name, messages in produced.items():
             producer.send_events(name, messages)
