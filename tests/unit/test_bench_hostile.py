@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from lakehouse.kafka.generator.hostile import HOSTILE_TENANTS, hostile_documents
-from lakehouse.scripts.bench_hostile import hostile_section, summary
+from lakehouse.scripts.bench_hostile import hostile_section, run_order, summary
 
 
 def _run(kind: str, *batches: tuple[int, int, bool]) -> dict:
@@ -22,6 +22,9 @@ def test_normal_time_is_the_clean_runs_slowest_batch_after_the_first() -> None:
         _run("hostile", (0, 8000, True), (1, 750, True), (2, 900, False)),
     ]
     assert summary(runs) == {
+        "median_clean_batch_ms": 750.0,
+        "median_hostile_batch_ms": 750.0,
+        "median_ratio": 1.0,
         "normal_batch_ms": 800,
         "slowest_hostile_batch_ms": 750,
         "slowest_other_batch_ms": 900,
@@ -54,3 +57,8 @@ def test_the_hostile_set() -> None:
     assert [json.loads(d)["tenant_id"] for d in documents[4:7]] == list(HOSTILE_TENANTS)
     assert documents[-1].count(b"{") == 1 + 100 + 1  # the document, 100 wrappers, the innermost {}
     assert len({json.loads(d)["event_id"] for d in documents}) == len(documents), "each its own event id"
+
+
+def test_runs_go_in_abba_order() -> None:
+    assert run_order(2) == ["clean", "hostile", "hostile", "clean"]
+    assert run_order(3)[4:] == ["clean", "hostile"]
