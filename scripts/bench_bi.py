@@ -7,7 +7,9 @@
 - ``warm_1_client``: after the cold runs, one client;
 - ``warm_8_clients``: 8 threads, each with its own connection, running the query's runs between them at once;
 - ``loader_swap``: one client while a concurrent ``load_frame`` (over Spark Connect) replaces one day's partition
-  in a loop; every run of this case asks for that day, so each query reads the partition being swapped.
+  in a loop; every run of this case asks for that day, so each query reads the partition being swapped;
+- ``rls`` (not in ``CASES``: it compares logins): warm, the same runs as the table owner and as two BI logins under
+  tenant isolation, side by side (``bench_rls``).
 
 Parameters (tenant, day) are drawn at random with a fixed seed per case."""
 
@@ -24,11 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from lakehouse.scripts.bench_common import bench_dsn, connect_spark, fact_frame, latency_summary, pg_settings
+from lakehouse.scripts.bench_rls import rls_logins, side_by_side
 
 TENANTS, COMBOS = 100, 4 * 4 * 8
 CLIENTS = 8
 FIRST_DAY = date(2024, 1, 1)
 CASES = ("cold", "warm_1_client", "warm_8_clients", "loader_swap")
+RLS_WARMUP = 50
+RLS_TENANT = "tenant_007"
 
 
 def named_queries(path: Path) -> dict[str, str]:
@@ -192,6 +197,14 @@ def bench_bi_queries(fact_rows: int, runs: int, restart: Callable[[], None], sql
     for index, (name, sql) in enumerate(queries.items()):
         cases["warm_1_client"][name] = latency_summary(_timed_runs(dsn, sql, draws(200 + index)))
         cases["warm_8_clients"][name] = latency_summary(_concurrent_runs(dsn, sql, draws(300 + index), CLIENTS))
+    rls: dict[str, Any] = {}
+    with rls_logins(dsn, [f"tenant_{t:03d}" for t in range(TENANTS)], RLS_TENANT) as logins:
+        for index, (name, sql) in enumerate(queries.items()):
+            # one tenant for every run, so that one_tenant sees the owner's rows; the tenants' rows are alike
+            params = [{**p, "tenant": RLS_TENANT} for p in draws(600 + index)[:RLS_WARMUP] + draws(500 + index)]
+            tenant_filtered = "%(tenant)s" in sql
+            chosen = {login: dsn for login, dsn in logins.items() if tenant_filtered or login != "one_tenant"}
+            rls[name] = side_by_side(chosen, sql, params, RLS_WARMUP)
     with connect_spark() as spark, SwapLoop(spark, dsn, swap_day) as swap:
         for index, (name, sql) in enumerate(queries.items()):
             cases["loader_swap"][name] = latency_summary(_timed_runs(dsn, sql, draws(400 + index, swap_day)))
@@ -208,5 +221,8 @@ def bench_bi_queries(fact_rows: int, runs: int, restart: Callable[[], None], sql
         "os_page_cache_note": None if dropped == {None} else sorted(n for n in dropped if n)[0],
         "loader_swaps": swaps,
         "cases": cases,
+        "rls": rls,
+        "rls_warmup": RLS_WARMUP,
+        "rls_tenant": RLS_TENANT,
         "postgres": pg_settings(dsn),
     }

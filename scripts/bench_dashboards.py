@@ -8,7 +8,10 @@ stack (its PostgreSQL with the server's default durability, and its own Superset
   all tenants (the dashboard as it opens) and over one tenant drawn at random per run (its tenant filter); one
   unmeasured run first, then ``runs`` timed runs per chart and case;
 - ``dashboard``: the whole dashboard in headless Chromium, from navigation to every chart drawn (no loading
-  indicator left), logged in once, one unmeasured render first, then ``renders`` timed renders.
+  indicator left), logged in once, one unmeasured render first, then ``renders`` timed renders;
+- ``rls``: what tenant isolation costs the charts: each chart's SQL as Superset sends it (``result_type: query``),
+  over all tenants and over one, run in PostgreSQL as the table owner and as two BI logins under row-level
+  security, side by side (``bench_rls``), ``RLS_WARMUP`` unmeasured runs and then ``runs`` per login.
 
 Targets (issue 18): p95 <= 1 s per chart, and <= 3 s for the whole dashboard."""
 
@@ -23,11 +26,13 @@ from typing import Any
 from lakehouse.config.settings import Settings
 from lakehouse.scripts.bench_bi import FIRST_DAY, TENANTS, fill
 from lakehouse.scripts.bench_common import latency_summary
+from lakehouse.scripts.bench_rls import rls_lines, rls_logins, side_by_side
 from lakehouse.scripts.errors import BenchError
 
 DASHBOARD = "Revenue"
 CHART_TARGET_MS, DASHBOARD_TARGET_MS = 1000.0, 3000.0
 REGIONS, CATEGORIES, WINDOWS = 4, 8, 288
+RLS_WARMUP = 5
 
 
 def fill_windows(dsn: str) -> int:
@@ -73,12 +78,22 @@ def bench_dashboards(settings: Settings, fact_rows: int, runs: int, renders: int
     charts = api.request("GET", f"/api/v1/dashboard/{dashboard_id}/charts")["result"]
     rng = random.Random(18)
 
-    def request(name: str, saved: str, tenant: str | None) -> float:
+    def context_of(saved: str, tenant: str | None) -> dict[str, Any]:
         context = json.loads(saved)
         context["force"] = True
         for query in context["queries"]:
             if tenant is not None:
                 query["filters"] = [*query["filters"], {"col": "tenant_id", "op": "==", "val": tenant}]
+        return context
+
+    def sql_of(name: str, saved: str, tenant: str | None) -> str:
+        answer = api.request("POST", "/api/v1/chart/data", {**context_of(saved, tenant), "result_type": "query"})
+        if len(answer["result"]) != 1 or "query" not in answer["result"][0]:
+            raise BenchError(f"chart {name!r}: Superset gave no single SQL query: {answer['result']}")
+        return str(answer["result"][0]["query"])
+
+    def request(name: str, saved: str, tenant: str | None) -> float:
+        context = context_of(saved, tenant)
         started = time.perf_counter()
         answer = api.request("POST", "/api/v1/chart/data", context)
         elapsed = (time.perf_counter() - started) * 1000
@@ -87,6 +102,7 @@ def bench_dashboards(settings: Settings, fact_rows: int, runs: int, renders: int
         return elapsed
 
     per_chart: dict[str, dict[str, Any]] = {}
+    saved_contexts: dict[str, str] = {}
     for chart in charts:
         saved = api.request("GET", f"/api/v1/chart/{chart['id']}")["result"]["query_context"]  # once per chart
         all_tenants = [None] * (runs + 1)
@@ -96,6 +112,21 @@ def bench_dashboards(settings: Settings, fact_rows: int, runs: int, renders: int
             timings = [request(chart["slice_name"], saved, tenant) for tenant in tenants]
             cases[case] = latency_summary(timings[1:])  # the first run is the warm-up
         per_chart[chart["slice_name"]] = cases
+        saved_contexts[chart["slice_name"]] = saved
+
+    rls_tenant = f"tenant_{rng.randrange(TENANTS):03d}"
+    chart_sql = {
+        (name, tenant): sql_of(name, saved, tenant)
+        for name, saved in saved_contexts.items()
+        for tenant in (None, rls_tenant)
+    }
+
+    rls: dict[str, Any] = {}
+    with rls_logins(dsn, [f"tenant_{t:03d}" for t in range(TENANTS)], rls_tenant) as logins:
+        for (chart_name, tenant), sql in chart_sql.items():
+            chosen = {login: dsn for login, dsn in logins.items() if tenant or login != "one_tenant"}
+            case = "one tenant" if tenant else "all tenants"
+            rls[f"{chart_name}, {case}"] = side_by_side(chosen, sql, [None] * (RLS_WARMUP + runs), RLS_WARMUP)
 
     with server.admin_browser() as browser:
         browser.render(dashboard_id)  # warm-up
@@ -114,6 +145,7 @@ def bench_dashboards(settings: Settings, fact_rows: int, runs: int, renders: int
         "runs_per_chart_and_case": runs,
         "charts": per_chart,
         "render": {**dashboard, "charts_drawn": len(shown[-1].charts)},
+        "rls": rls,
         "targets": {
             "chart_p95_ms": CHART_TARGET_MS,
             "dashboard_p95_ms": DASHBOARD_TARGET_MS,
@@ -160,4 +192,15 @@ def dashboards_section(entry: dict[str, Any] | None, run_line: Any) -> list[str]
         f"**{'met' if targets['chart_met'] else 'not met'}**; p95 <= {targets['dashboard_p95_ms']:.0f} ms for the "
         f"whole dashboard: **{'met' if targets['dashboard_met'] else 'not met'}**.",
     ]
+    if "rls" in result:
+        lines += rls_lines(
+            "### What tenant isolation costs the charts' SQL",
+            result["rls"],
+            "Each chart's SQL as Superset sends it (`result_type: query`; one tenant: the tenant filter set to one "
+            f"tenant), run in PostgreSQL with no Superset in between, {RLS_WARMUP} unmeasured runs then "
+            f"{result['runs_per_chart_and_case']} per login. The logins take turns on every run, the order "
+            "rotating, each on its own connection, and every run's rows must match the owner's "
+            "(`lakehouse.scripts.bench_rls`); the login mapped to one tenant runs only the SQL filtered to its "
+            "tenant. Superset's reader is the second login: the chart times above include the policy.",
+        )
     return lines

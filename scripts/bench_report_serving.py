@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from lakehouse.scripts.bench_rls import rls_lines
+
 RunLine = Callable[[dict[str, Any]], str]
 INCREMENTAL_TARGET = 0.10  # one day's build over the 30-day rebuild's
 BI_TARGET_P95_MS = 50.0
@@ -117,6 +119,17 @@ def bi_section(entry: dict[str, Any] | None, run_line: RunLine) -> list[str]:
         "and every run asked for that day.",
         "",
     ]
+    if "rls" in result:
+        lines += rls_lines(
+            "### What tenant isolation costs these queries",
+            result["rls"],
+            f"Warm, one connection per login: every query's {result['runs_per_query_and_case']:,} runs (random day, "
+            f"tenant {result['rls_tenant']}, a fixed seed) go to the logins in turn, the order rotating, after the "
+            f"same {result['rls_warmup']} unmeasured runs each; every run's rows must match the owner's. The login "
+            "mapped to one tenant runs only the queries filtered to its tenant (`lakehouse.scripts.bench_rls`). "
+            "The table above ran as the owner.",
+        )
+        lines.append("")
     return lines
 
 

@@ -245,3 +245,32 @@ def test_day_partitions_are_reachable_only_through_their_table(
         pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("serving", "fct_orders_daily_p25000101")))
+
+
+def test_policed_queries_keep_their_parallel_workers_and_each_login_its_rows(
+    admin: psycopg.Connection, postgres_stack: Settings, tenant_db: str, tenants: tuple[str, str], unique: str
+) -> None:
+    """The policies' functions are parallel safe: a parallel-unsafe function in a policy would keep every query of a
+    bi_reader member in one process (twice the time on a large scan). Run in a parallel worker wherever PostgreSQL
+    may (``debug_parallel_query``), each login still sees only its rows."""
+    first, second = tenants
+    relations = TENANT_TABLES | TENANT_VIEWS
+    as_admin = _seen(postgres_stack.postgres_dsn(tenant_db), relations, tenants)
+    in_workers = "-c debug_parallel_query=on"
+    with (
+        bi_login(admin, postgres_stack, "bi_reader", f"{unique}_pone") as mapped_login,
+        bi_login(admin, postgres_stack, "bi_all_tenants", f"{unique}_pall") as all_login,
+    ):
+        login = psycopg.conninfo.conninfo_to_dict(mapped_login)["user"]
+        admin.execute(
+            "INSERT INTO lakehouse_meta.bi_tenant_grants (role_name, tenant_id) VALUES (%s, %s)", (login, first)
+        )
+        mapped, everything = (psycopg.conninfo.make_conninfo(d, options=in_workers) for d in (mapped_login, all_login))
+        for dsn in (mapped, everything):
+            with psycopg.connect(dsn) as conn:
+                plan = conn.execute("EXPLAIN SELECT count(*) FROM serving.fct_orders_daily").fetchall()
+                assert any("Gather" in line for (line,) in plan), plan
+        assert _seen(mapped, relations, tenants) == {
+            r: {first: c[first], second: 0, "any": c[first]} for r, c in as_admin.items()
+        }
+        assert _seen(everything, relations, tenants) == as_admin
