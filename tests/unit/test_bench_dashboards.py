@@ -52,3 +52,31 @@ def test_the_section_has_a_row_per_chart_and_case_and_the_verdicts() -> None:
 
 def test_no_run_no_section() -> None:
     assert dashboards_section(None, run_line) == []
+
+
+def test_the_tenant_isolation_table_has_each_login_that_ran_and_its_ratios_to_the_owner() -> None:
+    def login(p50: float, p95: float, owner: tuple[float, float] | None = None) -> dict[str, float]:
+        summary = {**_latency(p95), "p50_ms": p50}
+        if owner:
+            summary |= {"p50_ratio": p50 / owner[0], "p95_ratio": p95 / owner[1]}
+        return summary
+
+    owner = (100.0, 200.0)
+    rls = {
+        "Channel mix, all tenants": {
+            "owner": login(*owner),
+            "all_tenants": login(110, 220, owner),
+            "every_tenant": login(300, 700, owner),
+        },
+        "Channel mix, one tenant": {"owner": login(*owner), "one_tenant": login(150, 300, owner)},
+    }
+    lines = dashboards_section({"run": RUN, "result": {**_result(500, 2500), "rls": rls}}, run_line)
+    rows = [line for line in lines if line.startswith("| Channel mix, ")]
+    assert rows == [
+        "| Channel mix, all tenants | table owner (no policy applies) | 5 | 100.0 | 200.0 | 1 | 1 |",
+        "| Channel mix, all tenants | member of bi_all_tenants (Superset's reader) | 5 | 110.0 | 220.0 | 1.10 | 1.10 |",
+        "| Channel mix, all tenants | bi_reader login mapped to all 100 tenants | 5 | 300.0 | 700.0 | 3.00 | 3.50 |",
+        "| Channel mix, one tenant | table owner (no policy applies) | 5 | 100.0 | 200.0 | 1 | 1 |",
+        "| Channel mix, one tenant | bi_reader login mapped to the queried tenant | 5 | 150.0 | 300.0 | 1.50 | 1.50 |",
+    ]
+    assert "Largest p95 ratio to the owner's: **3.50**." in lines
