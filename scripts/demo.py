@@ -107,11 +107,14 @@ class AirflowApi:
         self._request("PATCH", f"/dags/{dag_id}", {"is_paused": False})
         return run_id
 
+    def _runs_of(self, dag_id: str, day: str) -> list[dict[str, Any]]:
+        """The DAG's runs of logical date ``day``."""
+        path = f"/dags/{dag_id}/dagRuns?logical_date_gte={quote(day)}&logical_date_lte={quote(day)}"
+        return list(self._request("GET", path)["dag_runs"])
+
     def _clear_existing_run(self, dag_id: str, day: str) -> str | None:
         """The run for logical date ``day``, cleared so it runs again; None if there is none."""
-        runs = self._request(
-            "GET", f"/dags/{dag_id}/dagRuns?logical_date_gte={quote(day)}&logical_date_lte={quote(day)}"
-        )["dag_runs"]
+        runs = self._runs_of(dag_id, day)
         if not runs:
             return None
         run_id = str(runs[0]["dag_run_id"])
@@ -120,10 +123,7 @@ class AirflowApi:
 
     def delete_runs(self, dag_id: str, day: str) -> None:
         """Delete the runs of logical date ``day`` (with their task history), so that the next is a new run."""
-        runs = self._request(
-            "GET", f"/dags/{dag_id}/dagRuns?logical_date_gte={quote(day)}&logical_date_lte={quote(day)}"
-        )["dag_runs"]
-        for run in runs:
+        for run in self._runs_of(dag_id, day):
             self._request("DELETE", f"/dags/{dag_id}/dagRuns/{quote(str(run['dag_run_id']))}")
 
     def state(self, dag_id: str, run_id: str) -> str:
