@@ -115,6 +115,10 @@ class AirflowStack:
         if not self.running()["api-server"]:
             require_free_port(self.port, "the Airflow api-server", "LAKEHOUSE_AIRFLOW_PORT")
         self.migrate()
+        self.start_components()
+
+    def start_components(self) -> None:
+        """Start each component that is not running, without migrating first; wait for the UI."""
         for name, service in self.services.items():
             if service.pid() is None:
                 service.start(airflow_argv(name, *COMPONENT_ARGS.get(name, ())), env=self.env(), cwd=self.settings.home)

@@ -143,12 +143,12 @@ class _Orchestrator:
         self.restarts = 0
 
     def tend(self) -> None:
-        """Start again every Airflow component that exited (PostgreSQL must answer for its migration check)."""
+        """Start again every Airflow component that exited, once PostgreSQL answers (the schema is migrated)."""
         down = [name for name, up in self.stack.airflow.running().items() if not up]
         if down and self.stack.postgres.running():
             self.restarts += len(down)
             self.console.print(f"chaos: Airflow {', '.join(down)} not running; starting again")
-            self.stack.airflow.start()
+            self.stack.airflow.start_components()
 
     def tasks(self, run_id: str) -> dict[str, tuple[str | None, int]] | None:
         """Each task's (state, try number) in a run; None while the metadata database does not answer."""
