@@ -15,22 +15,31 @@ from pathlib import Path
 from lakehouse.config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH_ENV = {
-    "LAKEHOUSE_ENV": "local",
-    "LAKEHOUSE_HOME": str(ROOT / ".lakehouse" / "bench"),
-    "LAKEHOUSE_KAFKA_PORT": os.environ.get("LAKEHOUSE_BENCH_KAFKA_PORT", "39092"),
-    "LAKEHOUSE_KAFKA_CONTROLLER_PORT": os.environ.get("LAKEHOUSE_BENCH_KAFKA_CONTROLLER_PORT", "39093"),
-    "LAKEHOUSE_KAFKA_SECURE_PORT": os.environ.get("LAKEHOUSE_BENCH_KAFKA_SECURE_PORT", "39094"),
-    "LAKEHOUSE_PG_PORT": os.environ.get("LAKEHOUSE_BENCH_PG_PORT", "35433"),
-    "LAKEHOUSE_SPARK_CONNECT_PORT": os.environ.get("LAKEHOUSE_BENCH_SPARK_CONNECT_PORT", "35002"),
-    # the model serving benchmark's MLflow server and model server (and the servers it compares with, on the next
-    # three ports)
-    "LAKEHOUSE_MLFLOW_PORT": os.environ.get("LAKEHOUSE_BENCH_MLFLOW_PORT", "35050"),
-    "LAKEHOUSE_MODEL_SERVER_PORT": os.environ.get("LAKEHOUSE_BENCH_MODEL_SERVER_PORT", "35051"),
-    "LAKEHOUSE_SUPERSET_PORT": os.environ.get("LAKEHOUSE_BENCH_SUPERSET_PORT", "35088"),
-    "LAKEHOUSE_SPARK_MASTER": "local[2]",
-    "LAKEHOUSE_PG_DURABILITY": "durable",
-}
+
+
+def isolated_stack_env(name: str, ports: dict[str, int]) -> dict[str, str]:
+    """The environment of a local stack of its own: state in ``.lakehouse/<name>``, each component's port
+    ``LAKEHOUSE_<COMPONENT>_PORT`` taken from ``LAKEHOUSE_<NAME>_<COMPONENT>_PORT`` or its default in ``ports``,
+    Spark ``local[2]`` and a durable PostgreSQL."""
+    env = {"LAKEHOUSE_ENV": "local", "LAKEHOUSE_HOME": str(ROOT / ".lakehouse" / name)}
+    for component, default in ports.items():
+        env[f"LAKEHOUSE_{component}_PORT"] = os.environ.get(f"LAKEHOUSE_{name.upper()}_{component}_PORT", str(default))
+    return {**env, "LAKEHOUSE_SPARK_MASTER": "local[2]", "LAKEHOUSE_PG_DURABILITY": "durable"}
+
+
+BENCH_ENV = isolated_stack_env(
+    "bench",
+    {
+        "KAFKA": 39092,
+        "KAFKA_CONTROLLER": 39093,
+        "KAFKA_SECURE": 39094,
+        "PG": 35433,
+        "SPARK_CONNECT": 35002,
+        "MLFLOW": 35050,
+        "MODEL_SERVER": 35051,  # the model serving benchmark's other servers take the next three ports
+        "SUPERSET": 35088,
+    },
+)
 
 
 def bench_home() -> Path:

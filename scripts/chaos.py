@@ -22,20 +22,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from lakehouse.scripts.bench_env import ROOT
+from lakehouse.scripts.bench_env import ROOT, isolated_stack_env
 
-CHAOS_ENV = {
-    "LAKEHOUSE_ENV": "local",
-    "LAKEHOUSE_HOME": str(ROOT / ".lakehouse" / "chaos"),
-    "LAKEHOUSE_KAFKA_PORT": os.environ.get("LAKEHOUSE_CHAOS_KAFKA_PORT", "49092"),
-    "LAKEHOUSE_KAFKA_CONTROLLER_PORT": os.environ.get("LAKEHOUSE_CHAOS_KAFKA_CONTROLLER_PORT", "49093"),
-    "LAKEHOUSE_KAFKA_SECURE_PORT": os.environ.get("LAKEHOUSE_CHAOS_KAFKA_SECURE_PORT", "49094"),
-    "LAKEHOUSE_PG_PORT": os.environ.get("LAKEHOUSE_CHAOS_PG_PORT", "45433"),
-    "LAKEHOUSE_AIRFLOW_PORT": os.environ.get("LAKEHOUSE_CHAOS_AIRFLOW_PORT", "48080"),
-    "LAKEHOUSE_SPARK_CONNECT_PORT": os.environ.get("LAKEHOUSE_CHAOS_SPARK_CONNECT_PORT", "45002"),
-    "LAKEHOUSE_SPARK_MASTER": "local[2]",
-    "LAKEHOUSE_PG_DURABILITY": "durable",
-}
+CHAOS_ENV = isolated_stack_env(
+    "chaos",
+    {
+        "KAFKA": 49092,
+        "KAFKA_CONTROLLER": 49093,
+        "KAFKA_SECURE": 49094,
+        "PG": 45433,
+        "AIRFLOW": 48080,
+        "SPARK_CONNECT": 45002,
+    },
+)
 REPORT = ROOT / "docs" / "reliability.md"
 RAW = ROOT / "docs" / "chaos"
 MARKER = "## The latest chaos run"
