@@ -177,14 +177,14 @@ def bench_bi_queries(fact_rows: int, runs: int, restart: Callable[[], None], sql
     queries = named_queries(sql_file)
     swap_day = FIRST_DAY + timedelta(days=days - 1)
 
-    def draws(seed: int, fixed_day: date | None = None) -> list[dict[str, Any]]:
+    def draws(seed: int, fixed_day: date | None = None, count: int = runs) -> list[dict[str, Any]]:
         rng = random.Random(seed)
         return [
             {
                 "tenant": f"tenant_{rng.randrange(TENANTS):03d}",
                 "day": fixed_day or FIRST_DAY + timedelta(days=rng.randrange(30, days)),
             }
-            for _ in range(runs)
+            for _ in range(count)
         ]
 
     cases: dict[str, dict[str, Any]] = {case: {} for case in CASES}
@@ -201,7 +201,7 @@ def bench_bi_queries(fact_rows: int, runs: int, restart: Callable[[], None], sql
     with rls_logins(dsn, [f"tenant_{t:03d}" for t in range(TENANTS)], RLS_TENANT) as logins:
         for index, (name, sql) in enumerate(queries.items()):
             # one tenant for every run, so that one_tenant sees the owner's rows; the tenants' rows are alike
-            params = [{**p, "tenant": RLS_TENANT} for p in draws(600 + index)[:RLS_WARMUP] + draws(500 + index)]
+            params = [{**p, "tenant": RLS_TENANT} for p in draws(600 + index, count=RLS_WARMUP) + draws(500 + index)]
             tenant_filtered = "%(tenant)s" in sql
             chosen = {login: dsn for login, dsn in logins.items() if tenant_filtered or login != "one_tenant"}
             rls[name] = side_by_side(chosen, sql, params, RLS_WARMUP)
