@@ -79,4 +79,7 @@ def test_the_tenant_isolation_table_has_each_login_that_ran_and_its_ratios_to_th
         "| Channel mix, one tenant | table owner (no policy applies) | 5 | 100.0 | 200.0 | 1 | 1 |",
         "| Channel mix, one tenant | bi_reader login mapped to the queried tenant | 5 | 150.0 | 300.0 | 1.50 | 1.50 |",
     ]
-    assert "Largest p95 ratio to the owner's: **3.50**." in lines
+    assert lines[-1] == (
+        "Largest p95 ratio to the owner's: member of bi_all_tenants (Superset's reader) **1.10**; bi_reader login "
+        "mapped to the queried tenant **1.50**; bi_reader login mapped to all 100 tenants **3.50**."
+    )
