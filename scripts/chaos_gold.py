@@ -5,9 +5,10 @@ Gold tasks as clients of the stack's Spark Connect server, and two faults:
 - during the first day's run, once some tasks have succeeded and one is running, ``kill -9`` of the scheduler's
   process group (the scheduler and the executor's workers with their tasks); it is started again 5 s later, as a
   service manager would;
-- during the next day's run, while a ``load`` task is running, PostgreSQL stops as in a crash
-  (``pg_ctl stop -m immediate``: no checkpoint, WAL recovery at the restart) and starts again 5 s later. It holds
-  Airflow's metadata as well as the serving tables, so the scheduler and api-server lose their database too.
+- during the next day's run, while a ``load`` task's COPY into the serving database is in flight (seen in
+  ``pg_stat_activity``), PostgreSQL stops as in a crash (``pg_ctl stop -m immediate``: no checkpoint, WAL recovery
+  at the restart) and starts again 5 s later. The load fails and is retried; PostgreSQL holds Airflow's metadata as
+  well as the serving tables, so the scheduler and api-server lose their database too.
 
 An Airflow component that exits (a scheduler that lost its database) is started again at once, and counted.
 For each fault the run reports how long until every task that was running when it hit had succeeded, and those
@@ -140,6 +141,7 @@ class _Orchestrator:
         self.stack = stack
         self.console = console
         self.metadata_dsn = stack.settings.postgres_dsn(stack.settings.airflow.metadata_database)
+        self.serving_dsn = stack.settings.postgres_dsn()
         self.restarts = 0
 
     def tend(self) -> None:
@@ -149,6 +151,18 @@ class _Orchestrator:
             self.restarts += len(down)
             self.console.print(f"chaos: Airflow {', '.join(down)} not running; starting again")
             self.stack.airflow.start_components()
+
+    def copying(self) -> bool:
+        """True while a COPY into the serving database runs (a load writing its rows)."""
+        try:
+            with psycopg.connect(self.serving_dsn, connect_timeout=3) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
+                    "AND query ILIKE 'COPY %'"
+                ).fetchone()
+        except psycopg.OperationalError:
+            return False
+        return bool(row and row[0])
 
     def tasks(self, run_id: str) -> dict[str, tuple[str | None, int]] | None:
         """Each task's (state, try number) in a run; None while the metadata database does not answer."""
@@ -226,6 +240,10 @@ def _run_day(
             record.tries = {t: tasks[t][1] for t in record.running}
             orchestrator.console.print(f"chaos: recovered from {record.kind} after {record.recovered_after_s}s")
         states = {state for state, _ in tasks.values()}
+        waiting_for_a_copy = fault is not None and record is None and fault[0] == POSTGRES_CRASH
+        if waiting_for_a_copy and any(t.endswith(".load") and state == "running" for t, (state, _) in tasks.items()):
+            time.sleep(0.1)  # a COPY may last only a few seconds
+            continue
         if tasks and states <= {"success", "failed", "upstream_failed", "skipped"}:
             with contextlib.suppress(Exception):
                 state = api.state(DAG_ID, run_id)
@@ -270,7 +288,11 @@ def run_gold_chaos(
     stack.airflow.start()
     AirflowApi(settings).wait_for_dag(DAG_ID)
     orchestrator = _Orchestrator(stack, console)
-    faults = [(SCHEDULER_KILL, _after_successes(rng, "")), (POSTGRES_CRASH, _after_successes(rng, ".load"))]
+    during_a_load = _after_successes(rng, ".load")
+    faults = [
+        (SCHEDULER_KILL, _after_successes(rng, "")),
+        (POSTGRES_CRASH, lambda tasks: during_a_load(tasks) and orchestrator.copying()),
+    ]
     for index, day in enumerate(days):
         _run_day(orchestrator, day, faults[index] if index < len(faults) else None, result)
     result.airflow_restarts = orchestrator.restarts
