@@ -6,9 +6,10 @@ Gold tasks as clients of the stack's Spark Connect server, and two faults:
   process group (the scheduler and the executor's workers with their tasks); it is started again 5 s later, as a
   service manager would;
 - during the next day's run, while a ``load`` task's COPY into the serving database is in flight (seen in
-  ``pg_stat_activity``), PostgreSQL stops as in a crash (``pg_ctl stop -m immediate``: no checkpoint, WAL recovery
-  at the restart) and starts again 5 s later. The load fails and is retried; PostgreSQL holds Airflow's metadata as
-  well as the serving tables, so the scheduler and api-server lose their database too.
+  ``pg_stat_activity``, watched every 10 ms while a load task runs), PostgreSQL stops as in a crash (``pg_ctl stop
+  -m immediate``: no checkpoint, WAL recovery at the restart) and starts again 5 s later. The load fails and is
+  retried; PostgreSQL holds Airflow's metadata as well as the serving tables, so the scheduler and api-server lose
+  their database too.
 
 An Airflow component that exits (a scheduler that lost its database) is started again at once, and counted.
 For each fault the run reports how long until every task that was running when it hit had succeeded, and those
@@ -152,17 +153,23 @@ class _Orchestrator:
             self.console.print(f"chaos: Airflow {', '.join(down)} not running; starting again")
             self.stack.airflow.start_components()
 
-    def copying(self) -> bool:
-        """True while a COPY into the serving database runs (a load writing its rows)."""
+    def copy_seen_within(self, seconds: float) -> bool:
+        """Watch the serving database every 10 ms for up to ``seconds``: True once a COPY into it runs (a load
+        writing its rows; a small one lasts a fraction of a second)."""
+        deadline = time.monotonic() + seconds
         try:
-            with psycopg.connect(self.serving_dsn, connect_timeout=3) as conn:
-                row = conn.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
-                    "AND query ILIKE 'COPY %'"
-                ).fetchone()
+            with psycopg.connect(self.serving_dsn, connect_timeout=3, autocommit=True) as conn:
+                while time.monotonic() < deadline:
+                    row = conn.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND state = 'active' AND query ILIKE 'COPY %'"
+                    ).fetchone()
+                    if row and row[0]:
+                        return True
+                    time.sleep(0.01)
         except psycopg.OperationalError:
-            return False
-        return bool(row and row[0])
+            pass
+        return False
 
     def tasks(self, run_id: str) -> dict[str, tuple[str | None, int]] | None:
         """Each task's (state, try number) in a run; None while the metadata database does not answer."""
@@ -240,10 +247,6 @@ def _run_day(
             record.tries = {t: tasks[t][1] for t in record.running}
             orchestrator.console.print(f"chaos: recovered from {record.kind} after {record.recovered_after_s}s")
         states = {state for state, _ in tasks.values()}
-        waiting_for_a_copy = fault is not None and record is None and fault[0] == POSTGRES_CRASH
-        if waiting_for_a_copy and any(t.endswith(".load") and state == "running" for t, (state, _) in tasks.items()):
-            time.sleep(0.1)  # a COPY may last only a few seconds
-            continue
         if tasks and states <= {"success", "failed", "upstream_failed", "skipped"}:
             with contextlib.suppress(Exception):
                 state = api.state(DAG_ID, run_id)
@@ -291,7 +294,7 @@ def run_gold_chaos(
     during_a_load = _after_successes(rng, ".load")
     faults = [
         (SCHEDULER_KILL, _after_successes(rng, "")),
-        (POSTGRES_CRASH, lambda tasks: during_a_load(tasks) and orchestrator.copying()),
+        (POSTGRES_CRASH, lambda tasks: during_a_load(tasks) and orchestrator.copy_seen_within(2.0)),
     ]
     for index, day in enumerate(days):
         _run_day(orchestrator, day, faults[index] if index < len(faults) else None, result)
