@@ -16,5 +16,11 @@ class ConfigError(LakehouseError):
         super().__init__(f"invalid configuration ({len(problems)} problem(s)):\n  - {joined}")
 
 
+class ServiceUnavailableError(LakehouseError):
+    """A service the step needs (PostgreSQL, Kafka, the object store) could not be reached or dropped the
+    connection; nothing was changed, and the same step may succeed once the service is back (a scheduler retries
+    it)."""
+
+
 class PrerequisiteError(LakehouseError):
     """Something the machine must provide is missing (Java, Maven, a free port, a reachable registry)."""

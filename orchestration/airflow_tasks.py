@@ -139,7 +139,7 @@ def _run(module: str, args: list[str], *, streaming: bool) -> None:
     """Run a Spark job; errors that a retry cannot fix (bad data, input or config) fail without retries."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from lakehouse.config.errors import LakehouseError
+    from lakehouse.config.errors import LakehouseError, ServiceUnavailableError
     from lakehouse.spark.errors import SparkUnavailableError
     from lakehouse.spark.submit import SparkSubmitError, run_job
 
@@ -149,7 +149,7 @@ def _run(module: str, args: list[str], *, streaming: bool) -> None:
         if exc.user_error:
             raise AirflowFailException(str(exc)) from exc
         raise
-    except SparkUnavailableError:
+    except (SparkUnavailableError, ServiceUnavailableError):
         raise
     except LakehouseError as exc:
         raise AirflowFailException(str(exc)) from exc

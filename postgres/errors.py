@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from lakehouse.config.errors import LakehouseError
+from lakehouse.config.errors import LakehouseError, ServiceUnavailableError
 
 
 class ServingError(LakehouseError):
     """A migration or a load into PostgreSQL failed or was refused; the message names the table or file."""
+
+
+class ServingUnavailableError(ServingError, ServiceUnavailableError):
+    """PostgreSQL could not be reached or dropped the connection during a load (a restart, a crash, a failover);
+    the target was not changed, and a retry may succeed."""
 
 
 class DataQualityError(ServingError):

@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.config.settings import Settings
 from lakehouse.postgres import loader
-from lakehouse.postgres.errors import ServingError
+from lakehouse.postgres.errors import ServingError, ServingUnavailableError
 from lakehouse.postgres.loader import SERVING_SCHEMA, LoadResult
 from lakehouse.postgres.staging import APPLICATION_NAME, StagedLoad
 from lakehouse.postgres.upsert import serving_lock
@@ -138,11 +138,21 @@ def _copy(df: DataFrame, staged: StagedLoad, max_writers: int | None) -> int:
     try:
         counts = frame.mapInArrow(writer, "rows long").collect()
     except PySparkException as exc:
-        raise ServingError(
+        cause = _worker_error(exc)
+        error = ServingUnavailableError if _lost_connection(cause) else ServingError
+        raise error(
             f"mart {staged.mart}: computing the frame or copying it to the staging table of {staged.target} "
-            f"failed: {_worker_error(exc)}; {staged.target} was not changed"
+            f"failed: {cause}; {staged.target} was not changed"
         ) from exc
     return sum(int(row["rows"]) for row in counts)
+
+
+def _lost_connection(worker_error: str) -> bool:
+    """True when the worker's PostgreSQL error is an ``OperationalError``: the server went away, refused the
+    connection or cancelled the statement, not the rows."""
+    match = re.match(r"psycopg\.(?:errors\.)?(\w+):", worker_error)
+    error_class = getattr(psycopg.errors, match.group(1), None) if match else None
+    return isinstance(error_class, type) and issubclass(error_class, psycopg.OperationalError)
 
 
 def _worker_error(exc: Exception) -> str:

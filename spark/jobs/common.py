@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse.config import log_masking
-from lakehouse.config.errors import LakehouseError
+from lakehouse.config.errors import LakehouseError, ServiceUnavailableError
 from lakehouse.config.settings import LakeTable, Settings
 from lakehouse.config.specs import EventTypeSpec, load_event_types
 from lakehouse.ml.scoring import ModelVersion, champion
@@ -315,6 +315,9 @@ def run_job(main: Callable[[list[str]], None], argv: list[str] | None = None) ->
     started = time.monotonic()
     try:
         main(sys.argv[1:] if argv is None else argv)
+    except ServiceUnavailableError as exc:
+        log.error("%s (a retry may succeed)", exc)
+        sys.exit(1)
     except LakehouseError as exc:
         log.error("%s", exc)
         sys.exit(2)

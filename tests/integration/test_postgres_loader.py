@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -25,8 +26,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from lakehouse.config.errors import ServiceUnavailableError
 from lakehouse.config.settings import Settings
-from lakehouse.postgres.errors import DataQualityError, ServingError
+from lakehouse.postgres.errors import DataQualityError, ServingError, ServingUnavailableError
 from lakehouse.postgres.loader import drop_orphan_stages
 from lakehouse.spark.io.postgres import load_frame
 
@@ -343,6 +345,7 @@ def test_a_row_the_table_rejects_fails_the_load_and_changes_nothing(spark, dsn: 
         load_frame(spark.createDataFrame(no_tenant, SPARK_SCHEMA), dsn, target, "order_date", D1, D2)
 
     assert target in str(error.value)
+    assert not isinstance(error.value, ServiceUnavailableError), "a row the table rejects is no reason to retry"
     assert rows_in(dsn, target) == before
     assert stages_of(dsn, target) == []
 
@@ -411,8 +414,43 @@ def test_a_killed_load_leaves_the_target_as_it_was_and_a_rerun_completes(
     assert stages_of(dsn, target) == []
 
 
-def _wait_until_copying(dsn: str, target: str, loader: subprocess.Popen[bytes], log: Path) -> int:
-    """Oid of the staging table once the subprocess's COPY has sent rows into it."""
+def test_a_load_whose_connections_postgresql_drops_mid_copy_raises_a_retryable_error_and_changes_nothing(
+    spark, dsn: str, target: str
+) -> None:
+    """What a PostgreSQL restart or failover does to a load in flight: the error says a retry may succeed (the
+    Airflow task is retried, not failed for good), the target keeps its rows, and a rerun completes."""
+    before = [fact("acme", D1, "north", 4, "100.00")]
+    load_frame(spark.createDataFrame(before, SPARK_SCHEMA), dsn, target, "order_date", D1, D2)
+    columns = [expression.format(day=D1.isoformat()) for expression in SYNTHETIC]
+    frame = spark.range(0, 4_000_000, numPartitions=2).selectExpr(*columns)  # a COPY of some seconds
+    terminated: list[bool] = []
+
+    def terminate_the_copy() -> None:
+        stage = _wait_until_copying(dsn, target, None)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_progress_copy WHERE relid = %s", (stage,)
+            ).fetchall()
+        terminated.extend(bool(ok) for (ok,) in rows)
+
+    terminator = threading.Thread(target=terminate_the_copy, daemon=True)
+    terminator.start()
+    with pytest.raises(ServingUnavailableError, match=re.escape(f"{target} was not changed")) as error:
+        load_frame(frame, dsn, target, "order_date", D1, D2)
+    terminator.join(timeout=60)
+
+    assert terminated and all(terminated), "no COPY backend was terminated"
+    assert isinstance(error.value, ServiceUnavailableError)
+    assert "psycopg." in str(error.value)
+    assert rows_in(dsn, target) == before
+    drop_orphan_stages(dsn, table=target, older_than=timedelta(0))
+    after = [fact("acme", D1, "east", 7, "70.00")]
+    assert load_frame(spark.createDataFrame(after, SPARK_SCHEMA), dsn, target, "order_date", D1, D2).rows == 1
+    assert rows_in(dsn, target) == after
+
+
+def _wait_until_copying(dsn: str, target: str, loader: subprocess.Popen[bytes] | None, log: Path | None = None) -> int:
+    """Oid of the staging table once a COPY (of the ``loader`` subprocess, if given) has sent rows into it."""
     name = target.split(".")[1]
     deadline = time.monotonic() + 240
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -424,10 +462,11 @@ def _wait_until_copying(dsn: str, target: str, loader: subprocess.Popen[bytes], 
             ).fetchone()
             if row is not None:
                 return int(row[0])
-            if loader.poll() is not None:
-                pytest.fail(f"the loader exited ({loader.returncode}) before copying:\n{log.read_text()[-4000:]}")
+            if loader is not None and loader.poll() is not None:
+                output = log.read_text()[-4000:] if log else ""
+                pytest.fail(f"the loader exited ({loader.returncode}) before copying:\n{output}")
             time.sleep(0.2)
-    pytest.fail(f"the loader did not start copying within 240 s:\n{log.read_text()[-4000:]}")
+    pytest.fail(f"the loader did not start copying within 240 s:\n{log.read_text()[-4000:] if log else ''}")
 
 
 def _wait_until_no_copy(dsn: str, relid: int) -> None:
