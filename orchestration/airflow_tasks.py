@@ -140,7 +140,6 @@ def _run(module: str, args: list[str], *, streaming: bool) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
     from lakehouse.config.errors import LakehouseError, ServiceUnavailableError
-    from lakehouse.spark.errors import SparkUnavailableError
     from lakehouse.spark.submit import SparkSubmitError, run_job
 
     try:
@@ -149,7 +148,7 @@ def _run(module: str, args: list[str], *, streaming: bool) -> None:
         if exc.user_error:
             raise AirflowFailException(str(exc)) from exc
         raise
-    except (SparkUnavailableError, ServiceUnavailableError):
+    except ServiceUnavailableError:  # Spark Connect, PostgreSQL, Kafka or the store unreachable: Airflow retries
         raise
     except LakehouseError as exc:
         raise AirflowFailException(str(exc)) from exc

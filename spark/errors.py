@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from lakehouse.config.errors import LakehouseError
+from lakehouse.config.errors import LakehouseError, ServiceUnavailableError
 
 # what S3 (and S3-compatible stores) answer when they refuse a key pair, as it surfaces in a Spark error's text
 _REFUSED = re.compile(
@@ -18,7 +18,7 @@ class SparkJobError(LakehouseError):
     """A Spark job failed or was asked to do something impossible; the message names the table or query."""
 
 
-class SparkUnavailableError(SparkJobError):
+class SparkUnavailableError(SparkJobError, ServiceUnavailableError):
     """No Spark to run on (the Spark Connect server does not answer): an infrastructure failure, worth a retry."""
 
 
