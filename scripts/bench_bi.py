@@ -33,7 +33,15 @@ CLIENTS = 8
 FIRST_DAY = date(2024, 1, 1)
 CASES = ("cold", "warm_1_client", "warm_8_clients", "loader_swap")
 RLS_WARMUP = 50
-RLS_TENANT = "tenant_007"
+RLS_TENANT = "tenant_007"  # tenant_name(7)
+
+
+def tenant_name(index: int) -> str:
+    """The id of the filled tables' tenant number ``index`` (as the SQL that fills them names it)."""
+    return f"tenant_{index:03d}"
+
+
+ALL_TENANTS = [tenant_name(index) for index in range(TENANTS)]
 
 
 def named_queries(path: Path) -> dict[str, str]:
@@ -181,7 +189,7 @@ def bench_bi_queries(fact_rows: int, runs: int, restart: Callable[[], None], sql
         rng = random.Random(seed)
         return [
             {
-                "tenant": f"tenant_{rng.randrange(TENANTS):03d}",
+                "tenant": tenant_name(rng.randrange(TENANTS)),
                 "day": fixed_day or FIRST_DAY + timedelta(days=rng.randrange(30, days)),
             }
             for _ in range(count)
@@ -198,7 +206,7 @@ def bench_bi_queries(fact_rows: int, runs: int, restart: Callable[[], None], sql
         cases["warm_1_client"][name] = latency_summary(_timed_runs(dsn, sql, draws(200 + index)))
         cases["warm_8_clients"][name] = latency_summary(_concurrent_runs(dsn, sql, draws(300 + index), CLIENTS))
     rls: dict[str, Any] = {}
-    with rls_logins(dsn, [f"tenant_{t:03d}" for t in range(TENANTS)], RLS_TENANT) as logins:
+    with rls_logins(dsn, ALL_TENANTS, RLS_TENANT) as logins:
         for index, (name, sql) in enumerate(queries.items()):
             # one tenant for every run, so that one_tenant sees the owner's rows; the tenants' rows are alike
             params = [{**p, "tenant": RLS_TENANT} for p in draws(600 + index, count=RLS_WARMUP) + draws(500 + index)]

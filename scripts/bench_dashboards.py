@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from lakehouse.config.settings import Settings
-from lakehouse.scripts.bench_bi import FIRST_DAY, TENANTS, fill
+from lakehouse.scripts.bench_bi import ALL_TENANTS, FIRST_DAY, TENANTS, fill, tenant_name
 from lakehouse.scripts.bench_common import latency_summary
 from lakehouse.scripts.bench_rls import rls_lines, rls_logins, side_by_side
 from lakehouse.scripts.errors import BenchError
@@ -106,7 +106,7 @@ def bench_dashboards(settings: Settings, fact_rows: int, runs: int, renders: int
     for chart in charts:
         saved = api.request("GET", f"/api/v1/chart/{chart['id']}")["result"]["query_context"]  # once per chart
         all_tenants = [None] * (runs + 1)
-        one_tenant = [f"tenant_{rng.randrange(TENANTS):03d}" for _ in range(runs + 1)]
+        one_tenant = [tenant_name(rng.randrange(TENANTS)) for _ in range(runs + 1)]
         cases: dict[str, Any] = {}
         for case, tenants in (("all_tenants", all_tenants), ("one_tenant", one_tenant)):
             timings = [request(chart["slice_name"], saved, tenant) for tenant in tenants]
@@ -114,7 +114,7 @@ def bench_dashboards(settings: Settings, fact_rows: int, runs: int, renders: int
         per_chart[chart["slice_name"]] = cases
         saved_contexts[chart["slice_name"]] = saved
 
-    rls_tenant = f"tenant_{rng.randrange(TENANTS):03d}"
+    rls_tenant = tenant_name(rng.randrange(TENANTS))
     chart_sql = {
         (name, tenant): sql_of(name, saved, tenant)
         for name, saved in saved_contexts.items()
@@ -122,7 +122,7 @@ def bench_dashboards(settings: Settings, fact_rows: int, runs: int, renders: int
     }
 
     rls: dict[str, Any] = {}
-    with rls_logins(dsn, [f"tenant_{t:03d}" for t in range(TENANTS)], rls_tenant) as logins:
+    with rls_logins(dsn, ALL_TENANTS, rls_tenant) as logins:
         for (chart_name, tenant), sql in chart_sql.items():
             chosen = {login: dsn for login, dsn in logins.items() if tenant or login != "one_tenant"}
             case = "one tenant" if tenant else "all tenants"

@@ -42,6 +42,8 @@ def rls_logins(admin_dsn: str, tenants: Sequence[str], own_tenant: str) -> Itera
     from psycopg import sql
     from psycopg.conninfo import make_conninfo
 
+    from lakehouse.postgres.roles import create_login
+
     groups = {"all_tenants": "bi_all_tenants", "one_tenant": "bi_reader", "every_tenant": "bi_reader"}
     grants = [(_ROLE_PREFIX + "every_tenant", tenant) for tenant in tenants] + [
         (_ROLE_PREFIX + "one_tenant", own_tenant)
@@ -51,11 +53,7 @@ def rls_logins(admin_dsn: str, tenants: Sequence[str], own_tenant: str) -> Itera
         for login, group in groups.items():
             role, password = _ROLE_PREFIX + login, secrets.token_urlsafe(24)
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
-                    sql.Identifier(role), sql.Literal(password), sql.Identifier(group)
-                )
-            )
+            create_login(conn, role, password, group)
             dsns[login] = make_conninfo(admin_dsn, user=role, password=password)
         with conn.cursor() as cursor:
             cursor.executemany(

@@ -377,17 +377,15 @@ def ensure_reader_role(admin_dsn: str, role: str, password: str) -> None:
     import psycopg
     from psycopg import sql
 
+    from lakehouse.postgres.roles import create_login
+
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'bi_reader'").fetchone() is None:
             raise StackError(
                 "the role bi_reader does not exist yet, so Superset has no read-only login: run `lakehouse migrate`"
             )
         if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE bi_reader").format(
-                    sql.Identifier(role), sql.Literal(password)
-                )
-            )
+            create_login(conn, role, password, "bi_reader")
         # the stack's dashboards show every tenant (docs/bi.md maps a login to tenants)
         conn.execute(sql.SQL("GRANT bi_all_tenants TO {}").format(sql.Identifier(role)))
 

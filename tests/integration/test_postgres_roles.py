@@ -17,6 +17,7 @@ from psycopg import sql
 
 from lakehouse.config.settings import Settings
 from lakehouse.postgres.errors import ServingError
+from lakehouse.postgres.roles import create_login
 from lakehouse.scripts.bench import ROOT, named_queries
 from lakehouse.spark.io.postgres import load_frame
 
@@ -51,11 +52,7 @@ def login_role(admin: psycopg.Connection, settings: Settings, group: str, unique
     """The DSN of a login role that is a member of ``group``, dropped afterwards (with what it owns)."""
     role = f"t_{group}_{unique}"
     password = secrets.token_urlsafe(16)
-    admin.execute(
-        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
-            sql.Identifier(role), sql.Literal(password), sql.Identifier(group)
-        )
-    )
+    create_login(admin, role, password, group)
     try:
         yield psycopg.conninfo.make_conninfo(settings.postgres_dsn(), user=role, password=password)
     finally:
