@@ -33,7 +33,6 @@ CLIENTS = 8
 FIRST_DAY = date(2024, 1, 1)
 CASES = ("cold", "warm_1_client", "warm_8_clients", "loader_swap")
 RLS_WARMUP = 50
-RLS_TENANT = "tenant_007"  # tenant_name(7)
 
 
 def tenant_name(index: int) -> str:
@@ -42,6 +41,7 @@ def tenant_name(index: int) -> str:
 
 
 ALL_TENANTS = [tenant_name(index) for index in range(TENANTS)]
+RLS_TENANT = tenant_name(7)
 
 
 def named_queries(path: Path) -> dict[str, str]:
