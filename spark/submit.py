@@ -226,18 +226,26 @@ def run_job(settings: Settings, module: str, args: list[str], *, streaming: bool
     if deploy == "spark-submit" or (deploy == "connect" and streaming):
         run_spark_job(settings, module, args)
         return
+    from pyspark.sql import SparkSession
+
     log.info("%s %s (%s)", module, " ".join(args), deploy)
+    caller_session = SparkSession.getActiveSession()
     try:
         importlib.import_module(module).main(args)
     finally:
         if deploy == "connect":
-            _release_connect_session()
+            _release_connect_session(caller_session)
 
 
-def _release_connect_session() -> None:
-    """End this process's Spark Connect session, freeing its state on the server (the server keeps running)."""
+def _release_connect_session(caller_session: object) -> None:
+    """End the Spark Connect session the job opened, freeing its state on the server (the server keeps running).
+    A session the caller already had, classic or Connect, is the caller's to stop."""
     from pyspark.sql import SparkSession
 
     session = SparkSession.getActiveSession()
-    if session is not None:
+    if (
+        session is not None
+        and session is not caller_session
+        and type(session).__module__.startswith("pyspark.sql.connect")
+    ):
         session.stop()
