@@ -7,8 +7,11 @@
   Connect server whose driver runs against the cluster.
 
 Both read the same Kafka topics and load serving databases of their own on the suite's PostgreSQL. Each step is
-the command a user runs: ``lakehouse stream --available-now``, then ``airflow dags test gold_marts <day>``. The
-accounting is checked against counts computed here from the generated messages, not by the code under test.
+a command a user runs. Bronze and Silver: ``lakehouse stream --available-now`` on the cluster; on local, the
+``streams_available_now`` DAG (``airflow dags test``), whose second task also runs the streaming revenue windows
+into Gold and serving. Then ``airflow dags test gold_marts <day>``, whose daily build replaces those windows. The
+accounting and the streamed revenue are checked against figures computed here from the generated messages, not by
+the code under test.
 
 Then the local environment's day is reprocessed by ``airflow backfill create``, executed by the real scheduler
 (api-server, scheduler, dag-processor, triggerer, LocalExecutor: every task its own process): a backfill must leave
@@ -27,6 +30,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +67,8 @@ CLUSTER_ENV = {
     "LAKEHOUSE_S3_PORT": suite_port(29000),
     "LAKEHOUSE_SPARK_CONNECT_PORT": suite_port(25012),
 }
+# the mart the streams DAG also writes, through its revenue task (streaming windows, then the daily build's)
+STREAMED_MART = "order_revenue_5min"
 # a double is compared to 9 decimals: the two engines may add the same values in another order
 DOUBLE_DIGITS = 9
 # the password of the login both environments' serving DSN names (the server checks it): it travels through the
@@ -91,6 +97,8 @@ class EnvironmentRun:
     accounting: dict[str, dict[str, int]]
     orders_day: dict[tuple[Any, ...], tuple[Any, ...]]
     gates: dict[str, list[str]]
+    # (orders placed, revenue) over serving.order_revenue_5min as the streams DAG left it (local only)
+    streamed_revenue: tuple[int, Decimal] | None
 
 
 def expected_accounting(messages: list[GeneratedMessage]) -> dict[str, int]:
@@ -216,30 +224,41 @@ def cluster_stack(
 
 def serving_checksums(dsn: str) -> dict[str, tuple[int, str]]:
     """Row count and md5 of the sorted rows of every mart's serving table, over the mart's declared columns
-    (doubles rounded to DOUBLE_DIGITS decimals)."""
+    (doubles rounded to DOUBLE_DIGITS decimals). The streamed mart counts DAY's rows only: the local environment's
+    revenue stream also leaves the windows of the late orders' earlier days, which no build of DAY replaces."""
     checksums = {}
     with psycopg.connect(dsn) as conn:
         for spec in load_marts(ROOT / "config").values():
             columns = ", ".join(
                 f"round({c.name}::numeric, {DOUBLE_DIGITS})" if c.type == "double" else c.name for c in spec.columns
             )
+            where = f"WHERE {spec.date_column} = '{DAY}'" if spec.name == STREAMED_MART else ""
             count, digest = conn.execute(
                 f"SELECT count(*), coalesce(md5(string_agg(r, E'\\n' ORDER BY r)), '') "
-                f"FROM (SELECT ROW({columns})::text AS r FROM serving.{spec.serving_table}) rows"
+                f"FROM (SELECT ROW({columns})::text AS r FROM serving.{spec.serving_table} {where}) rows"
             ).fetchone()
             checksums[spec.serving_table] = (int(count), str(digest))
     return checksums
 
 
 def stream_accounting(dsn: str) -> dict[str, dict[str, int]]:
-    """What the stream recorded per event type in lakehouse_meta.stream_batches, summed over its batches."""
+    """What the stream recorded per event type in lakehouse_meta.stream_batches, summed over its batches (the
+    revenue stream's batches, query revenue_5min, are not the stream's)."""
     columns = ("input_rows", "output_rows", "dead_letter_rows", "quarantined_rows", "deduplicated_rows")
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
             f"SELECT query, {', '.join(f'sum({c})::bigint' for c in columns)} FROM lakehouse_meta.stream_batches "
-            "GROUP BY query"
+            "WHERE query LIKE 'stream\\_%' GROUP BY query"
         ).fetchall()
     return {row[0].removeprefix("stream_"): dict(zip(columns, map(int, row[1:]), strict=True)) for row in rows}
+
+
+def revenue_totals(dsn: str) -> tuple[int, Decimal]:
+    """Orders placed and revenue over every window of serving.order_revenue_5min."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT sum(orders_placed), sum(total_revenue) FROM serving.order_revenue_5min").fetchone()
+    assert row is not None and row[0] is not None, "the revenue stream loaded no windows"
+    return int(row[0]), Decimal(row[1])
 
 
 def dq_gates(dsn: str) -> dict[str, list[str]]:
@@ -279,8 +298,14 @@ def runs(
         dsn = _serving_database(admin, databases[name])
         scratch = tmp_path_factory.mktemp(f"golden-{name}")
         environ = _environment(name, golden, dsn, scratch)
-        stream = [str(BIN / "lakehouse"), "stream", "--available-now"]
-        _run(stream, environ, f"{name}: lakehouse stream", scratch / "stream.log")
+        streamed_revenue = None
+        if name == "local":
+            streams = [str(BIN / "airflow"), "dags", "test", "streams_available_now", LOGICAL_DATES[name]]
+            _run(streams, environ, f"{name}: airflow dags test streams_available_now", scratch / "streams.log")
+            streamed_revenue = revenue_totals(dsn)
+        else:
+            stream = [str(BIN / "lakehouse"), "stream", "--available-now"]
+            _run(stream, environ, f"{name}: lakehouse stream", scratch / "stream.log")
         gold = [str(BIN / "airflow"), "dags", "test", "gold_marts", LOGICAL_DATES[name]]
         _run(gold, environ, f"{name}: airflow dags test gold_marts", scratch / "gold_marts.log")
         return EnvironmentRun(
@@ -291,6 +316,7 @@ def runs(
             stream_accounting(dsn),
             serving_rows(dsn, DAY),
             dq_gates(dsn),
+            streamed_revenue,
         )
 
     with ThreadPoolExecutor(max_workers=len(ENVIRONMENTS)) as pool:
@@ -315,6 +341,19 @@ def test_orders_mart_and_dq_gates(runs: dict[str, EnvironmentRun], golden: Golde
     assert runs[environment].orders_day == expected_day
     marts = {spec.name for spec in load_marts(ROOT / "config").values()}
     assert runs[environment].gates == {mart: [] for mart in marts}
+
+
+def test_the_streams_dag_counts_every_placed_order_once_in_the_revenue_windows(
+    runs: dict[str, EnvironmentRun], golden: Golden
+) -> None:
+    """All of the day arrives in one micro-batch, before any watermark, so no order is too late for its window."""
+    faults = effective_faults(golden.messages["orders"])
+    placed: dict[str, Decimal] = {}
+    for message, fault in zip(golden.messages["orders"], faults, strict=True):
+        event = message.event
+        if fault is None and event is not None and event["event_type"] == "ORDER_PLACED":
+            placed.setdefault(event["order_id"], Decimal(str(event["total_price"])))
+    assert runs["local"].streamed_revenue == (len(placed), sum(placed.values(), Decimal(0)))
 
 
 def test_serving_tables_are_identical_across_environments(runs: dict[str, EnvironmentRun]) -> None:

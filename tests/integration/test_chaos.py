@@ -1,4 +1,4 @@
-"""The small version of the chaos run (``make chaos`` runs the large one, docs/reliability.md): 50,000 events of the
+"""The small version of the chaos run (``make chaos`` runs the large one, docs/reliability.md): 20,000 events of the
 three types with the full fault mix, produced while the stream runs continuously; two ``kill -9``s of the streaming
 driver and one ``kill -9`` and restart of the Kafka broker at random moments; then a catch-up run. Every message
 must be accounted for exactly once, against what Kafka holds and what the producer reports, not the stream's own
@@ -15,7 +15,7 @@ from lakehouse.config.settings import Settings
 from lakehouse.kafka.generator import INVALID_FAULTS, MALFORMED_FAULTS
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
-EVENTS = 50_000
+EVENTS = 20_000
 
 
 def test_exactly_once_across_driver_kills_and_a_broker_bounce(

@@ -88,7 +88,8 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
     from lakehouse.config.settings import config_dir
     from lakehouse.kafka.admin import ensure_topics
     from lakehouse.kafka.producer import EventProducer
-    from lakehouse.spark.submit import run_spark_job
+    from lakehouse.spark.jobs import silver as silver_job
+    from lakehouse.spark.jobs import stream as stream_job
 
     config = config_dir()
     onboard_shipments(config, unique)
@@ -136,7 +137,9 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
             producer.send_events(name, messages)
         assert producer.send_raw(f"shipments_{unique}", [(None, value) for value in shipments]) == len(shipments)
 
-    run_spark_job(isolated_lake, "lakehouse.spark.jobs.stream", ["--available-now"])
+    # in this process's Spark session, as tests/integration/test_revenue_stream.py runs it: the spark-submit launch is
+    # under test in the stop-signal test below, the golden-data suite and the chaos run
+    stream_job.main(["--available-now"])
 
     lake = isolated_lake.storage
     for name, messages in produced.items():
@@ -230,7 +233,7 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
 
     streamed = {name: silver_rows(name) for name in (*produced, "shipments")}
     streamed_quarantine = quarantine_rows()
-    run_spark_job(isolated_lake, "lakehouse.spark.jobs.silver", [])
+    silver_job.main([])  # in this process's Spark session: the rows, not the launch, are under test here
     for name, rows in streamed.items():
         assert silver_rows(name) == rows, name
     assert quarantine_rows() == streamed_quarantine
@@ -263,6 +266,7 @@ def test_stop_signals_finish_the_running_batch_and_the_next_start_resumes_after_
 
     from lakehouse.kafka.admin import ensure_topics
     from lakehouse.kafka.producer import EventProducer
+    from lakehouse.spark.jobs import stream as stream_job
 
     ensure_topics(isolated_lake)
     # 40 a second while both runs below go on, so that each sees rows arrive; no more once the second is stopped
@@ -318,6 +322,6 @@ def test_stop_signals_finish_the_running_batch_and_the_next_start_resumes_after_
     # the second run went on where the first said it would
     assert first_batches[1] == next_batches[0]
 
-    finish = subprocess.run([*cli, "--available-now"], capture_output=True, text=True, check=False)
-    assert finish.returncode == 0, finish.stdout[-3000:]
+    # the catch-up on the same checkpoint, in this process's Spark session
+    stream_job.main(["--event-type=orders", "--available-now"])
     _orders_landed_once(spark, isolated_lake, len(sent), {m.event["event_id"] for m in sent if m.event})
