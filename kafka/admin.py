@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -16,6 +17,10 @@ from lakehouse.kafka.errors import KafkaClientError
 log = logging.getLogger(__name__)
 
 METADATA_TIMEOUT_S = 10.0
+# a refused or unresolvable broker fails in milliseconds and librdkafka then reports every broker down: after this
+# long of that, the metadata request stops waiting for the rest of METADATA_TIMEOUT_S
+ALL_DOWN_GRACE_S = 2.0
+METADATA_ATTEMPT_S = 0.5
 CREATE_TIMEOUT_S = 30.0
 
 
@@ -39,16 +44,35 @@ log.addFilter(AuthFailuresAtDebug())
 
 
 class ClientErrors:
-    """librdkafka's ``error_cb`` (called from ``poll``): keeps the first authentication failure."""
+    """librdkafka's ``error_cb`` (called from ``poll``): keeps the first authentication failure, and whether every
+    broker was last reported down."""
 
-    __slots__ = ("authentication",)
+    __slots__ = ("all_brokers_down", "authentication")
 
     def __init__(self) -> None:
         self.authentication: str | None = None
+        self.all_brokers_down = False
 
     def __call__(self, error: KafkaError) -> None:
         if error.code() == KafkaError._AUTHENTICATION and self.authentication is None:
             self.authentication = error.str()
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.all_brokers_down = True
+
+
+def fetch_metadata(client: AdminClient | Producer, errors: ClientErrors, topic: str | None = None) -> ClusterMetadata:
+    """``list_topics`` for up to METADATA_TIMEOUT_S, or ALL_DOWN_GRACE_S once librdkafka reports every broker down
+    (``errors`` is the client's error callback); the last KafkaException when it gives up."""
+    started = time.monotonic()
+    while True:
+        remaining = METADATA_TIMEOUT_S - (time.monotonic() - started)
+        try:
+            return client.list_topics(topic, timeout=max(0.01, min(METADATA_ATTEMPT_S, remaining)))
+        except KafkaException:
+            client.poll(0)  # serves the error callback
+            elapsed = time.monotonic() - started
+            if elapsed >= METADATA_TIMEOUT_S or (errors.all_brokers_down and elapsed >= ALL_DOWN_GRACE_S):
+                raise
 
 
 def admin_client(settings: Settings, errors: ClientErrors | None = None) -> AdminClient:
@@ -87,7 +111,7 @@ def cluster_metadata(
     errors = errors or ClientErrors()
     client = admin or admin_client(settings, errors)
     try:
-        metadata = client.list_topics(timeout=METADATA_TIMEOUT_S)
+        metadata = fetch_metadata(client, errors)
     except KafkaException as exc:
         raise metadata_error(settings, exc, client, errors, settings.kafka.client.get("sasl.username")) from exc
     if not metadata.brokers:

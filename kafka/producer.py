@@ -23,11 +23,11 @@ from lakehouse.config.settings import Settings, masked_mapping
 from lakehouse.config.specs import EventTypeSpec
 from lakehouse.config.specs import event_type as load_event_type
 from lakehouse.kafka.admin import (
-    METADATA_TIMEOUT_S,
     AuthFailuresAtDebug,
     ClientErrors,
     client_config,
     describe,
+    fetch_metadata,
     metadata_error,
 )
 from lakehouse.kafka.errors import KafkaClientError
@@ -274,7 +274,7 @@ class EventProducer:
 
     def _topic_metadata(self, topic: str | None) -> ClusterMetadata:
         try:
-            return self._producer.list_topics(topic, timeout=METADATA_TIMEOUT_S)
+            return fetch_metadata(self._producer, self._errors, topic)
         except KafkaException as exc:
             self._closed = True
             raise metadata_error(self.settings, exc, self._producer, self._errors, self._user) from exc
