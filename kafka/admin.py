@@ -64,6 +64,7 @@ def fetch_metadata(client: AdminClient | Producer, errors: ClientErrors, topic: 
     """``list_topics`` for up to METADATA_TIMEOUT_S, or ALL_DOWN_GRACE_S once librdkafka reports every broker down
     (``errors`` is the client's error callback); the last KafkaException when it gives up."""
     started = time.monotonic()
+    errors.all_brokers_down = False  # only what this request sees: the client may have been down and back before
     while True:
         remaining = METADATA_TIMEOUT_S - (time.monotonic() - started)
         try:
