@@ -90,11 +90,9 @@ def unreachable(settings: Settings, detail: str) -> KafkaClientError:
     )
 
 
-def metadata_error(
-    settings: Settings, exc: KafkaException, client: AdminClient | Producer, errors: ClientErrors, user: str | None
-) -> KafkaClientError:
-    """The one-line error for metadata that did not come: the broker refused the credentials, or did not answer."""
-    client.poll(0)  # serves the error callback
+def metadata_error(settings: Settings, exc: KafkaException, errors: ClientErrors, user: str | None) -> KafkaClientError:
+    """The one-line error for metadata that did not come (``fetch_metadata`` has served ``errors``, the client's error
+    callback): the broker refused the credentials, or did not answer."""
     if errors.authentication is None:
         return unreachable(settings, describe(exc))
     return KafkaClientError(
@@ -114,7 +112,7 @@ def cluster_metadata(
     try:
         metadata = fetch_metadata(client, errors)
     except KafkaException as exc:
-        raise metadata_error(settings, exc, client, errors, settings.kafka.client.get("sasl.username")) from exc
+        raise metadata_error(settings, exc, errors, settings.kafka.client.get("sasl.username")) from exc
     if not metadata.brokers:
         raise unreachable(settings, "no brokers in metadata")
     return metadata

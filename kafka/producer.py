@@ -277,7 +277,7 @@ class EventProducer:
             return fetch_metadata(self._producer, self._errors, topic)
         except KafkaException as exc:
             self._closed = True
-            raise metadata_error(self.settings, exc, self._producer, self._errors, self._user) from exc
+            raise metadata_error(self.settings, exc, self._errors, self._user) from exc
 
     def _require_topic(self, topic: str) -> None:
         deadline = time.monotonic() + TOPIC_WAIT_S
