@@ -1,6 +1,7 @@
 """The streaming half of the chaos run: events of every type, with the full fault mix, produced open-loop while the
 stream runs continuously; the streaming driver is killed (``kill -9`` of its process group) and the Kafka broker
-killed and restarted at random moments; then a catch-up run and the checks.
+killed and restarted at random moments; then a catch-up run (available-now, in this process's Spark session) and
+the checks.
 
 For each fault the run reports how long the stream took to recover, that is until the audit
 (``lakehouse_meta.stream_batches``) counted every message that Kafka held when the fault hit.
@@ -20,7 +21,6 @@ import contextlib
 import os
 import random
 import signal
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,7 +32,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.scripts.bench_stream_lake import COORDINATES, gates, produced, silver_duplicates
-from lakehouse.scripts.bench_stream_run import STREAM_JOB, Probe, Producers, StreamRun
+from lakehouse.scripts.bench_stream_run import Probe, Producers, StreamRun
 from lakehouse.scripts.bench_stream_stats import Sample
 from lakehouse.scripts.errors import BenchError
 from lakehouse.scripts.kafka_broker import KafkaBroker
@@ -174,16 +174,14 @@ def _bounce_broker(broker: KafkaBroker, down_s: float) -> None:
     broker.start()
 
 
-def _catch_up(run: StreamRun) -> float:
-    """The available-now run on the same checkpoints; its wall-clock seconds."""
-    from lakehouse.spark.submit import submit_command, submit_env
+def _catch_up() -> float:
+    """The available-now run on the run's checkpoints, in this process's Spark session (``use`` pointed this
+    process at the run's config, lake and checkpoints): what the killed drivers left is processed as any later
+    start would process it; its wall-clock seconds."""
+    from lakehouse.spark.jobs import stream as stream_job
 
     started = time.monotonic()
-    argv = submit_command(run.settings, STREAM_JOB, ["--available-now"])
-    with run.log.open("ab") as out:
-        code = subprocess.run(argv, env=submit_env(run.settings), stdout=out, stderr=subprocess.STDOUT, check=False)
-    if code.returncode != 0:
-        raise BenchError(f"the catch-up run exited with code {code.returncode}; see {run.log}")
+    stream_job.main(["--available-now"])
     return time.monotonic() - started
 
 
@@ -274,7 +272,7 @@ def run_stream_chaos(
         producers.stop()
         probe.close()
         run.stop()
-    result.catch_up_s = round(_catch_up(run), 1)
+    result.catch_up_s = round(_catch_up(), 1)
     truth = produced(spark, run.settings, run.topics).cache()
     checks = gates(spark, run.settings, run.specs, truth)
     checks["bronze"] = bronze_check(spark, run, truth)
