@@ -36,18 +36,22 @@ REVENUE_STREAM_JOB = "lakehouse.spark.jobs.revenue_stream"
 @app.command()
 def setup() -> None:
     """Resolve the pinned JVM jars (Delta, Spark Kafka connector, Kafka broker; hadoop-aws and s3proxy where the
-    environment's lake is on s3a://) into the local cache, and build the virtualenvs of the MLflow tracking server
-    (where the environment's tracking server is on this machine) and of Superset there, and the system's Chromium for
-    the dashboards' browser tests (Debian's package, when missing and this process may install it). Superset or
-    Chromium failing to install is one warning line: the rest of the stack runs without them."""
+    environment's lake is on s3a://) into the local cache, build the Spark drivers' class archive and the virtualenvs
+    of the MLflow tracking server (where the environment's tracking server is on this machine) and of Superset there,
+    and the system's Chromium for the dashboards' browser tests (Debian's package, when missing and this process may
+    install it). Superset or Chromium failing to install is one warning line: the rest of the stack runs without
+    them."""
     from lakehouse.scripts.errors import PrerequisiteError
     from lakehouse.scripts.mlflow_server import mlflow_venv
-    from lakehouse.scripts.stack import resolve_jars
+    from lakehouse.scripts.stack import driver_class_archive, resolve_jars
     from lakehouse.scripts.superset_browser import ensure_chromium
     from lakehouse.scripts.superset_server import superset_venv
 
     for jar_set, folder in resolve_jars(settings()).items():
         console.print(f"{jar_set:9} jars: {folder}")
+    archive = driver_class_archive(settings())
+    if archive is not None:
+        console.print(f"{'classes':9} : {archive}")
     if settings().mlflow.server_on_this_machine:
         console.print(f"{'mlflow':9} venv: {mlflow_venv().ensure()}")
     if settings().superset is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from lakehouse.scripts.spark_connect import SparkConnectServer
 from lakehouse.scripts.superset_server import SupersetServer
 from lakehouse.spark.jars import S3A_JARS, SPARK_JARS, resolve
 
+log = logging.getLogger(__name__)
+
 # in start order; "spark" is the Spark Connect server, "cluster" a Spark standalone master and workers and
 # "object-store" s3proxy: the last two exist where the environment points at them on this machine (cluster);
 # "mlflow" is the MLflow tracking server and model registry, where the tracking URI names this machine, and
@@ -34,6 +37,19 @@ def resolve_jars(settings: Settings | None = None) -> dict[str, Path]:
     if settings is not None and settings.storage.uses_s3a:
         sets += [S3A_JARS, S3PROXY_JARS]
     return {jar_set.name: resolve(jar_set) for jar_set in sets}
+
+
+def driver_class_archive(settings: Settings) -> Path | None:
+    """The environment's Spark driver class archive, built unless it exists (``lakehouse.spark.class_archive``); a
+    failure to build it is one warning: drivers then start without it."""
+    from lakehouse.spark.class_archive import ensure_archive
+    from lakehouse.spark.errors import SparkJobError
+
+    try:
+        return ensure_archive(settings)
+    except SparkJobError as exc:
+        log.warning("Spark drivers start without a class archive: %s", exc)
+        return None
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,8 @@ class LocalStack:
         """Start the named components (and what they depend on); already running ones are left alone."""
         resolve_jars(self.settings)
         uses_spark = {"spark", "airflow"} & set(components)
+        if uses_spark or "cluster" in components:
+            driver_class_archive(self.settings)
         if "kafka" in components and self.local_kafka:
             self.kafka.start()
         if "object-store" in components or uses_spark:

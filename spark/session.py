@@ -15,6 +15,7 @@ from pyspark.sql import SparkSession
 
 from lakehouse.config.settings import Settings
 from lakehouse.config.settings import settings as current_settings
+from lakehouse.spark.class_archive import with_archive
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def session_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> 
             conf["spark.driver.extraClassPath"] = conf["spark.executor.extraClassPath"] = os.pathsep.join(s3a)
             s3a = []
         conf["spark.jars"] = ",".join([*jars, *s3a])
+        conf = with_archive(conf)
     return conf
 
 

@@ -14,10 +14,11 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from lakehouse.config.settings import Settings
+from lakehouse.spark.class_archive import DRIVER_OPTIONS
 from lakehouse.spark.errors import SparkJobError
 from lakehouse.spark.session import OWN_DRIVER_ENV, session_conf
 
@@ -34,18 +35,22 @@ def spark_home() -> Path:
     return Path(pyspark.__file__).parent
 
 
-def submit_base(settings: Settings, name: str) -> list[str]:
-    """spark-submit with the environment's master, jars and properties, up to the application to run."""
+def submit_base(settings: Settings, name: str, extra_conf: Mapping[str, str] | None = None) -> list[str]:
+    """spark-submit with the environment's master, jars and properties (and ``extra_conf``), up to the application
+    to run."""
     if settings.spark.master == "databricks":
         raise SparkJobError(
             "the databricks environment runs jobs on the workspace, not from here: the gold_marts DAG submits them "
             "as Databricks runs, or run `lakehouse-job <job> …` on a cluster (docs/deploy.md); or LAKEHOUSE_ENV=local"
         )
-    conf = session_conf(settings)
+    conf = session_conf(settings, extra_conf)
     jars = conf.pop("spark.jars", "")
     argv = [str(spark_home() / "bin" / "spark-submit"), "--master", settings.spark.master, "--name", name]
-    if "spark.driver.extraJavaOptions" not in conf:
-        argv += ["--driver-java-options", f"-Dlog4j2.configurationFile=file:{LOG4J2_CONFIG}"]
+    driver_options = conf.pop(DRIVER_OPTIONS, "")
+    if DRIVER_OPTIONS not in settings.spark.conf:  # Java options of the environment's own replace the log4j config
+        driver_options = f"-Dlog4j2.configurationFile=file:{LOG4J2_CONFIG} {driver_options}".strip()
+    if driver_options:
+        argv += ["--driver-java-options", driver_options]
     if jars:
         argv += ["--jars", jars]
     for key, value in conf.items():

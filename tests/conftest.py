@@ -153,11 +153,13 @@ def spark(lakehouse_settings: Settings):  # type: ignore[no-untyped-def]
     """One local SparkSession with Delta for the whole suite (local[2], 2 shuffle partitions, UI off)."""
     import logging
 
+    from lakehouse.scripts.stack import driver_class_archive
     from lakehouse.spark.session import get_spark
 
     # as every job does (lakehouse.spark.jobs.common.run_job): py4j's INFO lines would otherwise be written at
     # interpreter exit, when its connections are garbage-collected, to streams pytest has already closed
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    driver_class_archive(lakehouse_settings)  # built by `make setup` already, unless pytest runs on its own
     session = get_spark("lakehouse-tests", {"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"})
     yield session
     session.stop()

@@ -1,0 +1,66 @@
+"""The Spark drivers' class archive (lakehouse.spark.class_archive): named by what the JVM checks, used only when
+it exists, never in place of an archive the environment's own Java options name, and alongside the log4j option
+of spark-submit launches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lakehouse.config.settings import settings
+from lakehouse.spark.class_archive import DRIVER_OPTIONS, archive_path, with_archive
+from lakehouse.spark.submit import submit_base
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LAKEHOUSE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _jars(tmp_path: Path) -> dict[str, str]:
+    jars = [tmp_path / "delta.jar", tmp_path / "kafka.jar"]
+    for jar in jars:
+        jar.write_bytes(b"jar")
+    return {"spark.jars": ",".join(str(j) for j in jars)}
+
+
+def test_the_archive_is_named_by_the_jars_the_driver_loads(cache: Path, tmp_path: Path) -> None:
+    conf = _jars(tmp_path)
+    first = archive_path(conf)
+    assert first is not None
+    assert first.parent == cache / "class-archives"
+    assert archive_path(dict(conf)) == first
+    (tmp_path / "kafka.jar").write_bytes(b"another build of the jar")
+    assert archive_path(conf) != first
+    assert archive_path({**conf, "spark.driver.extraClassPath": str(tmp_path / "delta.jar")}) != archive_path(conf)
+
+
+def test_a_driver_maps_the_archive_only_once_it_is_built(cache: Path, tmp_path: Path) -> None:
+    conf = {**_jars(tmp_path), DRIVER_OPTIONS: "-Dsome.option=1"}
+    assert with_archive(conf) == conf
+    path = archive_path(conf)
+    assert path is not None
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"archive")
+    options = with_archive(conf)[DRIVER_OPTIONS].split()
+    assert options[0] == f"-XX:SharedArchiveFile={path}"
+    assert options[-1] == "-Dsome.option=1"
+    own = {**conf, DRIVER_OPTIONS: "-XX:SharedArchiveFile=/elsewhere.jsa"}
+    assert with_archive(own) == own
+
+
+def test_spark_submit_gets_the_archive_and_the_log4j_configuration(cache: Path) -> None:
+    from lakehouse.spark.session import session_conf
+
+    env = settings()
+    path = archive_path(session_conf(env))
+    assert path is not None
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"archive")
+    argv = submit_base(env, "probe")
+    options = argv[argv.index("--driver-java-options") + 1]
+    assert "-Dlog4j2.configurationFile=file:" in options
+    assert f"-XX:SharedArchiveFile={path}" in options
+    assert not any(arg.startswith(f"{DRIVER_OPTIONS}=") for arg in argv)
