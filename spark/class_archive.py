@@ -26,6 +26,7 @@ from lakehouse.spark.errors import SparkJobError
 
 log = logging.getLogger(__name__)
 DRIVER_OPTIONS = "spark.driver.extraJavaOptions"
+EXECUTOR_OPTIONS = "spark.executor.extraJavaOptions"
 # the JVM says, per class, why it could not archive it; and at run time why it does not map an archive (a
 # mismatch only costs start-up time, which is the state without an archive)
 QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
@@ -66,16 +67,19 @@ def archive_path(conf: Mapping[str, str]) -> Path | None:
     return cache_root() / "class-archives" / f"spark-driver-{digest}.jsa"
 
 
-def with_archive(conf: dict[str, str]) -> dict[str, str]:
+def with_archive(conf: dict[str, str], *, local_executors: bool = False) -> dict[str, str]:
     """``conf`` with the driver mapping its class archive, when one was built for it and the driver's Java options
-    do not already name an archive."""
-    options = conf.get(DRIVER_OPTIONS, "")
-    if "SharedArchiveFile" in options or "ArchiveClassesAtExit" in options:
-        return conf
+    do not already name an archive; with ``local_executors`` (workers on this machine, with this Spark and these
+    jars: the same class path) the executors map it too."""
     path = archive_path(conf)
     if path is None or not path.is_file():
         return conf
-    return {**conf, DRIVER_OPTIONS: f"-XX:SharedArchiveFile={path} {QUIET} {options}".strip()}
+    conf = dict(conf)
+    for key in (DRIVER_OPTIONS, EXECUTOR_OPTIONS) if local_executors else (DRIVER_OPTIONS,):
+        options = conf.get(key, "")
+        if "SharedArchiveFile" not in options and "ArchiveClassesAtExit" not in options:
+            conf[key] = f"-XX:SharedArchiveFile={path} {QUIET} {options}".strip()
+    return conf
 
 
 def ensure_archive(settings: Settings) -> Path | None:
@@ -95,7 +99,7 @@ def ensure_archive(settings: Settings) -> Path | None:
     user_options = conf.get(DRIVER_OPTIONS, "")
     dump = {DRIVER_OPTIONS: f"-XX:ArchiveClassesAtExit={partial} {QUIET} {user_options}".strip()}
     with tempfile.TemporaryDirectory(prefix="lakehouse-class-archive-") as scratch:
-        argv = [*submit_base(settings, "lakehouse-class-archive", dump), "--master", "local[2]", __file__, scratch]
+        argv = [*submit_base(settings, "lakehouse-class-archive", dump), __file__, scratch]
         run = subprocess.run(argv, env=submit_env(settings), capture_output=True, text=True, check=False)
     if run.returncode != 0 or not partial.is_file():
         partial.unlink(missing_ok=True)
@@ -115,7 +119,8 @@ def train(scratch: str) -> None:
     from lakehouse.spark.jobs.common import STATE_STORE_CONF
     from lakehouse.spark.session import get_spark
 
-    spark = get_spark("lakehouse-class-archive", dict(STATE_STORE_CONF), own_driver=True)
+    # on local[2] whatever the environment's master: the class path, not the master, decides what the archive fits
+    spark = get_spark("lakehouse-class-archive", {**STATE_STORE_CONF, "spark.master": "local[2]"}, own_driver=True)
     root = Path(scratch)
     events = spark.range(2000).select(
         F.col("id"),

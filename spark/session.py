@@ -61,7 +61,7 @@ def session_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> 
             conf["spark.driver.extraClassPath"] = conf["spark.executor.extraClassPath"] = os.pathsep.join(s3a)
             s3a = []
         conf["spark.jars"] = ",".join([*jars, *s3a])
-        conf = with_archive(conf)
+        conf = with_archive(conf, local_executors=settings.master_on_this_machine)
     return conf
 
 
