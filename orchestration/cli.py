@@ -51,7 +51,7 @@ def setup() -> None:
         console.print(f"{jar_set:9} jars: {folder}")
     archive = driver_class_archive(settings())
     if archive is not None:
-        console.print(f"{'classes':9} : {archive}")
+        console.print(f"{'spark':9} classes: {archive}", soft_wrap=True)
     if settings().mlflow.server_on_this_machine:
         console.print(f"{'mlflow':9} venv: {mlflow_venv().ensure()}")
     if settings().superset is not None:

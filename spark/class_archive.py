@@ -47,24 +47,54 @@ def _stamp(path: Path) -> str:
     return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def archive_path(conf: Mapping[str, str]) -> Path | None:
-    """Where the archive for a driver with these Spark properties lives: named by a digest of the java binary, the
-    Spark distribution's jars, the driver's extra class path and ``spark.jars`` (None without a java binary, or
-    when turned off)."""
-    from lakehouse.spark.jars import cache_root
+def _fingerprint(conf: Mapping[str, str]) -> list[str] | None:
+    """What the JVM checks an archive against, one line each: the java binary and every class path jar, with size
+    and modification time (None without a java binary, or when turned off)."""
     from lakehouse.spark.submit import spark_home
 
     java = _java()
     if java is None or os.environ.get("LAKEHOUSE_CLASS_ARCHIVE", "on").lower() in ("off", "0", "false", "no"):
         return None
     home = spark_home()
-    parts = [_stamp(java), os.environ.get("SPARK_CONF_DIR", str(home / "conf"))]
-    parts += sorted(_stamp(jar) for jar in (home / "jars").glob("*.jar"))
+    lines = [_stamp(java), "conf:" + os.environ.get("SPARK_CONF_DIR", str(home / "conf"))]
+    lines += sorted(_stamp(jar) for jar in (home / "jars").glob("*.jar"))
     for key in ("spark.driver.extraClassPath", "spark.jars"):
         entries = conf.get(key, "").replace(",", os.pathsep).split(os.pathsep)
-        parts += [_stamp(Path(entry)) for entry in entries if entry]
-    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+        lines += [_stamp(Path(entry)) for entry in entries if entry]
+    return lines
+
+
+def archive_path(conf: Mapping[str, str]) -> Path | None:
+    """Where the archive for a driver with these Spark properties lives: named by a digest of the java binary, the
+    Spark distribution's jars, the driver's extra class path and ``spark.jars`` (None without a java binary, or
+    when turned off)."""
+    from lakehouse.spark.jars import cache_root
+
+    lines = _fingerprint(conf)
+    if lines is None:
+        return None
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
     return cache_root() / "class-archives" / f"spark-driver-{digest}.jsa"
+
+
+def _still_valid(inputs: Path) -> bool:
+    """True while every file an archive was built from is unchanged (its ``.inputs`` beside it)."""
+    try:
+        lines = inputs.read_text().splitlines()
+    except OSError:
+        return False
+    stamps = [line for line in lines if not line.startswith("conf:")]
+    return all(_stamp(Path(line.rsplit(":", 1 if line.endswith(":absent") else 2)[0])) == line for line in stamps)
+
+
+def prune(folder: Path, keep: Path) -> list[Path]:
+    """Delete the archives in ``folder`` (but ``keep``) built from a java binary or jars that changed or are gone:
+    a deleted checkout or a rebuilt venv leaves one of about 200 MB. Returns the deleted archives."""
+    stale = [p for p in folder.glob("*.jsa") if p != keep and not _still_valid(p.with_suffix(".inputs"))]
+    for path in stale:
+        path.unlink(missing_ok=True)
+        path.with_suffix(".inputs").unlink(missing_ok=True)
+    return stale
 
 
 def with_archive(conf: dict[str, str], *, local_executors: bool = False) -> dict[str, str]:
@@ -105,8 +135,11 @@ def ensure_archive(settings: Settings) -> Path | None:
         partial.unlink(missing_ok=True)
         tail = (run.stdout + run.stderr).strip().splitlines()[-5:]
         raise SparkJobError(f"building the driver class archive failed (exit {run.returncode}): {' | '.join(tail)}")
+    path.with_suffix(".inputs").write_text("\n".join(_fingerprint(conf) or []) + "\n")
     partial.replace(path)
     log.info("driver class archive %s", path)
+    for stale in prune(path.parent, keep=path):
+        log.info("deleted the class archive %s: what it was built from changed or is gone", stale)
     return path
 
 

@@ -64,3 +64,30 @@ def test_spark_submit_gets_the_archive_and_the_log4j_configuration(cache: Path) 
     assert "-Dlog4j2.configurationFile=file:" in options
     assert f"-XX:SharedArchiveFile={path}" in options
     assert not any(arg.startswith(f"{DRIVER_OPTIONS}=") for arg in argv)
+
+
+def test_archives_built_from_changed_or_deleted_jars_are_pruned(tmp_path: Path) -> None:
+    from lakehouse.spark.class_archive import prune
+
+    jar, gone = tmp_path / "kept.jar", tmp_path / "gone.jar"
+    jar.write_bytes(b"jar")
+    gone.write_bytes(b"jar")
+    folder = tmp_path / "class-archives"
+    folder.mkdir()
+
+    def archive(name: str, *jars: Path) -> Path:
+        path = folder / f"{name}.jsa"
+        path.write_bytes(b"archive")
+        stat_lines = [f"{j}:{j.stat().st_size}:{j.stat().st_mtime_ns}" for j in jars]
+        path.with_suffix(".inputs").write_text("\n".join(["conf:/nowhere", *stat_lines, f"{tmp_path}/x.jar:absent"]))
+        return path
+
+    valid, rebuilt, current = archive("valid", jar), archive("rebuilt", jar), archive("current", gone)
+    archive("deleted", gone)
+    legacy = folder / "legacy.jsa"
+    legacy.write_bytes(b"archive")
+    rebuilt.with_suffix(".inputs").write_text(f"{jar}:1:1\n")
+    gone.unlink()
+    assert sorted(p.name for p in prune(folder, keep=current)) == ["deleted.jsa", "legacy.jsa", "rebuilt.jsa"]
+    assert sorted(p.name for p in folder.iterdir()) == ["current.inputs", "current.jsa", "valid.inputs", "valid.jsa"]
+    assert valid.is_file()
