@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 	touch $(STAMP)
 
 setup: $(STAMP)  ## Python venv + pinned packages + JVM jars + the MLflow server's and Superset's venvs (idempotent)
-	$(BIN)/lakehouse setup
+	$(BIN)/lakehouse setup $(SETUP_FLAGS)
 
 demo: setup  ## The whole path on the local stack; leaves the stack up
 	$(BIN)/lakehouse demo
@@ -29,6 +29,8 @@ down:  ## Stop the local stack
 status:
 	$(BIN)/lakehouse stack status
 
+# the golden-data suite also runs the cluster environment: its jars and class archive are prepared during set-up
+test: SETUP_FLAGS := --environment cluster
 test: setup lint  ## Lint, types, then the whole suite (starts its own stack on separate ports)
 	$(BIN)/pytest
 
