@@ -182,10 +182,11 @@ class DashboardBrowser:
                 f"{LOGIN_TIMEOUT_MS // 1000} s (still on {page.url})"
             ) from exc
 
-    def render(self, dashboard: int | str, timeout_s: float = 90) -> RenderedDashboard:
-        """Open a dashboard (id or slug) and wait until every chart settled; what it showed, and its wall time."""
+    def render(self, dashboard: int | str, timeout_s: float = 90, *, force: bool = False) -> RenderedDashboard:
+        """Open a dashboard (id or slug) and wait until every chart settled; what it showed, and its wall time.
+        ``force``: every chart queries the database, past Superset's data cache."""
         page = self.page
-        url = f"{self.base_url}/superset/dashboard/{dashboard}/"
+        url = f"{self.base_url}/superset/dashboard/{dashboard}/" + ("?force=true" if force else "")
         responses: list[Response] = []
 
         def keep(response: Response) -> None:

@@ -72,7 +72,26 @@ DATA_DIR = str(Path(__file__).parent / "data")
 # SQL Lab runs each query in the web worker that receives it: the local stack has no Celery workers
 SQLLAB_TIMEOUT = 60
 SUPERSET_WEBSERVER_TIMEOUT = 120
+# chart data cached on disk for every thread of the web server (0 s: not at all); a dashboard's auto-refresh bypasses it
+# (DASHBOARD_AUTO_REFRESH_MODE "force", the default), so the real-time revenue view stays live
+DATA_CACHE_SECONDS = {data_cache_seconds}
+DATA_CACHE_CONFIG = (
+    {{
+        "CACHE_TYPE": "FileSystemCache",
+        "CACHE_DIR": str(Path(__file__).parent / "cache" / "chart-data"),
+        "CACHE_DEFAULT_TIMEOUT": DATA_CACHE_SECONDS,
+        "CACHE_THRESHOLD": 10000,
+    }}
+    if DATA_CACHE_SECONDS > 0
+    else {{"CACHE_TYPE": "NullCache"}}
+)
+DASHBOARD_AUTO_REFRESH_MODE = "force"
 '''
+
+
+def superset_config(config: SupersetSettings) -> str:
+    """The text of ``superset_config.py`` for ``config`` (no secret in it)."""
+    return CONFIG_TEMPLATE.format(metadata_uri_env=METADATA_URI_ENV, data_cache_seconds=config.data_cache_seconds)
 
 
 def superset_venv(requirements: Path = REQUIREMENTS) -> ServerVenv:
@@ -219,7 +238,7 @@ class SupersetServer:
         require_free_port(self.config.port, "Superset", "LAKEHOUSE_SUPERSET_PORT")
         self.venv.ensure()
         credentials = self.credentials()
-        self.config_file.write_text(CONFIG_TEMPLATE.format(metadata_uri_env=METADATA_URI_ENV))
+        self.config_file.write_text(superset_config(self.config))
         ensure_reader_role(self.settings.postgres_dsn(), self.config.reader_role, credentials.reader_password)
         log.info("preparing Superset's metadata in %s", mask(self.metadata_uri()))
         self._superset("db", "upgrade")

@@ -389,12 +389,12 @@ def test_a_chart_whose_query_fails_shows_its_error_banner(
     browser: DashboardBrowser, superset_server: SupersetServer, superset_api: SupersetApi, seed: Seed
 ) -> None:
     """The check is not blind: with SELECT on fct_orders_daily_by_channel revoked from bi_reader, its charts show
-    the error."""
+    the error (forced past the data cache, which holds what an earlier render drew)."""
     [dashboard_id] = superset_api.dashboard_ids(str(DASHBOARDS["Revenue"]["uuid"]))
     with psycopg.connect(superset_server.settings.postgres_dsn(), autocommit=True) as conn:
         conn.execute("REVOKE SELECT ON serving.fct_orders_daily_by_channel FROM bi_reader")
         try:
-            shown = browser.render(dashboard_id)
+            shown = browser.render(dashboard_id, force=True)
         finally:
             conn.execute("GRANT SELECT ON serving.fct_orders_daily_by_channel TO bi_reader")
     assert shown.errors == {

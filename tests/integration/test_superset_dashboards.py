@@ -378,3 +378,24 @@ def test_pipeline_health_charts_show_the_inserted_loads_and_alerts(
     assert [(r["task_id"], r["run_id"], r["mart"], r["reason"], r["created_at"]) for r in rows] == [
         (task, run, mart, reason, _ms(created)) for _, task, run, mart, reason, created in newest_first
     ]
+
+
+def test_a_repeated_chart_request_reads_the_data_cache_and_a_forced_one_the_database(
+    superset_api: SupersetApi, revenue_rows: tuple[str, list[tuple[Any, ...]], list[tuple[Any, ...]]]
+) -> None:
+    tenant, _, _ = revenue_rows
+    saved = superset_api.request(
+        "GET", f"/api/v1/chart/{chart_id(superset_api, CHARTS['Channel mix (gross revenue)']['uuid'])}"
+    )
+    context = json.loads(saved["result"]["query_context"])
+    for query in context["queries"]:
+        query["filters"] = [*query["filters"], {"col": "tenant_id", "op": "==", "val": tenant}]
+
+    def answer(force: bool) -> tuple[bool, list[dict[str, Any]]]:
+        [result] = superset_api.request("POST", "/api/v1/chart/data", {**context, "force": force})["result"]
+        return bool(result.get("is_cached")), result["data"]
+
+    first = answer(force=False)
+    assert first[0] is False and first[1], "a new tenant's first request queries the database"
+    assert answer(force=False) == (True, first[1])
+    assert answer(force=True) == (False, first[1])

@@ -50,6 +50,23 @@ def test_the_section_has_a_row_per_chart_and_case_and_the_verdicts() -> None:
     assert "10,035,200 rows" in text and "commit 0123456789ab" in text
 
 
+def test_with_the_data_cache_the_forced_and_the_cached_cases_each_have_rows_and_a_verdict() -> None:
+    result = _result(600, 4000)
+    result["data_cache_seconds"] = 300
+    result["charts"]["Channel mix"]["all_tenants_cached"] = _latency(40)
+    result["render_cached"] = _latency(1800)
+    result["targets"]["dashboard_cached_met"] = True
+    lines = dashboards_section({"run": RUN, "result": result}, run_line)
+    text = "\n".join(lines)
+    assert "| Channel mix | all tenants, forced | 300 | 600 | 601 | 602 |" in lines
+    assert "| Channel mix | one tenant, forced | 10 | 20 | 21 | 22 |" in lines
+    assert "| Channel mix | all tenants, cached | 20 | 40 | 41 | 42 |" in lines
+    assert "| whole dashboard (3 charts), in Chromium | all tenants, forced | 2000 | 4000 | 4001 | 4002 |" in lines
+    assert "| whole dashboard (3 charts), in Chromium | all tenants, cached | 900 | 1800 | 1801 | 1802 |" in lines
+    assert "for the whole dashboard: **not met** forced, **met** cached." in text
+    assert "data cache on disk (300 s)" in text
+
+
 def test_no_run_no_section() -> None:
     assert dashboards_section(None, run_line) == []
 

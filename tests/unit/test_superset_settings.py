@@ -12,7 +12,7 @@ import pytest
 from lakehouse.config.settings import load_settings
 from lakehouse.scripts.errors import PrerequisiteError
 from lakehouse.scripts.stack import LocalStack
-from lakehouse.scripts.superset_server import SupersetCredentials, SupersetServer, superset_venv
+from lakehouse.scripts.superset_server import SupersetCredentials, SupersetServer, superset_config, superset_venv
 
 DATABRICKS_ENVIRONMENT = {
     "LAKEHOUSE_HOME": "/tmp/x",
@@ -103,3 +103,24 @@ def test_a_taken_port_stops_the_start_with_one_line_naming_the_variable(tmp_path
     assert "\n" not in message
     assert f"port {port} needed by Superset is in use" in message
     assert "export LAKEHOUSE_SUPERSET_PORT=<free port>" in message
+
+
+@pytest.mark.parametrize(("seconds", "expected"), [("300", "FileSystemCache"), ("0", "NullCache")])
+def test_chart_data_is_cached_on_disk_for_the_configured_time_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seconds: str, expected: str
+) -> None:
+    import runpy
+
+    environ = {"LAKEHOUSE_HOME": str(tmp_path), "LAKEHOUSE_SUPERSET_DATA_CACHE_SECONDS": seconds}
+    superset = load_settings("local", environ=environ).superset
+    assert superset is not None and superset.data_cache_seconds == int(seconds)
+    (tmp_path / "superset_config.py").write_text(superset_config(superset))
+    SupersetCredentials.load_or_create(tmp_path / "credentials.json")
+    monkeypatch.setenv("LAKEHOUSE_SUPERSET_METADATA_URI", "postgresql://unused")
+    generated = runpy.run_path(str(tmp_path / "superset_config.py"))
+    assert generated["DATA_CACHE_CONFIG"]["CACHE_TYPE"] == expected
+    if seconds != "0":
+        assert generated["DATA_CACHE_CONFIG"]["CACHE_DEFAULT_TIMEOUT"] == int(seconds)
+        assert generated["DATA_CACHE_CONFIG"]["CACHE_DIR"] == str(tmp_path / "cache" / "chart-data")
+    # the real-time revenue dashboard's auto-refresh reads past the cache
+    assert generated["DASHBOARD_AUTO_REFRESH_MODE"] == "force"
