@@ -49,20 +49,24 @@ def setup(
     environment's lake is on s3a://) into the local cache, build the Spark drivers' class archive and the virtualenvs
     of the MLflow tracking server (where the environment's tracking server is on this machine) and of Superset there,
     and the system's Chromium for the dashboards' browser tests (Debian's package, when missing and this process may
-    install it). The JVM work runs beside the virtualenvs' installs. Superset or Chromium failing to install is one
-    warning line: the rest of the stack runs without them."""
+    install it). The class archives are built while the virtualenvs install. Superset or Chromium failing to install
+    is one warning line: the rest of the stack runs without them."""
     from concurrent.futures import ThreadPoolExecutor
 
     from lakehouse.config.settings import load_settings
     from lakehouse.scripts.errors import PrerequisiteError
     from lakehouse.scripts.mlflow_server import mlflow_venv
-    from lakehouse.scripts.stack import prepare_spark
+    from lakehouse.scripts.stack import driver_class_archive, resolve_jars
     from lakehouse.scripts.superset_browser import ensure_chromium
     from lakehouse.scripts.superset_server import superset_venv
 
     targets = [settings()] + [load_settings(name) for name in environments or [] if name != settings().name]
+    # first, so that an unreachable Maven repository is reported at once
+    jar_sets = {name: folder for target in targets for name, folder in resolve_jars(target).items()}
+    for jar_set, folder in jar_sets.items():
+        console.print(f"{jar_set:9} jars: {folder}")
     with ThreadPoolExecutor(max_workers=1) as jvm_work:
-        prepared = jvm_work.submit(lambda: [prepare_spark(target) for target in targets])
+        archives = jvm_work.submit(lambda: [driver_class_archive(target) for target in targets])
         if settings().mlflow.server_on_this_machine:
             console.print(f"{'mlflow':9} venv: {mlflow_venv().ensure()}")
         if settings().superset is not None:
@@ -74,9 +78,7 @@ def setup(
                 console.print(f"{'chromium':9} : {ensure_chromium()}")
             except PrerequisiteError as exc:
                 console.print(f"[bold yellow]warning:[/] the dashboard browser tests and screenshots need it: {exc}")
-        for target, (jar_sets, archive) in zip(targets, prepared.result(), strict=True):
-            for jar_set, folder in jar_sets.items():
-                console.print(f"{jar_set:9} jars: {folder}")
+        for target, archive in zip(targets, archives.result(), strict=True):
             if archive is not None:
                 console.print(f"{'spark':9} classes: {archive} ({target.name})", soft_wrap=True)
 

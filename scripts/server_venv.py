@@ -21,7 +21,8 @@ from lakehouse.spark.jars import cache_root
 
 log = logging.getLogger(__name__)
 PIP = "pip==26.3"
-_UNREACHABLE = ("Could not find a version", "No matching distribution", "ConnectionError", "Max retries exceeded")
+# what pip prints when it cannot reach the index (a pin that does not exist says "No matching distribution" alone)
+_UNREACHABLE = ("ConnectionError", "Max retries exceeded", "Temporary failure in name resolution", "ProxyError")
 
 
 @dataclass(frozen=True)

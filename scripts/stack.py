@@ -52,11 +52,6 @@ def driver_class_archive(settings: Settings) -> Path | None:
         return None
 
 
-def prepare_spark(settings: Settings) -> tuple[dict[str, Path], Path | None]:
-    """The environment's jar sets resolved and its driver class archive built (``lakehouse setup``)."""
-    return resolve_jars(settings), driver_class_archive(settings)
-
-
 @dataclass(frozen=True)
 class ComponentStatus:
     """One line of ``lakehouse stack status``."""

@@ -178,6 +178,26 @@ class SupersetServer:
         # the embedded server's password file holds the superuser's password, not the reader's
         return url.difference_update_query(["passfile"]).render_as_string(hide_password=False)
 
+    def check_reader_login(self) -> None:
+        """StackError, in one line naming the fix, unless PostgreSQL lets the read-only login in with the password
+        of the credentials file (the one Superset's connection uses)."""
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        dsn = make_url(self.reader_uri()).set(drivername="postgresql").render_as_string(hide_password=False)
+        role = self.config.reader_role
+        try:
+            psycopg.connect(dsn, connect_timeout=10).close()
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            if "password" in str(exc):
+                raise StackError(
+                    f"PostgreSQL refused the password of {role} that {self.credentials_file} holds ({reason}): run "
+                    f"`DROP ROLE {role}` as a superuser, then `lakehouse stack up superset` again (it creates the role "
+                    "with that password)"
+                ) from None
+            raise StackError(f"Superset's read-only login {role} cannot reach PostgreSQL: {reason}") from None
+
     def env(self) -> dict[str, str]:
         """This process's environment plus where Superset finds its configuration and metadata database."""
         return {
@@ -240,6 +260,7 @@ class SupersetServer:
         credentials = self.credentials()
         self.config_file.write_text(superset_config(self.config))
         ensure_reader_role(self.settings.postgres_dsn(), self.config.reader_role, credentials.reader_password)
+        self.check_reader_login()
         log.info("preparing Superset's metadata in %s", mask(self.metadata_uri()))
         self._superset("db", "upgrade")
         if not self._admin_exists():

@@ -221,3 +221,73 @@ def test_stack_env_prints_the_admin_and_the_password_only_when_asked(superset_se
 
     shown = run_lakehouse("stack", "env", "--show-secrets")
     assert f"export LAKEHOUSE_SUPERSET_PASSWORD={superset_server.credentials().admin_password}" in shown.stdout
+
+
+def test_a_wrong_reader_password_is_one_line_naming_the_fix(
+    superset_stack: Settings, superset_server: SupersetServer
+) -> None:
+    """The read-only login's password in PostgreSQL no longer the credentials file's: the start's check refuses in
+    one line naming the recovery, without the password."""
+    from psycopg import sql
+
+    from lakehouse.scripts.errors import StackError
+
+    role, password = superset_server.config.reader_role, superset_server.credentials().reader_password
+    superset_server.check_reader_login()  # as the stack started it
+    with psycopg.connect(superset_stack.postgres_dsn(), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal("changed-elsewhere"))
+        )
+        try:
+            with pytest.raises(StackError) as refused:
+                superset_server.check_reader_login()
+        finally:
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+    message = str(refused.value)
+    assert "\n" not in message and password not in message and "changed-elsewhere" not in message
+    assert f"DROP ROLE {role}" in message and str(superset_server.credentials_file) in message
+
+
+def test_superset_that_cannot_start_is_one_line_and_the_demo_goes_on(
+    superset_stack: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """A Superset that cannot start (here its port is taken) costs the demo one line, not the run. A home of its own,
+    where no Superset runs yet, on the suite's PostgreSQL."""
+    import socket
+
+    from rich.console import Console
+
+    from lakehouse.config.settings import settings
+    from lakehouse.scripts.demo import start_superset
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path / "home"))
+        monkeypatch.setenv("LAKEHOUSE_PG_DSN", superset_stack.postgres_dsn())
+        monkeypatch.setenv("LAKEHOUSE_SUPERSET_PORT", str(taken.getsockname()[1]))
+        settings.cache_clear()
+        try:
+            console = Console(file=(tmp_path / "demo.out").open("w"), width=400)
+            assert start_superset(LocalStack(settings()), console) is False
+            console.file.close()
+        finally:
+            settings.cache_clear()
+    lines = (tmp_path / "demo.out").read_text().splitlines()
+    assert len(lines) == 1 and "Superset not started" in lines[0] and "LAKEHOUSE_SUPERSET_PORT" in lines[0], lines
+
+
+def test_a_superset_install_that_fails_is_one_line_naming_the_fix(tmp_path: Any) -> None:
+    """pip refusing the pinned requirements: one line, the virtualenv left half-built nowhere."""
+    from lakehouse.scripts.errors import PrerequisiteError
+    from lakehouse.scripts.server_venv import ServerVenv
+
+    requirements = tmp_path / "superset.txt"
+    requirements.write_text("apache-superset==0.0.0.dev0\n")  # no such release
+    venv = ServerVenv("superset", requirements, "superset", "Superset")
+    with pytest.raises(PrerequisiteError) as refused:
+        venv.ensure()
+    message = str(refused.value)
+    assert "\n" not in message and "Superset" in message and "make setup" in message, message
+    assert "No matching distribution found for apache-superset==0.0.0.dev0" in message and "fix the pins" in message
+    assert not venv.folder.exists()
