@@ -130,7 +130,8 @@ def ensure_archive(settings: Settings) -> Path | None:
     dump = {DRIVER_OPTIONS: f"-XX:ArchiveClassesAtExit={partial} {QUIET} {user_options}".strip()}
     with tempfile.TemporaryDirectory(prefix="lakehouse-class-archive-") as scratch:
         argv = [*submit_base(settings, "lakehouse-class-archive", dump), __file__, scratch]
-        run = subprocess.run(argv, env=submit_env(settings), capture_output=True, text=True, check=False)
+        # in the scratch folder: the training run's session would leave an empty spark-warehouse/ in the caller's
+        run = subprocess.run(argv, env=submit_env(settings), cwd=scratch, capture_output=True, text=True, check=False)
     if run.returncode != 0 or not partial.is_file():
         partial.unlink(missing_ok=True)
         tail = (run.stdout + run.stderr).strip().splitlines()[-5:]
