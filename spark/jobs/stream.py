@@ -26,9 +26,10 @@ from typing import cast
 
 from pyspark import inheritable_thread_target
 from pyspark.errors import StreamingQueryException
-from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.types import StructType
 
 from lakehouse.config.settings import Settings
 from lakehouse.config.settings import settings as current_settings
@@ -208,7 +209,7 @@ class TopicBatchWriter:
         audit.max_event_time = cast(datetime | None, counts["max_ts"])
         # the other writes depend on nothing but the cached batch: run them at once, each an idempotent commit
         writes: dict[str, Callable[[], object]] = {
-            "silver": functools.partial(self._write_silver, spark, batch, rows, batch_id, audit, counts)
+            "silver": functools.partial(self._write_silver, spark, batch, batch_id, audit, counts)
         }
         if audit.dead_letter_rows:
             writes["dead_letters"] = functools.partial(
@@ -247,30 +248,23 @@ class TopicBatchWriter:
         self,
         spark: SparkSession,
         batch: DataFrame,
-        rows: DataFrame,
         batch_id: int,
         audit: BatchAudit,
         counts: dict[str, object],
     ) -> None:
         spec = self.spec
         batch_tag = f"{self.app_id}:{batch_id}"
-        good = silver.accepted(silver.candidate_events(rows))
-        new_keys = batch.where(F.col("_row").isNull()).select(
-            F.col("_k1").alias(spec.dedup_key), F.col("_k2").alias("event_date")
+        existing = (
+            self._existing_keys(spark, sorted(cast(list[date], counts["late_dates"])), batch_tag)
+            if audit.late_rows
+            else None
         )
-        fresh = good.where(~late_time(audit.watermark)).join(new_keys, [spec.dedup_key, "event_date"], "left_semi")
-        if audit.late_rows:
-            older = good.where(late_time(audit.watermark))
-            existing = self._existing_keys(spark, sorted(cast(list[date], counts["late_dates"])), batch_tag)
-            if existing is not None:
-                older = silver.not_already_in(older, existing, spec.dedup_key)
-            fresh = fresh.unionByName(older)
         with audit.timed("silver_lookups"):
             references = {j.reference: reference.current(spark, self.settings, j.reference) for j in spec.enrich}
             model = scoring_model(self.settings, spec)
         audit.model_version = model.version if model else None
         timing = Observation(f"scoring-{uuid.uuid4().hex}") if model else None
-        deduplicated = silver.first_per_key(fresh, spec.dedup_key)
+        deduplicated = first_new_per_key(batch, spec.dedup_key, audit.watermark, existing)
         enriched = silver.silver_rows(deduplicated, spec, references, batch_tag, model, timing)
         # the commit names its batch, so the time rows became visible can be read from the table's history
         commit_tag = {"query": self.query, "app_id": self.app_id, "batch_id": batch_id}
@@ -283,6 +277,47 @@ class TopicBatchWriter:
         if scoring:
             audit.scored_rows = int(scoring["scored_rows"])
             audit.scoring_ms = round(float(scoring["scoring_ms"]), 3)
+
+
+def first_new_per_key(
+    batch: DataFrame, key: str, watermark: datetime | None, silver_keys: DataFrame | None
+) -> DataFrame:
+    """The accepted events of a micro-batch that go to Silver, as ``silver.accepted`` gives them: of each key and
+    event date, the first copy (``silver.first_per_key``'s order), when the dedup state let the key through in this
+    batch (a key row), or when the event is late (the state may have forgotten its key) and ``silver_keys`` (Silver's
+    keys on the late events' dates, as ``key`` and ``event_date``) does not hold it.
+
+    ``batch`` is read once, in one window over its events and key rows together: a second reference (a join or a
+    union of two frames read from it) gets new column ids from Spark, misses the batch's cache and runs the whole
+    micro-batch again (Kafka read, parse, dedup state, whose store then reloads)."""
+    is_key = F.col("_row").isNull()
+    frame = batch.select(is_key.alias("_is_key"), "_k1", "_k2", "_row.*").where(
+        F.col("_is_key") | silver.is_accepted_row()
+    )
+    frame = (
+        frame.withColumn("_key", F.when(F.col("_is_key"), F.col("_k1")).otherwise(F.col(key).cast("string")))
+        .withColumn("event_date", F.when(F.col("_is_key"), F.col("_k2")).otherwise(F.col("event_date")))
+        .withColumn("_late", ~F.col("_is_key") & late_time(watermark))
+        .drop("_k1", "_k2")
+    )
+    new_late = F.col("_late")
+    if silver_keys is not None:
+        in_silver = silver_keys.select(
+            F.col(key).cast("string").alias("_key"), "event_date", F.lit(True).alias("_in_silver")
+        ).distinct()
+        frame = frame.join(in_silver, ["_key", "event_date"], "left")
+        new_late = new_late & F.col("_in_silver").isNull()
+    group = Window.partitionBy("_key", "event_date")
+    order = group.orderBy("_ingested_at", "_kafka_partition", "_kafka_offset")
+    kept = (
+        frame.withColumn("_has_key", F.max("_is_key").over(group))
+        .where(~F.col("_is_key") & (F.col("_has_key") | new_late))
+        .withColumn("_rank", F.row_number().over(order))
+        .where("_rank = 1")
+    )
+    row = batch.schema["_row"].dataType
+    assert isinstance(row, StructType)
+    return kept.select(*[name for name in row.names if name not in (silver.BRONZE, "_violations", "ingest_date")])
 
 
 def _batch_counts(watermark: datetime | None) -> dict[str, Column]:
