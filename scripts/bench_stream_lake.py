@@ -73,11 +73,8 @@ def prefill_silver(
             [(m.key, m.value, f"{spec.name}_prefill", 0, i, datetime.now(UTC)) for i, m in enumerate(messages)],
             _KAFKA_SCHEMA,
         )
-        template = (
-            silver.enrich(silver.accepted(_checked_events(source, spec)), spec, references)
-            .withColumn("_silver_batch", F.lit(PREFILL_BATCH))
-            .withColumn("_processed_at", F.current_timestamp())
-        )
+        # the stream's own Silver columns (with a sentiment scoring's, null: no model scored the prefill)
+        template = silver.silver_rows(silver.accepted(_checked_events(source, spec)), spec, references, PREFILL_BATCH)
         # the sample's offsets are 0..sample-1: the copy with id k is made from the sample row at offset k % sample
         template = template.withColumn("_t", F.col("_kafka_offset")).cache()
         size = template.count()
