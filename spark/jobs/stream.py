@@ -308,7 +308,7 @@ def first_new_per_key(
         frame = frame.join(in_silver, ["_key", "event_date"], "left")
         new_late = new_late & F.col("_in_silver").isNull()
     group = Window.partitionBy("_key", "event_date")
-    order = group.orderBy("_ingested_at", "_kafka_partition", "_kafka_offset")
+    order = group.orderBy(*silver.ARRIVAL_ORDER)
     kept = (
         frame.withColumn("_has_key", F.max("_is_key").over(group))
         .where(~F.col("_is_key") & (F.col("_has_key") | new_late))
@@ -317,7 +317,7 @@ def first_new_per_key(
     )
     row = batch.schema["_row"].dataType
     assert isinstance(row, StructType)
-    return kept.select(*[name for name in row.names if name not in (silver.BRONZE, "_violations", "ingest_date")])
+    return kept.select(*[name for name in row.names if name not in (silver.BRONZE, *silver.CHECK_COLUMNS)])
 
 
 def _batch_counts(watermark: datetime | None) -> dict[str, Column]:

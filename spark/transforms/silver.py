@@ -235,16 +235,22 @@ def quarantined(events: DataFrame, source: str) -> DataFrame:
     )
 
 
+# the checking columns of a parsed event that Silver does not keep
+CHECK_COLUMNS = ("_violations", "_raw_value", "ingest_date")
+# the order in which the stream saw the copies of an event (see first_per_key)
+ARRIVAL_ORDER = ("_ingested_at", "_kafka_partition", "_kafka_offset")
+
+
 def accepted(events: DataFrame) -> DataFrame:
     """Rows without violations, without the raw value and the violations column."""
-    return events.where(F.size("_violations") == 0).drop("_violations", "_raw_value", "ingest_date")
+    return events.where(F.size("_violations") == 0).drop(*CHECK_COLUMNS)
 
 
 def first_per_key(events: DataFrame, key: str) -> DataFrame:
     """One row per ``key`` and ``event_date``: the first to arrive, in ingest then Kafka order (``_ingested_at``,
     partition, offset). The stream stamps one ``_ingested_at`` per micro-batch, so this is the order in which the
     stream saw the copies, and a rebuild from Bronze keeps the same copy; deterministic on replay."""
-    order = Window.partitionBy(key, "event_date").orderBy("_ingested_at", "_kafka_partition", "_kafka_offset")
+    order = Window.partitionBy(key, "event_date").orderBy(*ARRIVAL_ORDER)
     return events.withColumn("_rank", F.row_number().over(order)).where("_rank = 1").drop("_rank")
 
 
