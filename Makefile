@@ -31,8 +31,8 @@ status:
 
 # the golden-data suite also runs the cluster environment: its jars and class archive are prepared during set-up
 test: SETUP_FLAGS := --environment cluster
-test: setup lint  ## Lint, types, then the whole suite (starts its own stack on separate ports)
-	$(BIN)/pytest
+test: setup lint  ## Lint, types, then the whole suite (two workers, each starting its own stack on separate ports)
+	$(BIN)/pytest -n 2
 
 test-unit: setup
 	$(BIN)/pytest tests/unit tests/dags

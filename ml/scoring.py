@@ -46,9 +46,6 @@ def champion(mlflow: MlflowSettings) -> ModelVersion | None:
     """The version the champion alias points at, or None when the model or the alias does not exist yet.
     RegistryUnreachableError at once when an ``http(s)://`` tracking server does not accept connections (the MLflow
     client would retry for minutes)."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
     address = mlflow.server_address
     if address is not None:
         try:
@@ -57,6 +54,9 @@ def champion(mlflow: MlflowSettings) -> ModelVersion | None:
             raise RegistryUnreachableError(
                 f"no MLflow tracking server answers at {mlflow.tracking_uri} ({exc})"
             ) from exc
+    # after the check: importing the client takes seconds of CPU, which a stream without a registry never needs
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=mlflow.tracking_uri, registry_uri=mlflow.registry_uri or None)
     try:

@@ -65,7 +65,7 @@ class SparkCluster:
         """Start the master, then the workers; wait until every worker has registered."""
         if not self.configured or self.running():
             return
-        from lakehouse.spark.submit import spark_home
+        from lakehouse.spark.distribution import spark_home
 
         require_command("java", JDK_FIX)
         spark_class = str(spark_home() / "bin" / "spark-class")

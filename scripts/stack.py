@@ -32,7 +32,11 @@ COMPONENTS = ("kafka", "object-store", "cluster", "postgres", "mlflow", "model-s
 
 def resolve_jars(settings: Settings | None = None) -> dict[str, Path]:
     """Resolve every JVM jar set the stack needs (idempotent): Spark's runtime jars and the Kafka broker's, and
-    for an environment on ``s3a://`` hadoop-aws and the local object store's."""
+    for an environment on ``s3a://`` hadoop-aws and the local object store's; and place pyspark's distribution in
+    the cache (``lakehouse.spark.distribution``)."""
+    from lakehouse.spark.distribution import ensure_distribution
+
+    ensure_distribution()
     sets = [SPARK_JARS, KAFKA_JARS]
     if settings is not None and settings.storage.uses_s3a:
         sets += [S3A_JARS, S3PROXY_JARS]

@@ -50,7 +50,7 @@ def _stamp(path: Path) -> str:
 def _fingerprint(conf: Mapping[str, str]) -> list[str] | None:
     """What the JVM checks an archive against, one line each: the java binary and every class path jar, with size
     and modification time (None without a java binary, or when turned off)."""
-    from lakehouse.spark.submit import spark_home
+    from lakehouse.spark.distribution import spark_home
 
     java = _java()
     if java is None or os.environ.get("LAKEHOUSE_CLASS_ARCHIVE", "on").lower() in ("off", "0", "false", "no"):

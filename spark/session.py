@@ -16,6 +16,7 @@ from pyspark.sql import SparkSession
 from lakehouse.config.settings import Settings
 from lakehouse.config.settings import settings as current_settings
 from lakehouse.spark.class_archive import with_archive
+from lakehouse.spark.distribution import spark_home
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ def get_spark(
     if env.spark.deploy == "connect" and not own_driver and os.environ.get(OWN_DRIVER_ENV) != "1":
         return connect_session(app_name, env, extra_conf)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ["SPARK_HOME"] = str(spark_home())  # the driver JVM pyspark starts, and the archive it maps
     for key, value in env.object_store_credentials().items():
         os.environ.setdefault(key, value)  # the driver JVM this process starts reads them
     builder = SparkSession.builder.appName(app_name)

@@ -19,20 +19,12 @@ from pathlib import Path
 
 from lakehouse.config.settings import Settings
 from lakehouse.spark.class_archive import DRIVER_OPTIONS
+from lakehouse.spark.distribution import spark_home
 from lakehouse.spark.errors import SparkJobError
 from lakehouse.spark.session import OWN_DRIVER_ENV, session_conf
 
 log = logging.getLogger(__name__)
 LOG4J2_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
-
-
-def spark_home() -> Path:
-    """SPARK_HOME, or the pyspark package (which ships bin/spark-submit)."""
-    if os.environ.get("SPARK_HOME"):
-        return Path(os.environ["SPARK_HOME"])
-    import pyspark
-
-    return Path(pyspark.__file__).parent
 
 
 def submit_base(settings: Settings, name: str, extra_conf: Mapping[str, str] | None = None) -> list[str]:
@@ -73,6 +65,7 @@ def submit_env(settings: Settings) -> dict[str, str]:
         **settings.object_store_credentials(),
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "SPARK_HOME": str(spark_home()),
         "LAKEHOUSE_HOME": str(settings.home),
         "LAKEHOUSE_ENV": settings.name,
         OWN_DRIVER_ENV: "1",
