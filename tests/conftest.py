@@ -154,8 +154,26 @@ def postgres_stack(lakehouse_settings: Settings) -> Iterator[Settings]:
     from lakehouse.postgres.migrate import migrate
 
     _start(lakehouse_settings, "postgres")
+    if lakehouse_settings.uses_embedded_postgres:
+        _drop_leftover_databases(lakehouse_settings.postgres_dsn("postgres"))
     migrate(lakehouse_settings.postgres_dsn())
     yield lakehouse_settings
+
+
+# the databases tests make for themselves (isolated_serving; the golden-data suite's), by name
+_TEST_DATABASES = r"^(lakehouse|golden_local|golden_cluster)_[0-9a-f]{8}$"
+
+
+def _drop_leftover_databases(admin: str) -> None:
+    """Drop the test databases a session killed before its teardown left in the suite's embedded PostgreSQL: a test
+    that lists every database (the BI role's reach) would find them."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        leftovers = conn.execute("SELECT datname FROM pg_database WHERE datname ~ %s", (_TEST_DATABASES,)).fetchall()
+        for (name,) in leftovers:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")
