@@ -1,8 +1,8 @@
 """The Spark distribution every JVM of this project starts from: a folder in the cache whose path and files stay the
 same for every checkout and virtualenv that installs the same pyspark build.
 
-pyspark ships a Spark distribution inside the package (``bin/``, ``jars/``), so its path is the venv's, and pip or uv
-stamp each jar with the install time. The drivers' class archive (``lakehouse.spark.class_archive``) is only mapped
+pyspark ships a Spark distribution inside the package (``bin/``, ``jars/``), so its path is the venv's, and pip
+stamps each jar with the install time. The drivers' class archive (``lakehouse.spark.class_archive``) is only mapped
 by a JVM whose class path has the same paths, sizes and modification times as when it was built; so with the venv's
 distribution, every fresh checkout (a CI run) built both archives again, about 55 s each on two cores. ``lakehouse
 setup`` copies the distribution once into ``$LAKEHOUSE_CACHE/spark-home/<version>-<digest of pyspark's RECORD>``
