@@ -81,7 +81,13 @@ def _stream_result() -> dict[str, Any]:
         "freshness_base": 1000,
         "freshness_base_source": "the sustained rate",
         "freshness": [fresh],
-        "ceiling": {"messages": 1000, "rules_s": 0.5, "events_per_s": 2000.0, "kafka_read_s": 0.25},
+        "ceiling": {
+            "messages": 1000,
+            "rules_s": 0.5,
+            "events_per_s": 2000.0,
+            "kafka_read_s": 0.25,
+            "cached_rules_s": 0.2,
+        },
         "serving_freshness": {"measured": False, "reason": "not measured yet: no streaming query"},
         "passed": True,
     }
@@ -128,6 +134,8 @@ def test_the_stream_section_names_the_sustained_step_and_the_gates(docs: Path) -
     gates = "| 250 | 1,000 | 950 / 950 / 0 / 0 / 0 / 0 | 10 / 10 / 0 / 0 / 0 | 10 / 10 / 0 / 0 / 0 | 0 | yes | yes |"
     assert gates in report
     assert "| produce -> serving.order_revenue_5min | | not measured yet" in report
+    assert "| the Kafka read alone | 1,000 | 0.25 | 4,000 |" in report
+    assert "on the messages cached in memory (no Kafka read), no-op sink | 1,000 | 0.20 | 5,000 |" in report
     assert "**Not the full protocol**: this run changed `steps=[1000, 2000]`" in report
 
 
