@@ -6,7 +6,8 @@ replaces its own row and the audit costs no Delta commit."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -25,6 +26,15 @@ COLUMNS = (
 _KEY = ("query", "app_id", "batch_id")
 
 
+def check_audit_table(dsn: str) -> None:
+    """Raise ServingError, one line naming the fix, unless the audit table can be reached and exists. The streams
+    call it before they start, rather than fail after their first micro-batch."""
+    with _audit_connection(dsn) as conn:
+        found = conn.execute("SELECT to_regclass(%s)", (".".join(TABLE),)).fetchone()
+    if found is None or found[0] is None:
+        raise ServingError(_missing(dsn))
+
+
 def record_batch(dsn: str, batch: Mapping[str, Any]) -> None:
     """Insert or replace the audit row of one batch (``batch`` has every column of ``COLUMNS``; ``offset_ranges``
     and ``phase_ms`` are JSON text; the naive times are UTC, as in the Spark session)."""
@@ -40,15 +50,25 @@ def record_batch(dsn: str, batch: Mapping[str, Any]) -> None:
         ),
     )
     try:
-        with psycopg.connect(dsn, connect_timeout=10, application_name="lakehouse-stream-audit") as conn:
-            conn.execute("SET TIME ZONE 'UTC'")
+        with _audit_connection(dsn) as conn:
             conn.execute(statement, dict(batch))
     except psycopg.errors.UndefinedTable as exc:
-        raise ServingError(
-            f"{'.'.join(TABLE)} does not exist in {where(dsn)}: run `lakehouse migrate` before starting the streams"
-        ) from exc
+        raise ServingError(_missing(dsn)) from exc
+
+
+@contextmanager
+def _audit_connection(dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    try:
+        with psycopg.connect(dsn, connect_timeout=10, application_name="lakehouse-stream-audit") as conn:
+            conn.execute("SET TIME ZONE 'UTC'")
+            yield conn
     except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split())  # psycopg's message has a line per address it tried
         raise ServingError(
-            f"the streams record each batch in PostgreSQL and cannot reach {where(dsn)} ({str(exc).strip()}): "
+            f"the streams record each batch in PostgreSQL and cannot reach {where(dsn)} ({reason}): "
             "start it (`lakehouse stack up postgres`) or set LAKEHOUSE_PG_DSN"
         ) from exc
+
+
+def _missing(dsn: str) -> str:
+    return f"{'.'.join(TABLE)} does not exist in {where(dsn)}: run `lakehouse migrate` before starting the streams"

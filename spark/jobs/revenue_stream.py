@@ -35,6 +35,7 @@ from lakehouse.config.settings import LakeTable, Settings
 from lakehouse.config.settings import settings as current_settings
 from lakehouse.config.specs import event_type
 from lakehouse.postgres.loader import SERVING_SCHEMA
+from lakehouse.postgres.stream_audit import check_audit_table
 from lakehouse.postgres.upsert import serving_lock, upsert
 from lakehouse.spark.io import reference
 from lakehouse.spark.io.checkpoint import delta_batch_input
@@ -174,6 +175,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     settings = current_settings()
     dsn = os.environ.get(args.dsn_env) or settings.postgres_dsn()
+    check_audit_table(settings.postgres_dsn())
     spark = get_spark("lakehouse-revenue-stream", own_driver=True)
     query = start(spark, settings, dsn, args.available_now, args.trigger_seconds)
     if query is not None:

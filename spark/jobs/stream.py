@@ -34,6 +34,7 @@ from pyspark.sql.types import StructType
 from lakehouse.config.settings import Settings
 from lakehouse.config.settings import settings as current_settings
 from lakehouse.config.specs import EventTypeSpec
+from lakehouse.postgres.stream_audit import check_audit_table
 from lakehouse.spark.errors import SparkJobError
 from lakehouse.spark.io import kafka as kafka_io
 from lakehouse.spark.io import reference
@@ -403,6 +404,7 @@ def main(argv: list[str]) -> None:
     args = streaming_arguments("stream", __doc__ or "").parse_args(argv)
     settings = current_settings()
     specs = selected_specs(args.event_type)
+    check_audit_table(settings.postgres_dsn())
     spark = get_spark("lakehouse-stream", own_driver=True)
     reference.refresh(spark, settings, [j.reference for spec in specs for j in spec.enrich])
     queries = [
