@@ -365,9 +365,10 @@ def test_serving_tables_are_identical_across_environments(runs: dict[str, Enviro
 
 
 def test_refused_object_store_credentials_give_one_line(
-    golden: Golden, cluster_stack: Settings, tmp_path: Path
+    golden: Golden, runs: dict[str, EnvironmentRun], tmp_path: Path
 ) -> None:
-    environ = _environment("cluster", golden, "postgresql://unused@127.0.0.1:1/unused", tmp_path)
+    # the cluster run's serving database: the stream checks its audit table there before its driver starts
+    environ = _environment("cluster", golden, runs["cluster"].dsn, tmp_path)
     environ |= {"AWS_ACCESS_KEY_ID": "lakehouse-wrong", "AWS_SECRET_ACCESS_KEY": "not-the-secret"}
     result = subprocess.run(
         [str(BIN / "lakehouse"), "stream", "--available-now", "--event-type", "orders"],
