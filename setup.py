@@ -8,7 +8,7 @@ from setuptools import find_namespace_packages, setup
 
 ROOT = Path(__file__).resolve().parent
 LAYERS = sorted(p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file() and p.name != "tests")
-DATA_FILES = ["*.yaml", "*.json", "*.csv", "*.md", "*.sql", "*.xml", "*.properties", "*.txt"]
+DATA_FILES = ["*.yaml", "*.json", "*.csv", "*.md", "*.sql", "*.xml", "*.properties", "*.txt", "*.java"]
 
 setup(
     package_dir={"lakehouse": "."},

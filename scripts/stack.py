@@ -33,10 +33,13 @@ COMPONENTS = ("kafka", "object-store", "cluster", "postgres", "mlflow", "model-s
 def resolve_jars(settings: Settings | None = None) -> dict[str, Path]:
     """Resolve every JVM jar set the stack needs (idempotent): Spark's runtime jars and the Kafka broker's, and
     for an environment on ``s3a://`` hadoop-aws and the local object store's; and place pyspark's distribution in
-    the cache (``lakehouse.spark.distribution``)."""
+    the cache (``lakehouse.spark.distribution``), and compile the ``java.nio`` local file system
+    (``lakehouse.spark.local_fs``)."""
     from lakehouse.spark.distribution import ensure_distribution
+    from lakehouse.spark.local_fs import ensure_jar
 
     ensure_distribution()
+    ensure_jar()  # before the class archive, whose name depends on the drivers' class path
     sets = [SPARK_JARS, KAFKA_JARS]
     if settings is not None and settings.storage.uses_s3a:
         sets += [S3A_JARS, S3PROXY_JARS]
