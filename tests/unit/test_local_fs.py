@@ -4,7 +4,9 @@ names itself."""
 
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +49,15 @@ def test_it_can_be_turned_off_and_never_replaces_the_environments_own(monkeypatc
     monkeypatch.setenv("LAKEHOUSE_LOCAL_FS", "hadoop")
     conf = _conf("local[2]")
     assert not set(HADOOP_CONF) & set(conf)
+
+
+def test_without_javac_it_is_one_warning_and_hadoops_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("LAKEHOUSE_CACHE", str(tmp_path / "cache"))  # no jar built there yet
+    monkeypatch.setenv("PATH", str(tmp_path / "no-jdk"))
+    with caplog.at_level(logging.WARNING, logger="lakehouse.spark.local_fs"):
+        assert ensure_jar() is None
+        assert with_local_fs({}, local_executors=False) == {}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "`javac` was not found" in warnings[0] and "JDK" in warnings[0]
