@@ -13,25 +13,12 @@ import org.apache.hadoop.fs.local.LocalConfigKeys;
 /**
  * {@code fs.AbstractFileSystem.file.impl}: what {@code FileContext} uses for {@code file:} paths (Delta's log store
  * and Spark's checkpoint files rename through it), as Hadoop's {@code LocalFs} is, over {@link NioRawLocalFileSystem}.
+ * Like {@code LocalFs}, it adds nothing to {@link ChecksumFs}, which asks the raw side for its port, server defaults
+ * and valid names.
  */
 public class NioLocalFs extends ChecksumFs {
   public NioLocalFs(URI uri, Configuration conf) throws IOException, URISyntaxException {
     super(new Raw(uri, conf));
-  }
-
-  @Override
-  public int getUriDefaultPort() {
-    return -1;
-  }
-
-  @Override
-  public FsServerDefaults getServerDefaults() throws IOException {
-    return LocalConfigKeys.getServerDefaults();
-  }
-
-  @Override
-  public boolean isValidName(String src) {
-    return true;
   }
 
   /** The raw (unchecksummed) side, as Hadoop's {@code RawLocalFs}. */
