@@ -42,7 +42,11 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
 )
 CHROMIUM_FIX = "install Debian's Chromium (apt-get install chromium) or put a Chromium on the PATH"
-LOGIN_TIMEOUT_MS = 60_000
+LOGIN_TIMEOUT_S = 90
+# a login form can be re-drawn (emptied) after it was filled, while the page still loads: such an attempt is retried
+LOGIN_ATTEMPT_S = 20
+# what the login page tells a user: toasts and the form's field errors
+LOGIN_MESSAGES = '[role="alert"], .ant-form-item-explain-error, [data-test="toast-container"]'
 # every chart holder has settled: no loading indicator, and each shows a drawn chart, an error or an empty state
 SETTLED_JS = """() => {
   const charts = [...document.querySelectorAll('[data-test="chart-grid-component"]')];
@@ -169,18 +173,54 @@ class DashboardBrowser:
 
     def _login(self) -> None:
         page = self.page
-        page.goto(f"{self.base_url}/login/")
-        page.locator("#username").fill(self.username)
-        page.locator("#password").fill(self.password)
-        page.get_by_role("button", name="Sign in").click()
+        login_url = f"{self.base_url}/login/"
+        answers: list[str] = []
+
+        def keep(response: Response) -> None:
+            if response.request.method == "POST" and urllib.parse.urlparse(response.url).path.startswith("/login"):
+                answers.append(f"{response.status} {response.headers.get('location', '')}".strip())
+
+        page.on("response", keep)
+        deadline = time.monotonic() + LOGIN_TIMEOUT_S
+        messages: list[str] = []
         try:
-            # "commit": the redirect away from the login page is the answer; the page it leads to may load slowly
-            page.wait_for_url(lambda url: "/login" not in url, wait_until="commit", timeout=LOGIN_TIMEOUT_MS)
-        except Exception as exc:
-            raise StackError(
-                f"Superset at {self.base_url} did not accept the login of {self.username!r} within "
-                f"{LOGIN_TIMEOUT_MS // 1000} s (still on {page.url})"
-            ) from exc
+            while True:
+                page.goto(login_url, wait_until="networkidle")
+                page.locator("#username").fill(self.username)
+                page.locator("#password").fill(self.password)
+                answered = len(answers)
+                page.get_by_role("button", name="Sign in").click()
+                outcome = self._login_outcome(answers, answered, min(LOGIN_ATTEMPT_S, deadline - time.monotonic()))
+                if outcome == "in":
+                    return
+                if outcome == "refused":
+                    page.wait_for_load_state("networkidle")
+                messages += [" ".join(m.split()) for m in page.locator(LOGIN_MESSAGES).all_inner_texts() if m.strip()]
+                if outcome == "refused":
+                    raise StackError(
+                        f"Superset at {self.base_url} refused the login of {self.username!r} "
+                        f"(the page said: {messages or 'nothing'}): check the password it was given"
+                    )
+                if time.monotonic() >= deadline:
+                    break
+        finally:
+            page.remove_listener("response", keep)
+        raise StackError(
+            f"Superset at {self.base_url} did not accept the login of {self.username!r} within {LOGIN_TIMEOUT_S} s "
+            f"(still on {page.url}; answers to the form: {answers or 'none'}; the page said: {messages or 'nothing'})"
+        )
+
+    def _login_outcome(self, answers: list[str], answered: int, wait_s: float) -> str:
+        """``in`` once the page left the login page, ``refused`` once the form's answer led back to it, else
+        ``pending`` after ``wait_s``."""
+        end = time.monotonic() + max(1.0, wait_s)
+        while time.monotonic() < end:
+            if "/login" not in urllib.parse.urlparse(self.page.url).path:
+                return "in"
+            if any(_back_to_login(answer) for answer in answers[answered:]):
+                return "refused"
+            self.page.wait_for_timeout(200)
+        return "pending"
 
     def render(self, dashboard: int | str, timeout_s: float = 90, *, force: bool = False) -> RenderedDashboard:
         """Open a dashboard (id or slug) and wait until every chart settled; what it showed, and its wall time.
@@ -213,6 +253,12 @@ class DashboardBrowser:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(path), full_page=True)
         return path
+
+
+def _back_to_login(answer: str) -> bool:
+    """Whether an answer to the login form (``"<status> <location>"``) sends the browser back to the login page."""
+    status, _, location = answer.partition(" ")
+    return status.startswith("30") and urllib.parse.urlparse(location).path.startswith("/login")
 
 
 def _chart(holder: Any) -> RenderedChart:
