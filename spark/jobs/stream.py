@@ -63,6 +63,8 @@ QUARANTINE_TABLE = "_quarantine"
 # than 10 (each one rebuilds the table's state, seconds per table on two cores); a new reader replays at most 99
 # small commit files. Silver keeps the default: the stream reads it back for late events.
 APPEND_ONLY_PROPERTIES = (("delta.checkpointInterval", "100"),)
+# up to this many dead letters (or quarantined events) in a batch are written by one task
+ONE_TASK_ROWS = 50_000
 
 
 def query_name(spec: EventTypeSpec) -> str:
@@ -215,7 +217,10 @@ class TopicBatchWriter:
         if audit.dead_letter_rows:
             writes["dead_letters"] = functools.partial(
                 append_once,
-                bronze.dead_letters(silver.bronze_rows(rows)).withColumn("source", F.lit(spec.name)),
+                _in_few_files(
+                    bronze.dead_letters(silver.bronze_rows(rows)).withColumn("source", F.lit(spec.name)),
+                    audit.dead_letter_rows,
+                ),
                 self.dead_letter_table,
                 f"{self.app_id}:{spec.name}",
                 batch_id,
@@ -225,7 +230,7 @@ class TopicBatchWriter:
         if audit.quarantined_rows:
             writes["quarantine"] = functools.partial(
                 append_once,
-                silver.quarantined(silver.candidate_events(rows), spec.name),
+                _in_few_files(silver.quarantined(silver.candidate_events(rows), spec.name), audit.quarantined_rows),
                 self.quarantine_table,
                 f"{self.app_id}:{spec.name}",
                 batch_id,
@@ -319,6 +324,12 @@ def first_new_per_key(
     row = batch.schema["_row"].dataType
     assert isinstance(row, StructType)
     return kept.select(*[name for name in row.names if name not in (silver.BRONZE, *silver.CHECK_COLUMNS)])
+
+
+def _in_few_files(frame: DataFrame, rows: int) -> DataFrame:
+    """``frame`` written by one task, into one file per partition, when it holds few rows: dead letters and
+    quarantine are a small share of most batches, and a task per Kafka partition would write a file each."""
+    return frame.coalesce(1) if rows <= ONE_TASK_ROWS else frame
 
 
 def _batch_counts(watermark: datetime | None) -> dict[str, Column]:

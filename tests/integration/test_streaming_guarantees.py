@@ -222,6 +222,11 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
     tags = [json.loads(r[0]) for r in history.select("userMetadata").collect() if r[0]]
     assert {(t["query"], t["batch_id"]) for t in tags} == {("stream_orders", 0)}
 
+    # a batch's dead letters and quarantined events are few: one file per partition, not one per Kafka partition
+    for table in ("bronze/_dead_letters", "silver/_quarantine"):
+        files_per_partition = _streamed_files_per_partition(Path(lake.table_path(*table.split("/"))))
+        assert files_per_partition and set(files_per_partition.values()) == {1}, (table, files_per_partition)
+
     # the batch rebuild from Bronze gives the rows the stream wrote (all but the processing stamps)
     def silver_rows(name: str) -> list[tuple[Any, ...]]:
         frame = spark.read.format("delta").load(lake.table_path("silver", name))
@@ -239,6 +244,21 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
     assert quarantine_rows() == streamed_quarantine
     batches = spark.read.format("delta").load(lake.table_path("silver", "orders")).select("_silver_batch").distinct()
     assert [r[0].split(":")[0] for r in batches.collect()] == ["rebuild"]
+
+
+def _streamed_files_per_partition(table: Path) -> Counter[tuple[int, str]]:
+    """Files added per (commit, partition) by the commits of streaming batches (those naming their batch), read
+    from the table's Delta log."""
+    added: Counter[tuple[int, str]] = Counter()
+    for commit in sorted((table / "_delta_log").glob("*.json")):
+        actions = [json.loads(line) for line in commit.read_text().splitlines() if line.strip()]
+        info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+        if "txn_app_id" not in (info.get("userMetadata") or ""):
+            continue
+        for action in actions:
+            if "add" in action:
+                added[(int(commit.stem), json.dumps(action["add"]["partitionValues"], sort_keys=True))] += 1
+    return added
 
 
 def _wait_for(log_path: Path, pattern: str, proc: subprocess.Popen[bytes], timeout: float) -> str:
