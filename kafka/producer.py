@@ -81,6 +81,16 @@ class _Deliveries:
             self.first_error = reason
 
 
+def _fatal_error(exc: BaseException) -> KafkaException | None:
+    """The client's fatal error behind ``exc``. confluent-kafka raises it from ``poll``/``flush`` as a
+    ``KafkaException``; when it is raised while delivery reports are being served, Python reports the next report's
+    callback as a ``SystemError`` ("returned a result with an exception set") caused by it."""
+    if isinstance(exc, KafkaException):
+        return exc
+    cause = exc.__cause__ or exc.__context__
+    return cause if isinstance(cause, KafkaException) else None
+
+
 class EventProducer:
     """An idempotent Kafka producer for this environment; use it as a context manager.
 
@@ -242,10 +252,14 @@ class EventProducer:
                     if progress is not None:
                         progress.update(sent)
             remaining = self._producer.flush(FLUSH_TIMEOUT_S)
-        except KafkaException as exc:  # fatal, from poll or flush: e.g. an idempotent producer refused its id
+        # fatal, from poll or flush: e.g. an idempotent producer refused its id (see _fatal_error)
+        except (KafkaException, SystemError) as exc:
+            fatal = _fatal_error(exc)
+            if fatal is None:
+                raise
             self._closed = True
             raise KafkaClientError(
-                f"the producer stopped sending to topic {topic!r} on {self.bootstrap_servers}: {describe(exc)}; an "
+                f"the producer stopped sending to topic {topic!r} on {self.bootstrap_servers}: {describe(fatal)}; an "
                 "authorization error means the producing principal may not write the topic (check its ACLs)"
             ) from exc
         finally:

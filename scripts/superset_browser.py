@@ -43,7 +43,8 @@ CHROMIUM_FLAGS = (
 )
 CHROMIUM_FIX = "install Debian's Chromium (apt-get install chromium) or put a Chromium on the PATH"
 LOGIN_TIMEOUT_S = 90
-# a login form can be re-drawn (emptied) after it was filled, while the page still loads: such an attempt is retried
+# a login that neither left the login page nor was refused within this time is tried again (CI saw one stay on the
+# page for a minute once, cause unknown)
 LOGIN_ATTEMPT_S = 20
 # what the login page tells a user: toasts and the form's field errors
 LOGIN_MESSAGES = '[role="alert"], .ant-form-item-explain-error, [data-test="toast-container"]'
@@ -195,12 +196,11 @@ class DashboardBrowser:
                     return
                 if outcome == "refused":
                     page.wait_for_load_state("networkidle")
-                messages += [" ".join(m.split()) for m in page.locator(LOGIN_MESSAGES).all_inner_texts() if m.strip()]
-                if outcome == "refused":
                     raise StackError(
                         f"Superset at {self.base_url} refused the login of {self.username!r} "
-                        f"(the page said: {messages or 'nothing'}): check the password it was given"
+                        f"(the page said: {self._page_messages() or 'nothing'}): check the password it was given"
                     )
+                messages += self._page_messages()
                 if time.monotonic() >= deadline:
                     break
         finally:
@@ -209,6 +209,10 @@ class DashboardBrowser:
             f"Superset at {self.base_url} did not accept the login of {self.username!r} within {LOGIN_TIMEOUT_S} s "
             f"(still on {page.url}; answers to the form: {answers or 'none'}; the page said: {messages or 'nothing'})"
         )
+
+    def _page_messages(self) -> list[str]:
+        """What the page tells its user now: toasts and the form's field errors, one line each."""
+        return [" ".join(m.split()) for m in self.page.locator(LOGIN_MESSAGES).all_inner_texts() if m.strip()]
 
     def _login_outcome(self, answers: list[str], answered: int, wait_s: float) -> str:
         """``in`` once the page left the login page, ``refused`` once the form's answer led back to it, else
