@@ -175,11 +175,11 @@ class DashboardBrowser:
     def _login(self) -> None:
         page = self.page
         login_url = f"{self.base_url}/login/"
-        answers: list[str] = []
+        answers: list[tuple[int, str]] = []  # (status, location) of each answer to the form
 
         def keep(response: Response) -> None:
             if response.request.method == "POST" and urllib.parse.urlparse(response.url).path.startswith("/login"):
-                answers.append(f"{response.status} {response.headers.get('location', '')}".strip())
+                answers.append((response.status, response.headers.get("location", "")))
 
         page.on("response", keep)
         deadline = time.monotonic() + LOGIN_TIMEOUT_S
@@ -214,14 +214,17 @@ class DashboardBrowser:
         """What the page tells its user now: toasts and the form's field errors, one line each."""
         return [" ".join(m.split()) for m in self.page.locator(LOGIN_MESSAGES).all_inner_texts() if m.strip()]
 
-    def _login_outcome(self, answers: list[str], answered: int, wait_s: float) -> str:
+    def _login_outcome(self, answers: list[tuple[int, str]], answered: int, wait_s: float) -> str:
         """``in`` once the page left the login page, ``refused`` once the form's answer led back to it, else
         ``pending`` after ``wait_s``."""
         end = time.monotonic() + max(1.0, wait_s)
         while time.monotonic() < end:
             if "/login" not in urllib.parse.urlparse(self.page.url).path:
                 return "in"
-            if any(_back_to_login(answer) for answer in answers[answered:]):
+            if any(
+                300 <= status < 400 and urllib.parse.urlparse(location).path.startswith("/login")
+                for status, location in answers[answered:]
+            ):
                 return "refused"
             self.page.wait_for_timeout(200)
         return "pending"
@@ -257,12 +260,6 @@ class DashboardBrowser:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(path), full_page=True)
         return path
-
-
-def _back_to_login(answer: str) -> bool:
-    """Whether an answer to the login form (``"<status> <location>"``) sends the browser back to the login page."""
-    status, _, location = answer.partition(" ")
-    return status.startswith("30") and urllib.parse.urlparse(location).path.startswith("/login")
 
 
 def _chart(holder: Any) -> RenderedChart:

@@ -28,6 +28,7 @@ import pytest
 from lakehouse.config.settings import Settings
 from lakehouse.kafka.generator import INVALID_FAULTS, MALFORMED_FAULTS, GeneratedMessage, GeneratorOptions, generate
 from lakehouse.kafka.generator.hostile import HOSTILE_TENANTS, hostile_documents
+from lakehouse.spark.io.delta import MARK_APP_ID
 from tests.expected_orders import effective_faults
 from tests.shipments import onboard_shipments
 
@@ -253,7 +254,7 @@ def _streamed_files_per_partition(table: Path) -> Counter[tuple[int, str]]:
     for commit in sorted((table / "_delta_log").glob("*.json")):
         actions = [json.loads(line) for line in commit.read_text().splitlines() if line.strip()]
         info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
-        if "txn_app_id" not in (info.get("userMetadata") or ""):
+        if MARK_APP_ID not in (info.get("userMetadata") or ""):
             continue
         for action in actions:
             if "add" in action:
