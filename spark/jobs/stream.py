@@ -5,7 +5,8 @@
 * ``silver/<table>``: typed, validated, deduplicated, enriched events (partitioned by tenant and event date);
 * ``silver/_quarantine``: events breaking their contract or a data-quality rule, with every broken rule.
 
-The Kafka value is parsed once per micro-batch. Each write is an idempotent Delta append keyed by the
+Each Kafka value is read once per micro-batch, in one pass that parses it twice: into a variant (classification,
+JSON types) and with the contract's types (typed values). Each write is an idempotent Delta append keyed by the
 checkpoint's id and the batch id, so a batch replayed after a crash writes nothing twice.
 
 spark-submit spark/jobs/stream.py [--event-type orders] [--available-now]
@@ -91,7 +92,7 @@ class _Counted:
 
 
 def keyed_stream(kafka: DataFrame, spec: EventTypeSpec) -> DataFrame:
-    """The query's plan up to its micro-batches: every message classified and parsed once, then deduplicated.
+    """The query's plan up to its micro-batches: every message classified and parsed in one pass, then deduplicated.
 
     Each message becomes a ``_row`` (its Bronze columns in ``_bronze`` and, for events, the typed and checked
     Silver columns). An accepted event also yields a key row ``(_k1, _k2) = (dedup key, event_date)`` with its

@@ -91,6 +91,12 @@ def nesting_depth(text: Column) -> Column:
     return F.aggregate(F.split(brackets, ""), start, step, lambda acc: acc["deepest"])
 
 
+def opening_brackets(text: Column) -> Column:
+    """How many ``{`` and ``[`` a text holds (in strings too)."""
+    without = F.replace(F.replace(text, F.lit("{"), F.lit("")), F.lit("["), F.lit(""))
+    return F.octet_length(text) - F.octet_length(without)
+
+
 def classify(
     df: DataFrame,
     event_types: Sequence[str],
@@ -145,8 +151,8 @@ def classify(
         )
         .when(
             # only a message with more opening brackets than the limit can be nested past it: the others skip the walk.
-            # Counted by a split, a third of translate's cost per row (docs/timings.md)
-            (F.size(F.split(text, r"[\[{]")) - 1 > max_nesting_depth) & (nesting_depth(text) > max_nesting_depth),
+            # Counted by two plain replaces, cheaper per row than a regex split or translate (docs/timings.md)
+            (opening_brackets(text) > max_nesting_depth) & (nesting_depth(text) > max_nesting_depth),
             F.struct(
                 F.lit("TOO_DEEPLY_NESTED"),
                 F.format_string(

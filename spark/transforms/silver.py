@@ -44,6 +44,8 @@ QUARANTINE_COLUMNS = (
     "ingest_date",
 )
 _INTEGER_TYPES = ("BIGINT", "INT", "SMALLINT", "TINYINT")
+# joins the labels of a row's violations (no label holds a control character)
+_LABEL_SEPARATOR = "\u0001"
 
 
 def _no_labels() -> Column:
@@ -56,9 +58,13 @@ def _violation(condition: Column, label: str) -> Column:
 
 
 def _labels(violations: list[Column]) -> Column:
-    """The labels of every violation, in rule order. One array per row with the nulls taken out: an array per
-    check, concatenated, costs about 8 µs more per row (docs/timings.md)."""
-    return F.array_compact(F.array(*violations)) if violations else _no_labels()
+    """The labels of every violation, in rule order: the non-null ones joined into one string, split again.
+    ``array_compact`` (a lambda over the array) would make Spark evaluate every check row by row, outside its
+    generated code: a fifth of the rules' time (docs/timings.md)."""
+    if not violations:
+        return _no_labels()
+    joined = F.concat_ws(_LABEL_SEPARATOR, *violations)
+    return F.when(joined == "", _no_labels()).otherwise(F.split(joined, _LABEL_SEPARATOR))
 
 
 def _json_type_fits(json_type: Column, spark_type: str) -> Column:
@@ -119,6 +125,21 @@ def _json_type(field: ContractField) -> str:
     return f"_json_type_{field.name}"
 
 
+def _text_type(spark_type: str) -> str:
+    """The type ``from_json`` reads a contract field as: the field's own, but text for timestamps (cast as Spark
+    casts a string) and integers (JSON Schema takes ``3.0`` as an integer, which Spark's JSON reader refuses)."""
+    return "string" if spark_type == "timestamp" or spark_type.upper() in _INTEGER_TYPES else spark_type
+
+
+def _typed_from_text(value: Column, spark_type: str) -> Column:
+    """A field as ``from_json`` read it (``_text_type``), in its contract type; null where it does not fit."""
+    if spark_type == "timestamp":
+        return value.try_cast("timestamp")
+    if spark_type.upper() in _INTEGER_TYPES:
+        return value.try_cast("decimal(38,0)").try_cast(spark_type)
+    return value
+
+
 def parse_events(bronze: DataFrame, spec: EventTypeSpec, *, carry_bronze: bool = False) -> DataFrame:
     """Accepted Bronze rows -> one typed column per contract field (null where the event's version lacks it),
     lineage columns, ``event_date`` and ``_violations`` (every contract rule the row breaks).
@@ -130,13 +151,17 @@ def parse_events(bronze: DataFrame, spec: EventTypeSpec, *, carry_bronze: bool =
     version = F.col("schema_version").cast("int")
     carried = [F.struct(*BRONZE_COLUMNS).alias(BRONZE)] if carry_bronze else []
     rows = bronze if carry_bronze else bronze.where(F.col("error_class").isNull())
-    # the contract's fields taken out of the object once, each as a variant of its own: a path lookup per field
-    # and per use costs more per row (docs/timings.md)
+    # the contract's fields taken out of the object once, each as a variant of its own, for their JSON types: a
+    # path lookup per field and per use costs more per row. The typed values come from from_json with the
+    # contract's types, a second read of the text in the same projection: a cast out of the variant builds Spark
+    # expressions for every row and field, which cost twice as much (docs/timings.md)
     field_variants = ", ".join(f"`{field.name}`: variant" for field in spec.fields)
+    field_texts = ", ".join(f"`{field.name}`: {_text_type(field.spark_type)}" for field in spec.fields)
     base = rows.select(
         *carried,
         F.col("value").alias("_raw_value"),
         F.try_variant_get(variant, "$", f"struct<{field_variants}>").alias("_s"),
+        F.from_json(F.col("value").cast("string"), f"struct<{field_texts}>").alias("_text"),
         version.alias("_version"),
         F.col("topic").alias("_kafka_topic"),
         F.col("partition").alias("_kafka_partition"),
@@ -150,10 +175,8 @@ def parse_events(bronze: DataFrame, spec: EventTypeSpec, *, carry_bronze: bool =
         typed_columns.append(
             F.when(
                 F.col("_version").isin(sorted(field.present_in)),
-                F.expr(f"try_variant_get(_s.`{field.name}`, '$', '{field.spark_type}')"),
-            )
-            .cast(field.spark_type)
-            .alias(field.name)
+                _typed_from_text(F.col("_text").getField(field.name), field.spark_type),
+            ).alias(field.name)
         )
         json_types.append(F.schema_of_variant(F.col("_s").getField(field.name)).alias(_json_type(field)))
     # typed values and JSON types in their own projection: Spark then computes each once per row, rather than

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from pyspark.sql import SparkSession
 
@@ -92,6 +92,26 @@ def test_contract_violations_are_all_named(spark: SparkSession) -> None:
         "e7": ["contract.type:unit_price"],
         "e8": [],
     }
+
+
+def test_typed_values_round_overflow_and_unescape_as_spark_casts_do(spark: SparkSession) -> None:
+    """Values read with ``from_json`` come out as Spark's own casts give them (half-up rounding to the contract's
+    scale, null past the type's range), and text exactly as sent."""
+    region = 'north "Zürich" \\ \u00e9 \u2603'
+    events = [
+        _order(1, unit_price=10.555, total_price=21.11, quantity=2),
+        _order(2, quantity=2**63),  # one past bigint's range: an integer, but not a bigint
+        _order(3, region=region, event_timestamp="2026-11-20T10:15:00+01:00", quantity=4.0),
+        _order(4, unit_price=12345678901.994),  # rounds past decimal(12,2)'s 10 integer digits
+    ]
+    parsed = silver.parse_events(_bronze(spark, events), ORDERS)
+    rows = {r["event_id"]: r for r in parsed.collect()}
+    assert rows["e1"]["unit_price"] == Decimal("10.555").quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    assert rows["e1"]["_violations"] == []
+    assert rows["e2"]["quantity"] is None and rows["e2"]["_violations"] == ["contract.type:quantity"]
+    assert rows["e3"]["region"] == region and rows["e3"]["quantity"] == 4
+    assert rows["e3"]["event_timestamp"] == datetime(2026, 11, 20, 9, 15), "the offset is applied (session zone UTC)"
+    assert rows["e4"]["unit_price"] is None and rows["e4"]["_violations"] == ["contract.type:unit_price"]
 
 
 def test_quality_rules_name_every_failure(spark: SparkSession) -> None:
