@@ -161,7 +161,10 @@ def parse_events(bronze: DataFrame, spec: EventTypeSpec, *, carry_bronze: bool =
         *carried,
         F.col("value").alias("_raw_value"),
         F.try_variant_get(variant, "$", f"struct<{field_variants}>").alias("_s"),
-        F.from_json(F.col("value").cast("string"), f"struct<{field_texts}>").alias("_text"),
+        # a dead letter (oversized, not JSON, too deeply nested, ...) is not read again
+        F.when(
+            F.col("error_class").isNull(), F.from_json(F.col("value").cast("string"), f"struct<{field_texts}>")
+        ).alias("_text"),
         version.alias("_version"),
         F.col("topic").alias("_kafka_topic"),
         F.col("partition").alias("_kafka_partition"),
