@@ -133,11 +133,11 @@ def _text_type(spark_type: str) -> str:
 
 def _typed_from_text(value: Column, spark_type: str) -> Column:
     """A field as ``from_json`` read it (``_text_type``), in its contract type; null where it does not fit."""
-    if spark_type == "timestamp":
-        return value.try_cast("timestamp")
+    if _text_type(spark_type) == spark_type:
+        return value
     if spark_type.upper() in _INTEGER_TYPES:
-        return value.try_cast("decimal(38,0)").try_cast(spark_type)
-    return value
+        value = value.try_cast("decimal(38,0)")
+    return value.try_cast(spark_type)
 
 
 def parse_events(bronze: DataFrame, spec: EventTypeSpec, *, carry_bronze: bool = False) -> DataFrame:
