@@ -118,8 +118,11 @@ def keyed_stream(kafka: DataFrame, spec: EventTypeSpec) -> DataFrame:
         F.when(F.lit(False), row).alias("_row"),
     )
     copies = F.when(silver.is_accepted_row(), F.array(message, key)).otherwise(F.array(message))
+    # the copies are built by a projection of their own: the stage is too big for whole-stage code generation, and
+    # without it Spark's generate operator evaluates its expression row by row in its interpreter
     return (
-        events.select(F.inline(copies))
+        events.select(copies.alias("_copies"))
+        .select(F.inline("_copies"))
         .withWatermark("_t", spec.dedup_watermark)
         .dropDuplicatesWithinWatermark(["_k1", "_k2"])
     )
