@@ -3,16 +3,17 @@
 1. Silver pre-filled to steady state (untimed): ``--prefill-rows`` rows over the three Silver tables, spread over
    ``--prefill-days`` days up to today, written as Delta in the stream's own layout.
 2. Sustained rate: one run of ``lakehouse.spark.jobs.stream`` (every event type, ``--trigger-seconds``, its own
-   checkpoint and topics) under producers that send all three topics at each rate of ``--steps`` in turn, each
+   checkpoint and topics) under producers that send all three topics, first for ``--lead-in-seconds`` at the
+   first step's rate (the fresh JVM compiles for minutes), then at each rate of ``--steps`` in turn, each
    for ``--warmup-seconds`` then ``--step-seconds``, with 2% duplicates, 1% malformed, 1% contract-invalid and
    1% late events. Every ``--sample-seconds`` the backlog is sampled: Kafka end offsets (summed over the topics)
    minus the messages whose micro-batch has committed Silver, quarantine and dead letters (the sum of
    ``input_rows`` in ``lakehouse_meta.stream_batches`` for the run's checkpoints). A step is sustained when the
    producers delivered its rate and the backlog's least-squares slope over the second half of the step is at most
    ``--slope-tolerance`` times the rate; the first step that is not ends the run.
-3. Freshness: a fresh run at 25%, 50% and 80% of the sustained rate each, for the same warm-up and step time;
-   per event sent after the warm-up, from its Kafka timestamp (the time its producer was due to send it) to the
-   timestamp of the Delta commit that made it visible in Silver (the commit whose userMetadata names the row's
+3. Freshness: a fresh run at 25%, 50% and 80% of the sustained rate each, for the same lead-in, warm-up and
+   step time; per event sent after the warm-up, from its Kafka timestamp (the time its producer was due to send it)
+   to the timestamp of the Delta commit that made it visible in Silver (the commit whose userMetadata names the row's
    ``_silver_batch``). When the producers stop, the stream drains its backlog and stops; then every message is
    checked: valid events in Silver once, invalid ones in the quarantine, malformed ones in the dead letters.
 4. The per-row ceiling of the stream's rules on the last freshness run's messages, with a no-op sink.
@@ -53,9 +54,10 @@ SERVING_SHARE = 0.5
 class StreamOptions:
     """The protocol's parameters (defaults: the full run of ``make bench``)."""
 
-    steps: list[int] = field(default_factory=lambda: [10_000, 25_000, 50_000, 75_000])
+    steps: list[int] = field(default_factory=lambda: [5_000, 7_500, 10_000, 25_000, 50_000, 75_000])
     step_seconds: int = 180
     warmup_seconds: int = 60
+    lead_in_seconds: int = 240
     prefill_rows: int = 10_000_000
     prefill_days: int = 30
     trigger_seconds: float = 1.0
@@ -87,6 +89,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--steps", type=_numbers(int), default=d.steps, help="events/s of the steps, comma-separated")
     group.add_argument("--step-seconds", type=int, default=d.step_seconds, help="measured time of a step or a run")
     group.add_argument("--warmup-seconds", type=int, default=d.warmup_seconds, help="unmeasured time before it")
+    group.add_argument(
+        "--lead-in-seconds",
+        type=int,
+        default=d.lead_in_seconds,
+        help="unmeasured time at the first rate before a stream's first warm-up (its JVM is still compiling)",
+    )
     group.add_argument("--prefill-rows", type=int, default=d.prefill_rows, help="Silver rows written before the runs")
     group.add_argument("--prefill-days", type=int, default=d.prefill_days, help="days the prefill spreads over")
     group.add_argument("--trigger-seconds", type=float, default=d.trigger_seconds, help="of the stream")
@@ -119,19 +127,25 @@ def _event_start() -> datetime:
     return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
 
 
+def _with_lead_in(lead: float, phases: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The producers' phases with the lead-in, at the first phase's rate, before them (when there is one)."""
+    return [(phases[0][0], lead), *phases] if lead > 0 else phases
+
+
 def sustained(options: StreamOptions, bench_dir: Path, prefill: Settings, event_start: datetime) -> dict[str, Any]:
     """One stream run under the steps in turn; stops after the first step that is not sustained."""
     run = StreamRun("steps", bench_dir, prefill, options.trigger_seconds, options.max_records_per_batch)
     run.start()
-    step_s = float(options.warmup_seconds + options.step_seconds)
-    phases = [(float(rate), step_s) for rate in options.steps]
+    lead, step_s = float(options.lead_in_seconds), float(options.warmup_seconds + options.step_seconds)
+    phases = _with_lead_in(lead, [(float(rate), step_s) for rate in options.steps])
+    skipped = len(phases) - len(options.steps)
     producers = Producers(run, phases, event_start, seed=1, per_process=options.producer_rate)
     probe = Probe(run)
     samples: list[Sample] = []
     verdicts: list[StepVerdict] = []
     try:
-        for index, (rate, _) in enumerate(phases):
-            begin = producers.start_at + index * step_s
+        for index, rate in enumerate(options.steps):
+            begin = producers.start_at + lead + index * step_s
             samples += probe.until(begin + step_s, options.sample_seconds)
             verdict = judge_step(samples, rate, begin + options.warmup_seconds, begin + step_s, options.slope_tolerance)
             verdicts.append(verdict)
@@ -147,17 +161,18 @@ def sustained(options: StreamOptions, bench_dir: Path, prefill: Settings, event_
     commits = silver_commit_times(run.settings, run.specs, run.started)
     steps = []
     for index, verdict in enumerate(verdicts):
-        begin = producers.start_at + index * step_s
+        begin = producers.start_at + lead + index * step_s
         steps.append(
             {
                 **verdict.as_dict(),
-                "producer": load["phases"][index],
+                "producer": load["phases"][index + skipped],
                 "batches": batch_stats(batches, commits, begin + options.warmup_seconds, begin + step_s),
             }
         )
     if not options.keep:
         run.clean_up()
-    lowest = [s for s in samples if producers.start_at + options.warmup_seconds <= s.t <= producers.start_at + step_s]
+    first = producers.start_at + lead
+    lowest = [s for s in samples if first + options.warmup_seconds <= s.t <= first + step_s]
     finished = (lowest[-1].processed - lowest[0].processed) / (lowest[-1].t - lowest[0].t) if len(lowest) > 1 else 0.0
     return {
         "steps": steps,
@@ -177,11 +192,12 @@ def freshness_run(
     drained its backlog and stopped) the correctness gates over every message."""
     run = StreamRun(f"fresh{rate}x", bench_dir, prefill, options.trigger_seconds, options.max_records_per_batch)
     run.start()
-    seconds = float(options.warmup_seconds + options.step_seconds)
+    unmeasured = float(options.lead_in_seconds + options.warmup_seconds)
+    seconds = unmeasured + options.step_seconds
     producers = Producers(run, [(float(rate), seconds)], event_start, seed=seed, per_process=options.producer_rate)
     probe = Probe(run)
     try:
-        measured_from, end = producers.start_at + options.warmup_seconds, producers.start_at + seconds
+        measured_from, end = producers.start_at + unmeasured, producers.start_at + seconds
         samples = probe.until(end, options.sample_seconds)
         load = producers.results()
         verdict = judge_step(samples, rate, measured_from, end, options.slope_tolerance)
@@ -265,7 +281,7 @@ def bench_stream(options: StreamOptions) -> dict[str, Any]:
         spark,
         serving_run,
         serving_rate,
-        options.warmup_seconds,
+        options.lead_in_seconds + options.warmup_seconds,
         options.step_seconds,
         event_start,
         options.drain_seconds,

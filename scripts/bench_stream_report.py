@@ -47,6 +47,7 @@ def protocol(options: dict[str, Any]) -> list[str]:
     """How the numbers are measured, with the run's parameters."""
     steps = ", ".join(f"{s:,}" for s in options["steps"])
     fractions = ", ".join(f"{f:.0%}" for f in options["freshness_fractions"])
+    lead_in = options.get("lead_in_seconds", 0)
     return [
         "### How it is measured",
         "",
@@ -71,6 +72,10 @@ def protocol(options: dict[str, Any]) -> list[str]:
         "behind lengthens the measured latency rather than hiding it. A step whose messages reached Kafka at less "
         "than 98% of its rate (least-squares slope of the end offsets) is reported as producers short, with the "
         "rate reached, and does not count as sustained.",
+        f"* **Lead-in**: every stream run (the steps' and each of the others) first runs {lead_in} s unmeasured at "
+        "its first rate, then its first warm-up: a fresh stream's JVM still compiles its hot code for minutes "
+        "(about five with small batches, docs/timings.md), and a stream in production runs for days. Users feel "
+        "the first minutes after a deploy too: they are not in these figures.",
         f"* **Sustained rate**: steps of {steps} events/s in one stream run, each {options['warmup_seconds']} s of "
         f"warm-up then {options['step_seconds']} s measured. Every {options['sample_seconds']:g} s the backlog is "
         "sampled: Kafka end offsets (`get_watermark_offsets`, summed over the three topics) minus the messages of "

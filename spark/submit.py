@@ -39,7 +39,7 @@ def submit_base(settings: Settings, name: str, extra_conf: Mapping[str, str] | N
     jars = conf.pop("spark.jars", "")
     argv = [str(spark_home() / "bin" / "spark-submit"), "--master", settings.spark.master, "--name", name]
     driver_options = conf.pop(DRIVER_OPTIONS, "")
-    if DRIVER_OPTIONS not in settings.spark.conf:  # Java options of the environment's own replace the log4j config
+    if "log4j2.configurationFile" not in driver_options:  # an environment may name a log4j config of its own
         driver_options = f"-Dlog4j2.configurationFile=file:{LOG4J2_CONFIG} {driver_options}".strip()
     if driver_options:
         argv += ["--driver-java-options", driver_options]

@@ -143,4 +143,5 @@ def test_without_a_stream_run_the_section_says_so_with_the_protocol() -> None:
     report = bench_report.render({})
 
     assert "Not measured with this protocol yet." in report
-    assert "steps of 10,000, 25,000, 50,000, 75,000 events/s" in report
+    assert "steps of 5,000, 7,500, 10,000, 25,000, 50,000, 75,000 events/s" in report
+    assert "first runs 240 s unmeasured at its first rate" in report

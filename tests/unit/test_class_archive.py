@@ -64,6 +64,18 @@ def test_spark_submit_gets_the_archive_and_the_log4j_configuration(cache: Path) 
     assert "-Dlog4j2.configurationFile=file:" in options
     assert f"-XX:SharedArchiveFile={path}" in options
     assert not any(arg.startswith(f"{DRIVER_OPTIONS}=") for arg in argv)
+    for option in env.spark.conf[DRIVER_OPTIONS].split():  # the environment's own options come along
+        assert option in options.split()
+
+
+def test_an_environment_may_name_its_own_log4j_configuration(cache: Path) -> None:
+    base = settings()
+    own = "-Dlog4j2.configurationFile=file:/etc/spark/log4j2.properties"
+    spark = base.spark.model_copy(update={"conf": {**base.spark.conf, DRIVER_OPTIONS: own}})
+    env = base.model_copy(update={"spark": spark})
+    argv = submit_base(env, "probe")
+    options = argv[argv.index("--driver-java-options") + 1].split()
+    assert [o for o in options if "log4j2.configurationFile" in o] == [own]
 
 
 def test_archives_built_from_changed_or_deleted_jars_are_pruned(tmp_path: Path) -> None:
