@@ -49,7 +49,7 @@ typecheck: setup
 format: setup
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
-# BENCH_ARGS runs a part or a quick check, e.g. make bench BENCH_ARGS="stream --steps 2000,5000 --step-seconds 40"
+# BENCH_ARGS runs a part or a quick check, e.g. make bench BENCH_ARGS="stream --steps 2000,5000 --step-seconds 40 --lead-in-seconds 0"
 bench: setup  ## Benchmarks; results go to docs/benchmarks.md (and docs/benchmarks.json, docs/bench/)
 	$(BIN)/python -m lakehouse.scripts.bench $(BENCH_ARGS)
 

@@ -13,7 +13,7 @@ NOISY_BELOW = 10  # micro-batches per query in a step's measured time
 REPRODUCE = (
     "Reproduce: `make bench` (every benchmark) or `python -m lakehouse.scripts.bench stream` (this section alone; "
     "`--help` lists the parameters). A quick check of the machinery, not of the protocol: `python -m "
-    "lakehouse.scripts.bench stream --steps 2000,5000 --step-seconds 40 --prefill-rows 100000`."
+    "lakehouse.scripts.bench stream --steps 2000,5000 --step-seconds 40 --lead-in-seconds 0 --prefill-rows 100000`."
 )
 
 
