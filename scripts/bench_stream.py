@@ -127,25 +127,21 @@ def _event_start() -> datetime:
     return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
 
 
-def _with_lead_in(lead: float, phases: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The producers' phases with the lead-in, at the first phase's rate, before them (when there is one)."""
-    return [(phases[0][0], lead), *phases] if lead > 0 else phases
-
-
 def sustained(options: StreamOptions, bench_dir: Path, prefill: Settings, event_start: datetime) -> dict[str, Any]:
     """One stream run under the steps in turn; stops after the first step that is not sustained."""
     run = StreamRun("steps", bench_dir, prefill, options.trigger_seconds, options.max_records_per_batch)
     run.start()
     lead, step_s = float(options.lead_in_seconds), float(options.warmup_seconds + options.step_seconds)
-    phases = _with_lead_in(lead, [(float(rate), step_s) for rate in options.steps])
-    skipped = len(phases) - len(options.steps)
+    lead_in = [(float(options.steps[0]), lead)] if lead > 0 else []
+    phases = lead_in + [(float(rate), step_s) for rate in options.steps]
     producers = Producers(run, phases, event_start, seed=1, per_process=options.producer_rate)
+    first = producers.start_at + lead  # the first step's start
     probe = Probe(run)
     samples: list[Sample] = []
     verdicts: list[StepVerdict] = []
     try:
         for index, rate in enumerate(options.steps):
-            begin = producers.start_at + lead + index * step_s
+            begin = first + index * step_s
             samples += probe.until(begin + step_s, options.sample_seconds)
             verdict = judge_step(samples, rate, begin + options.warmup_seconds, begin + step_s, options.slope_tolerance)
             verdicts.append(verdict)
@@ -161,17 +157,16 @@ def sustained(options: StreamOptions, bench_dir: Path, prefill: Settings, event_
     commits = silver_commit_times(run.settings, run.specs, run.started)
     steps = []
     for index, verdict in enumerate(verdicts):
-        begin = producers.start_at + lead + index * step_s
+        begin = first + index * step_s
         steps.append(
             {
                 **verdict.as_dict(),
-                "producer": load["phases"][index + skipped],
+                "producer": load["phases"][len(lead_in) + index],
                 "batches": batch_stats(batches, commits, begin + options.warmup_seconds, begin + step_s),
             }
         )
     if not options.keep:
         run.clean_up()
-    first = producers.start_at + lead
     lowest = [s for s in samples if first + options.warmup_seconds <= s.t <= first + step_s]
     finished = (lowest[-1].processed - lowest[0].processed) / (lowest[-1].t - lowest[0].t) if len(lowest) > 1 else 0.0
     return {
