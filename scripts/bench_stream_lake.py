@@ -24,6 +24,7 @@ from lakehouse.scripts.errors import BenchError
 from lakehouse.spark.io import kafka as kafka_io
 from lakehouse.spark.io import reference
 from lakehouse.spark.io.delta import read_table
+from lakehouse.spark.jobs.common import ensure_silver_table
 from lakehouse.spark.jobs.stream import DEAD_LETTER_TABLE, QUARANTINE_TABLE
 from lakehouse.spark.transforms import bronze, silver
 
@@ -96,9 +97,11 @@ def prefill_silver(
             (override[c].cast(types[c]) if c in override else F.col(c)).alias(c) for c in template.columns if c != "_t"
         ]
         copies = spark.range(count).withColumn("_t", F.col("id") % size).join(F.broadcast(template), "_t")
+        prefilled = copies.select(*columns)
+        # created as the stream creates it, with its table properties
+        ensure_silver_table(spark, settings.storage.table("silver", spec.tables.silver), prefilled, spec.partition_by)
         (
-            copies.select(*columns)
-            .repartition(*spec.partition_by)
+            prefilled.repartition(*spec.partition_by)
             .write.format("delta")
             .mode("overwrite")
             .partitionBy(*spec.partition_by)

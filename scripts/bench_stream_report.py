@@ -30,6 +30,40 @@ def _pair(batches: dict[str, Any], first: str, second: str, third: str | None = 
     return " / ".join(_s(batches.get(k), 2) for k in keys)
 
 
+# the steps a stream batch times (spark/jobs/stream.py), in the order they run; Silver, dead letters and quarantine
+# run at once, and Silver's own lookups are part of its time
+PHASES = {
+    "offsets": "offsets (checkpoint read)",
+    "bronze": "Bronze (Kafka read, parse, rules, dedup state, write)",
+    "counts": "counts",
+    "silver": "Silver (all of it)",
+    "silver_lookups": "of it: reference and model lookups",
+    "dead_letters": "dead letters",
+    "quarantine": "quarantine",
+}
+
+
+def _phase_table(runs: list[dict[str, Any]]) -> list[str]:
+    """Where a freshness run's batches spend their time: the median of each step over the batches that ran it."""
+    if not any(run["batches"].get("phases") for run in runs):
+        return []
+    lines = [
+        "",
+        "Where a batch's time goes (freshness runs, measured time): the median of each step, in s, over the "
+        "batches that ran it (how many in brackets); Silver, dead letters and quarantine run at the same time.",
+        "",
+        "| rate (events/s) | " + " | ".join(PHASES.values()) + " |",
+        "|---|" + "---|" * len(PHASES),
+    ]
+    for run in runs:
+        phases = run["batches"].get("phases") or {}
+        cells = [
+            f"{phases[name]['p50_s']:.2f} ({phases[name]['batches']})" if name in phases else "-" for name in PHASES
+        ]
+        lines.append(f"| {run['rate']:,} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _step_verdict(step: dict[str, Any]) -> str:
     if not step["producer_kept_up"]:
         reached = step["input_rate"]
@@ -228,6 +262,7 @@ def stream_section(entry: dict[str, Any] | None, run_line: Callable[[dict[str, A
             f"{_pair(b, 'start_to_silver_commit_p50_s', 'start_to_silver_commit_p95_s')} | "
             f"{_pair(b, 'silver_commit_interval_p50_s', 'silver_commit_interval_p95_s')} |"
         )
+    lines += _phase_table(r["freshness"])
     ceiling = r.get("ceiling")
     if ceiling:
         lines += [

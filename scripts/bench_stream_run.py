@@ -179,7 +179,7 @@ class Probe:
         """The audit rows of the run's non-empty micro-batches."""
         with self.pg.cursor(row_factory=psycopg.rows.dict_row) as cur:
             cur.execute(
-                "SELECT query, app_id, batch_id, started_at, processing_ms, input_rows "
+                "SELECT query, app_id, batch_id, started_at, processing_ms, input_rows, phase_ms "
                 "FROM lakehouse_meta.stream_batches WHERE app_id = ANY(%s) AND input_rows > 0 ORDER BY started_at",
                 (self.app_ids,),
             )
@@ -263,8 +263,9 @@ def _epoch(moment: datetime) -> float:
 
 def batch_stats(batches: list[dict[str, Any]], commits: dict[str, int], start: float, end: float) -> dict[str, Any]:
     """The run's micro-batches started between ``start`` and ``end`` (epoch seconds): how many, rows per batch,
-    processing time (all four writes and the audit row), batch start -> Silver commit, and the time between two
-    Silver commits of one query."""
+    processing time (all four writes and the audit row), batch start -> Silver commit, the time between two
+    Silver commits of one query, and the median of each timed step (``phase_ms`` of the audit rows) over the
+    batches that ran it."""
     chosen = [b for b in batches if start <= _epoch(b["started_at"]) <= end]
     to_commit = [
         commits[tag] / 1000 - _epoch(b["started_at"])
@@ -278,6 +279,10 @@ def batch_stats(batches: list[dict[str, Any]], commits: dict[str, int], start: f
         )
         intervals += [(later - earlier) / 1000 for earlier, later in itertools.pairwise(times)]
     processing = [b["processing_ms"] / 1000 for b in chosen]
+    phases: dict[str, list[float]] = {}
+    for b in chosen:
+        for phase, ms in (b.get("phase_ms") or {}).items():
+            phases.setdefault(phase, []).append(ms / 1000)
     return {
         "batches": len(chosen),
         "queries": len({b["app_id"] for b in chosen}),
@@ -289,4 +294,5 @@ def batch_stats(batches: list[dict[str, Any]], commits: dict[str, int], start: f
         "start_to_silver_commit_p95_s": percentile(to_commit, 0.95) if to_commit else None,
         "silver_commit_interval_p50_s": percentile(intervals, 0.5) if intervals else None,
         "silver_commit_interval_p95_s": percentile(intervals, 0.95) if intervals else None,
+        "phases": {phase: {"batches": len(ts), "p50_s": percentile(ts, 0.5)} for phase, ts in sorted(phases.items())},
     }

@@ -19,7 +19,7 @@ from lakehouse.config.settings import settings as current_settings
 from lakehouse.config.specs import EventTypeSpec
 from lakehouse.spark.io import reference
 from lakehouse.spark.io.delta import ensure_table, read_table, save
-from lakehouse.spark.jobs.common import run_job, scoring_model, selected_specs
+from lakehouse.spark.jobs.common import ensure_silver_table, run_job, scoring_model, selected_specs
 from lakehouse.spark.jobs.stream import QUARANTINE_TABLE
 from lakehouse.spark.session import get_spark
 from lakehouse.spark.transforms import silver
@@ -38,10 +38,12 @@ def rebuild(spark: SparkSession, settings: Settings, spec: EventTypeSpec) -> Non
     good = silver.first_per_key(silver.accepted(events), spec.dedup_key)
     references = {j.reference: reference.current(spark, settings, j.reference) for j in spec.enrich}
     rows = silver.silver_rows(good, spec, references, f"rebuild:{uuid.uuid4()}", scoring_model(settings, spec))
+    table = lake.table("silver", spec.tables.silver)
+    ensure_silver_table(spark, table, rows, spec.partition_by)
     save(
         spark,
         rows.write.format("delta").mode("overwrite").option("overwriteSchema", "false").partitionBy(*spec.partition_by),
-        lake.table("silver", spec.tables.silver),
+        table,
     )
     quarantine = lake.table("silver", QUARANTINE_TABLE)
     ensure_table(spark, quarantine, silver.QUARANTINE_SCHEMA, ("source", "ingest_date"))

@@ -46,6 +46,7 @@ from lakehouse.spark.jobs.common import (
     BatchAudit,
     SharedTable,
     await_queries,
+    ensure_silver_table,
     now_utc,
     prepare_query,
     run_job,
@@ -145,6 +146,7 @@ class TopicBatchWriter:
         self.dead_letter_table = lake.table("bronze", DEAD_LETTER_TABLE)
         self.quarantine_table = lake.table("silver", QUARANTINE_TABLE)
         self.ledger = AppendLedger()
+        self.silver_ensured = False
 
     def _existing_keys(self, spark: SparkSession, dates: list[date], batch_tag: str) -> DataFrame | None:
         """Silver's keys on the given event dates, without the rows an earlier attempt of this batch wrote."""
@@ -276,6 +278,9 @@ class TopicBatchWriter:
         timing = Observation(f"scoring-{uuid.uuid4().hex}") if model else None
         deduplicated = first_new_per_key(batch, spec.dedup_key, audit.watermark, existing)
         enriched = silver.silver_rows(deduplicated, spec, references, batch_tag, model, timing)
+        if not self.silver_ensured:
+            ensure_silver_table(spark, self.silver_table, enriched, spec.partition_by)
+            self.silver_ensured = True
         # the commit names its batch, so the time rows became visible can be read from the table's history
         commit_tag = {"query": self.query, "app_id": self.app_id, "batch_id": batch_id}
         appended = append_once(

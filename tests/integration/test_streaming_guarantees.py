@@ -223,6 +223,10 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
     tags = [json.loads(r[0]) for r in history.select("userMetadata").collect() if r[0]]
     assert {(t["query"], t["batch_id"]) for t in tags} == {("stream_orders", 0)}
 
+    # Silver's files carry statistics of the event time only (what the revenue stream's audit reads)
+    silver_orders = Path(lake.table_path("silver", "orders"))
+    assert _statistics_columns(silver_orders) == {"event_timestamp"}
+
     # a batch's dead letters and quarantined events are few: one file per partition, not one per Kafka partition
     for table in ("bronze/_dead_letters", "silver/_quarantine"):
         files_per_partition = _streamed_files_per_partition(Path(lake.table_path(*table.split("/"))))
@@ -245,6 +249,18 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
     assert quarantine_rows() == streamed_quarantine
     batches = spark.read.format("delta").load(lake.table_path("silver", "orders")).select("_silver_batch").distinct()
     assert [r[0].split(":")[0] for r in batches.collect()] == ["rebuild"]
+    assert _statistics_columns(silver_orders) == {"event_timestamp"}
+
+
+def _statistics_columns(table: Path) -> set[str]:
+    """The columns whose minimum the data files added to the table record, read from its Delta commit files."""
+    columns: set[str] = set()
+    for commit in (table / "_delta_log").glob("*.json"):
+        for line in commit.read_text().splitlines():
+            add = json.loads(line).get("add") if line.strip() else None
+            if add and add.get("stats"):
+                columns |= set(json.loads(add["stats"]).get("minValues", {}))
+    return columns
 
 
 def _streamed_files_per_partition(table: Path) -> Counter[tuple[int, str]]:

@@ -166,6 +166,9 @@ def test_batch_stats_of_the_batches_in_the_window() -> None:
         {"app_id": "b", "batch_id": 1, "started_at": started(101), "processing_ms": 5000, "input_rows": 400},
         {"app_id": "a", "batch_id": 3, "started_at": started(300), "processing_ms": 9000, "input_rows": 900},
     ]
+    phases = [{"bronze": 1000, "silver": 2000}, {"bronze": 3000}, {"bronze": 2000, "silver": 4000}, {"bronze": 9}]
+    for batch, phase_ms in zip(batches, phases, strict=True):
+        batch["phase_ms"] = phase_ms
     commits = {"a:1": 103_000, "a:2": 109_000, "b:1": 105_000, "a:3": 308_000}
 
     stats = batch_stats(batches, commits, start=100, end=200)
@@ -179,3 +182,8 @@ def test_batch_stats_of_the_batches_in_the_window() -> None:
     assert stats["start_to_silver_commit_p50_s"] == pytest.approx(4.0)
     # one interval between two commits of a query: a:1 at 103 s, a:2 at 109 s
     assert stats["silver_commit_interval_p50_s"] == pytest.approx(6.0)
+    # each step's median over the batches in the window that ran it
+    assert stats["phases"] == {
+        "bronze": {"batches": 3, "p50_s": pytest.approx(2.0)},
+        "silver": {"batches": 2, "p50_s": pytest.approx(3.0)},
+    }
