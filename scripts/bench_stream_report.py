@@ -143,8 +143,9 @@ def protocol(options: dict[str, Any]) -> list[str]:
         "version range reached the Silver commit holding the order (`finished_at` of its audit row, written after "
         "its serving upsert commits) minus the order's Kafka timestamp. An order no revenue batch reached within "
         "the drain time counts as missing and fails the run.",
-        "* **Micro-batches**: from the audit rows (`processing_ms`: the four appends and the audit row) and the "
-        "commit timestamps (batch start to its Silver commit; time between two Silver commits of one query).",
+        "* **Micro-batches**: from the audit rows (`processing_ms`: the four appends and the audit row; "
+        "`phase_ms`: each step of the batch handler) and the commit timestamps (batch start to its Silver commit; "
+        "time between two Silver commits of one query).",
         "* **Per-row ceiling**: the stream's classify, parse and quality rules over the last freshness run's "
         "messages read from Kafka, into Spark's no-op sink, in the benchmark's own `local[2]` driver (median of 3 "
         "after a warm-up); beside it, the Kafka read alone, and the rules over the same messages read into memory "
