@@ -170,7 +170,7 @@ class SharedTable:
 
 
 # Silver's per-file statistics: only the event time, which the revenue stream's audit reads from the Delta log
-# (spark/io/checkpoint.py); Silver's readers prune by partition. With the default (every column, 26 and more), each
+# (spark/io/checkpoint.py); Silver's readers prune by partition. With Delta's default (the first 32 columns), each
 # file's statistics were about 1.5 KB of JSON, and a checkpoint of the table five times bigger (docs/timings.md).
 SILVER_PROPERTIES = (("delta.dataSkippingStatsColumns", "event_timestamp"),)
 
