@@ -131,6 +131,7 @@ class EventTypeSpec(_Model):
     contracts: dict[int, str] = Field(min_length=1)
     dedup_key: str = "event_id"
     dedup_watermark: str = Field(default="2 days", pattern=r"^\d+ (day|days|hour|hours)$")
+    late_key_dates: int = Field(default=3, ge=0, le=31)
     partition_by: list[str] = Field(default_factory=lambda: ["tenant_id", "event_date"])
     quality_rules: list[QualityRule] = Field(default_factory=list)
     enrich: list[Enrichment] = Field(default_factory=list)

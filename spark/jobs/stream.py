@@ -40,7 +40,7 @@ from lakehouse.spark.errors import SparkJobError
 from lakehouse.spark.io import kafka as kafka_io
 from lakehouse.spark.io import reference
 from lakehouse.spark.io.checkpoint import batch_offsets, has_batches
-from lakehouse.spark.io.delta import AppendLedger, append_once, observed, read_table, table_is_empty
+from lakehouse.spark.io.delta import AppendLedger, append_once, observed, table_is_empty
 from lakehouse.spark.jobs.common import (
     STATE_STORE_CONF,
     BatchAudit,
@@ -55,6 +55,7 @@ from lakehouse.spark.jobs.common import (
     start_query,
     streaming_arguments,
 )
+from lakehouse.spark.jobs.late_keys import LateKeyIndex
 from lakehouse.spark.session import get_spark
 from lakehouse.spark.transforms import bronze, silver
 
@@ -147,15 +148,7 @@ class TopicBatchWriter:
         self.quarantine_table = lake.table("silver", QUARANTINE_TABLE)
         self.ledger = AppendLedger()
         self.silver_ensured = False
-
-    def _existing_keys(self, spark: SparkSession, dates: list[date], batch_tag: str) -> DataFrame | None:
-        """Silver's keys on the given event dates, without the rows an earlier attempt of this batch wrote."""
-        table = read_table(spark, self.silver_table) if dates else None
-        if table is None:
-            return None
-        return table.where(F.col("event_date").isin(dates) & (F.col("_silver_batch") != batch_tag)).select(
-            self.spec.dedup_key, "event_date"
-        )
+        self.late_keys = LateKeyIndex(self.silver_table, spec.dedup_key, spec.late_key_dates)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         """Process one micro-batch."""
@@ -216,10 +209,21 @@ class TopicBatchWriter:
         audit.late_rows = int(str(counts["late"]))
         audit.min_event_time = cast(datetime | None, counts["min_ts"])
         audit.max_event_time = cast(datetime | None, counts["max_ts"])
+        existing = None
+        if audit.late_rows:
+            with audit.timed("late_keys"):
+                late_dates = sorted(cast(list[date], counts["late_dates"]))
+                existing = self.late_keys.keys(spark, late_dates, batch_id, f"{self.app_id}:{batch_id}")
         # the other writes depend on nothing but the cached batch: run them at once, each an idempotent commit
         writes: dict[str, Callable[[], object]] = {
-            "silver": functools.partial(self._write_silver, spark, batch, batch_id, audit, counts)
+            "silver": functools.partial(self._write_silver, spark, batch, batch_id, audit, existing)
         }
+        # the keys this batch adds to Silver on the dates the late-event index holds, read beside the writes
+        batch_dates = cast(list[date], counts["dates"])
+        new_keys: list[DataFrame | None] = []
+        if self.late_keys.dates & set(batch_dates):
+            accepted = rows.where(silver.is_accepted_row())
+            writes["late_keys_new"] = lambda: new_keys.append(self.late_keys.new_keys(accepted, batch_dates))
         if audit.dead_letter_rows:
             writes["dead_letters"] = functools.partial(
                 append_once,
@@ -254,6 +258,8 @@ class TopicBatchWriter:
         with ThreadPoolExecutor(max_workers=len(writes), thread_name_prefix=self.query) as pool:
             for done in [pool.submit(timed_write(phase, write)) for phase, write in writes.items()]:
                 done.result()
+        for keys in new_keys:
+            self.late_keys.add(keys)  # in Silver now
         audit.deduplicated_rows = audit.input_rows - audit.dead_letter_rows - audit.quarantined_rows - audit.output_rows
 
     def _write_silver(
@@ -262,15 +268,10 @@ class TopicBatchWriter:
         batch: DataFrame,
         batch_id: int,
         audit: BatchAudit,
-        counts: dict[str, object],
+        existing: DataFrame | None,
     ) -> None:
         spec = self.spec
         batch_tag = f"{self.app_id}:{batch_id}"
-        existing = (
-            self._existing_keys(spark, sorted(cast(list[date], counts["late_dates"])), batch_tag)
-            if audit.late_rows
-            else None
-        )
         with audit.timed("silver_lookups"):
             references = {j.reference: reference.current(spark, self.settings, j.reference) for j in spec.enrich}
             model = scoring_model(self.settings, spec)
@@ -351,6 +352,7 @@ def _batch_counts(watermark: datetime | None) -> dict[str, Column]:
         "bad": F.count(F.when(F.col(f"{silver.BRONZE}.error_class").isNull() & ~accepted, 1)),
         "late": F.count(F.when(late, 1)),
         "late_dates": F.collect_set(F.when(late, F.col("event_date"))),
+        "dates": F.collect_set(F.when(accepted, F.col("event_date"))),
         "min_ts": F.min(F.when(accepted, F.col("event_timestamp"))),
         "max_ts": F.max(F.when(accepted, F.col("event_timestamp"))),
     }

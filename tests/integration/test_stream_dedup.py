@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import psycopg
@@ -27,14 +27,14 @@ def _order(template: dict[str, Any], at: datetime) -> dict[str, Any]:
     return event
 
 
-def _run(spark: Any, settings: Settings) -> None:
+def _run(spark: Any, settings: Settings, max_records: int | None = None) -> None:
     from lakehouse.config.specs import load_event_types
     from lakehouse.spark.io import reference
     from lakehouse.spark.jobs import stream
 
     spec = load_event_types()["orders"]
     reference.refresh(spark, settings, [j.reference for j in spec.enrich])
-    query = stream.start(spark, settings, spec, available_now=True)
+    query = stream.start(spark, settings, spec, available_now=True, max_records=max_records)
     query.awaitTermination()
     assert query.exception() is None
 
@@ -62,18 +62,28 @@ def test_state_catches_recent_duplicates_and_silver_the_late_ones_across_a_resta
         producer.send_events("orders", [recent, old, never_seen_old])
     _run(spark, env)  # a new query on the same checkpoint: its state and watermark come back from the checkpoint
 
+    # one message per batch (one Kafka partition: the same order id), so the query's late-event index of Silver's
+    # keys reads never_seen_old's date from Silver, then holds it and learns the key of another_old from its batch
+    another_old = _order(template, datetime.combine((now - timedelta(days=4)).date(), time(12), UTC))
+    with EventProducer(env) as producer:
+        producer.send_events("orders", [never_seen_old, another_old, another_old])
+    _run(spark, env, max_records=1)
+
     silver = spark.read.format("delta").load(env.storage.table_path("silver", "orders"))
     ids = Counter(r["event_id"] for r in silver.select("event_id").collect())
-    assert ids == Counter({recent["event_id"]: 1, old["event_id"]: 1, never_seen_old["event_id"]: 1})
+    assert ids == Counter({e["event_id"]: 1 for e in (recent, old, never_seen_old, another_old)})
     bronze = spark.read.format("delta").load(env.storage.table_path("bronze", "orders"))
-    assert bronze.count() == 5
+    assert bronze.count() == 8
 
     with psycopg.connect(env.postgres_dsn()) as conn:
         rows = conn.execute(
-            "SELECT input_rows, output_rows, deduplicated_rows, late_rows, watermark FROM lakehouse_meta.stream_batches"
+            "SELECT input_rows, output_rows, deduplicated_rows, late_rows, watermark, phase_ms"
+            " FROM lakehouse_meta.stream_batches"
             " WHERE query = 'stream_orders' AND input_rows > 0 ORDER BY finished_at"
         ).fetchall()
-    assert [r[:4] for r in rows] == [(2, 2, 0, 0), (3, 1, 2, 2)]
+    assert [r[:4] for r in rows] == [(2, 2, 0, 0), (3, 1, 2, 2), (1, 0, 1, 1), (1, 1, 0, 1), (1, 0, 1, 1)]
+    # every batch with late events read its accepted keys on the index's dates beside its writes
+    assert ["late_keys_new" in r[5] for r in rows] == [False, True, True, True, True]
     first_watermark, second_watermark = rows[0][4], rows[1][4]
     assert first_watermark is None
     # max event time seen (recent, an hour ago) minus the 2-day watermark of config/event_types/orders.yaml

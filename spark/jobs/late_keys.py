@@ -1,0 +1,113 @@
+"""Silver's keys on the event dates of late events, kept in memory by a running stream query.
+
+An event at or before the dedup watermark ("late") may be a copy of one the query's state has forgotten, so its batch
+checks it against Silver's keys on its own event date. Read from Silver in every batch, that check makes Delta
+rebuild the table's state for the version the batch before committed: seconds of a small batch on two cores, and
+more as Silver's file list grows (docs/timings.md).
+
+The index reads a date's keys from Silver once, the first time a batch has a late event on it, and then adds the
+keys of every event a batch accepts on an indexed date, once that batch's Silver commit is done: after it, each of
+them is in Silver (written by the batch, or left out as a copy of a row Silver held). So the index holds Silver's
+keys on its dates as long as the query is the only writer that adds or removes Silver keys while it runs, which its
+dedup state assumes too: the rebuild job runs with the stream stopped, and rescoring or compaction rewrite rows
+without changing their keys. A restarted query reads the dates again.
+
+Its frames are local checkpoints: held by the executors' block managers, without lineage, so a batch reads them
+from memory and never runs the micro-batch that produced them again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from functools import reduce
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.spark.io.delta import Table, read_table
+
+# checkpointed frames kept before they are merged into one
+MAX_PARTS = 16
+
+
+class LateKeyIndex:
+    """Silver's keys (``key`` as a string, and ``event_date``) on at most ``max_dates`` event dates, the ones late
+    events met most recently; ``max_dates`` 0 reads Silver in every batch instead."""
+
+    def __init__(self, table: Table, key: str, max_dates: int) -> None:
+        self.table = table
+        self.key = key
+        self.max_dates = max_dates
+        self._parts: list[DataFrame] = []
+        self._last_used: dict[date, int] = {}
+
+    @property
+    def dates(self) -> set[date]:
+        """The event dates whose keys the index holds."""
+        return set(self._last_used)
+
+    def keys(self, spark: SparkSession, dates: list[date], batch_id: int, batch_tag: str) -> DataFrame | None:
+        """Silver's keys on ``dates``, without the rows of ``batch_tag`` (an earlier attempt of this batch), or None
+        when Silver has no table yet. Dates the index does not hold yet are read from Silver now."""
+        if not dates:
+            return None
+        if self.max_dates == 0:
+            return self._from_silver(spark, dates, batch_tag)
+        missing = [day for day in dates if day not in self._last_used]
+        if missing:
+            loaded = self._from_silver(spark, missing, batch_tag)
+            if loaded is not None:
+                self._parts.append(loaded.localCheckpoint())
+        for day in dates:
+            self._last_used[day] = batch_id
+        self._evict(keep=len(dates))
+        if not self._parts:
+            return None
+        return _union(self._parts).where(F.col("event_date").isin(dates))
+
+    def new_keys(self, accepted: DataFrame, dates: Iterable[date]) -> DataFrame | None:
+        """The keys of a batch's ``accepted`` events on those of ``dates`` the index holds, read now (a job), to
+        ``add`` once the batch's Silver commit is done; None when the index holds none of the dates."""
+        held = sorted(set(dates) & set(self._last_used))
+        if not held:
+            return None
+        return _key_columns(accepted.where(F.col("event_date").isin(held)), self.key).localCheckpoint()
+
+    def add(self, keys: DataFrame | None) -> None:
+        """Hold ``keys`` (from ``new_keys``), now that they are in Silver."""
+        if keys is None:
+            return
+        self._parts.append(keys)
+        if len(self._parts) > MAX_PARTS:
+            self._merge()
+
+    def _from_silver(self, spark: SparkSession, dates: list[date], batch_tag: str) -> DataFrame | None:
+        table = read_table(spark, self.table)
+        if table is None:
+            return None
+        rows = table.where(F.col("event_date").isin(dates) & (F.col("_silver_batch") != batch_tag))
+        return _key_columns(rows, self.key)
+
+    def _evict(self, keep: int) -> None:
+        """Forget the dates used longest ago, down to ``max_dates`` (or ``keep``, the dates of the current batch)."""
+        excess = len(self._last_used) - max(self.max_dates, keep)
+        if excess <= 0:
+            return
+        for day in sorted(self._last_used, key=self._last_used.__getitem__)[:excess]:
+            del self._last_used[day]
+        self._merge()
+
+    def _merge(self) -> None:
+        """One checkpointed frame for all parts, with only the dates still held."""
+        if self._parts:
+            held = _union(self._parts).where(F.col("event_date").isin(sorted(self._last_used)))
+            self._parts = [held.localCheckpoint()]
+
+
+def _key_columns(rows: DataFrame, key: str) -> DataFrame:
+    return rows.select(F.col(key).cast("string").alias(key), "event_date")
+
+
+def _union(parts: list[DataFrame]) -> DataFrame:
+    return reduce(DataFrame.unionByName, parts)

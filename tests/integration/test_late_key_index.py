@@ -1,0 +1,99 @@
+"""The stream's index of Silver's keys on late events' dates (``spark/jobs/late_keys.py``), on a real Delta table,
+in a classic session and over Spark Connect (where the stream's foreachBatch runs on serverless compute)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lakehouse.config.settings import Settings
+from lakehouse.spark.jobs import late_keys
+from lakehouse.spark.jobs.late_keys import LateKeyIndex
+
+pytestmark = pytest.mark.integration
+
+D1, D2, D3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)
+SCHEMA = "event_id string, event_date date, _silver_batch string"
+CLIENT = """
+import sys
+from lakehouse.config.settings import settings
+from lakehouse.spark.session import connect_session
+from tests.integration.test_late_key_index import exercise
+spark = connect_session("late-key-index", settings())
+assert type(spark).__module__.startswith("pyspark.sql.connect"), type(spark)
+exercise(spark, sys.argv[1])
+print("ran over Spark Connect")
+"""
+
+
+def _append(session: Any, table: str, rows: list[tuple[str, date, str]]) -> None:
+    session.createDataFrame(rows, SCHEMA).write.format("delta").mode("append").partitionBy("event_date").save(table)
+
+
+def _keys(frame: Any) -> set[tuple[str, date]]:
+    return {(r["event_id"], r["event_date"]) for r in frame.collect()} if frame is not None else set()
+
+
+def exercise(session: Any, table: str) -> None:
+    """The index's whole life on an empty folder ``table``, in ``session``: asserts as it goes."""
+    index = LateKeyIndex(table, "event_id", max_dates=2)
+    assert index.keys(session, [D1], 6, "app:6") is None  # no Silver table yet
+
+    _append(session, table, [("a1", D1, "app:1"), ("a2", D1, "app:1"), ("b1", D2, "app:1"), ("d1", D3, "app:1")])
+    _append(session, table, [("c1", D1, "app:7")])  # written by an earlier attempt of batch 7
+    index = LateKeyIndex(table, "event_id", max_dates=2)
+    assert _keys(index.keys(session, [D1], 7, "app:7")) == {("a1", D1), ("a2", D1)}
+
+    # held in memory: a row another writer adds to Silver is not seen ...
+    _append(session, table, [("z9", D1, "other:1")])
+    assert _keys(index.keys(session, [D1], 8, "app:8")) == {("a1", D1), ("a2", D1)}
+    # ... but the keys a batch accepted on a held date are, once added
+    accepted = session.createDataFrame([("e1", D1, "app:8"), ("f1", D3, "app:8")], SCHEMA)
+    index.add(index.new_keys(accepted, [D1, D3]))
+    assert _keys(index.keys(session, [D1], 9, "app:9")) == {("a1", D1), ("a2", D1), ("e1", D1)}
+    assert index.new_keys(accepted, [D3]) is None  # D3 is not held
+
+    # two more dates: D1, used longest ago, is forgotten, and read from Silver again when a late event needs it
+    assert _keys(index.keys(session, [D2, D3], 10, "app:10")) == {("b1", D2), ("d1", D3)}
+    assert index.dates == {D2, D3}
+    assert _keys(index.keys(session, [D1], 11, "app:11")) == {("a1", D1), ("a2", D1), ("c1", D1), ("z9", D1)}
+    assert index.dates == {D1, D3}
+
+    # many batches' keys are merged into one frame, with the same keys
+    for n in range(late_keys.MAX_PARTS + 1):
+        index.add(index.new_keys(session.createDataFrame([(f"n{n}", D1, "app:12")], SCHEMA), [D1]))
+    assert len(index._parts) <= 2
+    silver_d1 = {("a1", D1), ("a2", D1), ("c1", D1), ("z9", D1)}
+    expected = silver_d1 | {(f"n{n}", D1) for n in range(late_keys.MAX_PARTS + 1)}
+    assert _keys(index.keys(session, [D1], 13, "app:13")) == expected
+
+    # no dates held: Silver is read in every batch
+    direct = LateKeyIndex(table, "event_id", max_dates=0)
+    assert _keys(direct.keys(session, [D1], 14, "app:14")) == {("a1", D1), ("a2", D1), ("c1", D1), ("z9", D1)}
+    _append(session, table, [("z8", D1, "other:2")])
+    assert ("z8", D1) in _keys(direct.keys(session, [D1], 15, "app:15"))
+    assert direct.dates == set()
+
+
+def test_the_index_reads_a_date_once_then_learns_keys_from_batches_and_forgets_the_oldest_date(
+    spark: Any, tmp_path: Path
+) -> None:
+    exercise(spark, str(tmp_path / "silver"))
+
+
+def test_the_index_over_spark_connect(spark_connect: Settings, tmp_path: Path) -> None:
+    """As the stream's foreachBatch runs on a Spark Connect server: a client process of its own (this one has a
+    classic session, which would give the functions module classic columns)."""
+    run = subprocess.run(
+        [sys.executable, "-c", CLIENT, str(tmp_path / "silver")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0 and "ran over Spark Connect" in run.stdout, (run.stdout + run.stderr)[-4000:]
