@@ -172,7 +172,10 @@ class SharedTable:
 # Silver's per-file statistics: only the event time, which the revenue stream's audit reads from the Delta log
 # (spark/io/checkpoint.py); Silver's readers prune by partition. With Delta's default (the first 32 columns), each
 # file's statistics were about 1.5 KB of JSON, and a checkpoint of the table five times bigger (docs/timings.md).
-SILVER_PROPERTIES = (("delta.dataSkippingStatsColumns", "event_timestamp"),)
+# A Delta checkpoint every 100 commits rather than 10: the stream appends each batch and reads Silver back only when
+# its late-event index reads a new date (spark/jobs/late_keys.py), and each checkpoint writes every file of the
+# table, seconds of a batch once Silver holds thousands of files; a new reader replays at most 99 small commits.
+SILVER_PROPERTIES = (("delta.dataSkippingStatsColumns", "event_timestamp"), ("delta.checkpointInterval", "100"))
 
 
 def ensure_silver_table(spark: SparkSession, table: LakeTable, rows: DataFrame, partition_by: Sequence[str]) -> None:

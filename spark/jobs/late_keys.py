@@ -27,7 +27,8 @@ from pyspark.sql import functions as F
 
 from lakehouse.spark.io.delta import Table, read_table
 
-# checkpointed frames kept before they are merged into one
+# frames of keys learnt from batches kept before they are merged into one (the keys read from Silver are merged only
+# when a date is forgotten, so a merge copies few keys)
 MAX_PARTS = 16
 
 
@@ -39,7 +40,9 @@ class LateKeyIndex:
         self.table = table
         self.key = key
         self.max_dates = max_dates
-        self._parts: list[DataFrame] = []
+        # the dates' keys as read from Silver, and those learnt from batches since (merged when they are many)
+        self._read: list[DataFrame] = []
+        self._learnt: list[DataFrame] = []
         self._last_used: dict[date, int] = {}
 
     @property
@@ -58,13 +61,14 @@ class LateKeyIndex:
         if missing:
             loaded = self._from_silver(spark, missing, batch_tag)
             if loaded is not None:
-                self._parts.append(loaded.localCheckpoint())
+                self._read.append(loaded.localCheckpoint())
         for day in dates:
             self._last_used[day] = batch_id
         self._evict(keep=len(dates))
-        if not self._parts:
+        parts = self._read + self._learnt
+        if not parts:
             return None
-        return _union(self._parts).where(F.col("event_date").isin(dates))
+        return _union(parts).where(F.col("event_date").isin(dates))
 
     def new_keys(self, accepted: DataFrame, dates: Iterable[date]) -> DataFrame | None:
         """The keys of a batch's ``accepted`` events on those of ``dates`` the index holds, read now (a job), to
@@ -78,9 +82,9 @@ class LateKeyIndex:
         """Hold ``keys`` (from ``new_keys``), now that they are in Silver."""
         if keys is None:
             return
-        self._parts.append(keys)
-        if len(self._parts) > MAX_PARTS:
-            self._merge()
+        self._learnt.append(keys)
+        if len(self._learnt) > MAX_PARTS:
+            self._learnt = _merged(self._learnt, self._last_used)
 
     def _from_silver(self, spark: SparkSession, dates: list[date], batch_tag: str) -> DataFrame | None:
         table = read_table(spark, self.table)
@@ -96,13 +100,15 @@ class LateKeyIndex:
             return
         for day in sorted(self._last_used, key=self._last_used.__getitem__)[:excess]:
             del self._last_used[day]
-        self._merge()
+        self._read = _merged(self._read, self._last_used)
+        self._learnt = _merged(self._learnt, self._last_used)
 
-    def _merge(self) -> None:
-        """One checkpointed frame for all parts, with only the dates still held."""
-        if self._parts:
-            held = _union(self._parts).where(F.col("event_date").isin(sorted(self._last_used)))
-            self._parts = [held.localCheckpoint()]
+
+def _merged(parts: list[DataFrame], dates: Iterable[date]) -> list[DataFrame]:
+    """``parts`` as one checkpointed frame, with only the keys on ``dates``."""
+    if not parts:
+        return []
+    return [_union(parts).where(F.col("event_date").isin(sorted(dates))).localCheckpoint()]
 
 
 def _key_columns(rows: DataFrame, key: str) -> DataFrame:

@@ -64,7 +64,7 @@ DEAD_LETTER_TABLE = "_dead_letters"
 QUARANTINE_TABLE = "_quarantine"
 # Bronze, dead letters and quarantine, which the stream only appends to: a Delta checkpoint every 100 commits rather
 # than 10 (each one rebuilds the table's state, seconds per table on two cores); a new reader replays at most 99
-# small commit files. Silver keeps the default: the stream reads it back for late events.
+# small commit files. Silver has the same interval (SILVER_PROPERTIES).
 APPEND_ONLY_PROPERTIES = (("delta.checkpointInterval", "100"),)
 # up to this many dead letters (or quarantined events) in a batch are written by one task
 ONE_TASK_ROWS = 50_000

@@ -67,7 +67,7 @@ def exercise(session: Any, table: str) -> None:
     # many batches' keys are merged into one frame, with the same keys
     for n in range(late_keys.MAX_PARTS + 1):
         index.add(index.new_keys(session.createDataFrame([(f"n{n}", D1, "app:12")], SCHEMA), [D1]))
-    assert len(index._parts) <= 2
+    assert len(index._learnt) <= 2
     silver_d1 = {("a1", D1), ("a2", D1), ("c1", D1), ("z9", D1)}
     expected = silver_d1 | {(f"n{n}", D1) for n in range(late_keys.MAX_PARTS + 1)}
     assert _keys(index.keys(session, [D1], 13, "app:13")) == expected

@@ -226,6 +226,8 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
     # Silver's files carry statistics of the event time only (what the revenue stream's audit reads)
     silver_orders = Path(lake.table_path("silver", "orders"))
     assert _statistics_columns(silver_orders) == {"event_timestamp"}
+    # and a Delta checkpoint every 100 commits: the stream does not read Silver back in each batch
+    assert _table_configuration(silver_orders)["delta.checkpointInterval"] == "100"
 
     # a batch's dead letters and quarantined events are few: one file per partition, not one per Kafka partition
     for table in ("bronze/_dead_letters", "silver/_quarantine"):
@@ -250,6 +252,8 @@ def test_new_event_type_by_configuration_and_every_message_accounted_for(
     batches = spark.read.format("delta").load(lake.table_path("silver", "orders")).select("_silver_batch").distinct()
     assert [r[0].split(":")[0] for r in batches.collect()] == ["rebuild"]
     assert _statistics_columns(silver_orders) == {"event_timestamp"}
+    # and a Delta checkpoint every 100 commits: the stream does not read Silver back in each batch
+    assert _table_configuration(silver_orders)["delta.checkpointInterval"] == "100"
 
 
 def _statistics_columns(table: Path) -> set[str]:
@@ -261,6 +265,17 @@ def _statistics_columns(table: Path) -> set[str]:
             if add and add.get("stats"):
                 columns |= set(json.loads(add["stats"]).get("minValues", {}))
     return columns
+
+
+def _table_configuration(table: Path) -> dict[str, str]:
+    """The table's properties as its latest metadata action in the Delta commit files sets them."""
+    configuration: dict[str, str] = {}
+    for commit in sorted((table / "_delta_log").glob("*.json")):
+        for line in commit.read_text().splitlines():
+            metadata = json.loads(line).get("metaData") if line.strip() else None
+            if metadata:
+                configuration = metadata.get("configuration", {})
+    return configuration
 
 
 def _streamed_files_per_partition(table: Path) -> Counter[tuple[int, str]]:
