@@ -30,16 +30,18 @@ def _pair(batches: dict[str, Any], first: str, second: str, third: str | None = 
     return " / ".join(_s(batches.get(k), 2) for k in keys)
 
 
-# the steps a stream batch times (spark/jobs/stream.py), in the order they run; Silver, dead letters and quarantine
-# run at once, and Silver's own lookups are part of its time
+# the steps a stream batch times (spark/jobs/stream.py), in the order they run; Silver, dead letters, quarantine and
+# the late-event index's learning run at once, and Silver's own lookups are part of its time
 PHASES = {
     "offsets": "offsets (checkpoint read)",
     "bronze": "Bronze (Kafka read, parse, rules, dedup state, write)",
     "counts": "counts",
+    "late_keys": "late events' keys (a new date read from Silver)",
     "silver": "Silver (all of it)",
     "silver_lookups": "of it: reference and model lookups",
     "dead_letters": "dead letters",
     "quarantine": "quarantine",
+    "late_keys_new": "keys learnt for late events",
 }
 
 
@@ -50,7 +52,8 @@ def _phase_table(runs: list[dict[str, Any]]) -> list[str]:
     lines = [
         "",
         "Where a batch's time goes (freshness runs, measured time): the median of each step, in s, over the "
-        "batches that ran it (how many in brackets); Silver, dead letters and quarantine run at the same time.",
+        "batches that ran it (how many in brackets); Silver, dead letters, quarantine and the keys learnt for late "
+        "events run at the same time.",
         "",
         "| rate (events/s) | " + " | ".join(PHASES.values()) + " |",
         "|---|" + "---|" * len(PHASES),
@@ -99,7 +102,9 @@ def protocol(options: dict[str, Any]) -> list[str]:
         "empty Silver tables until each query has committed its first (empty) micro-batch, stops it, links the "
         "prefilled tables into its lake and starts it again. Its dedup state (RocksDB, within the event type's "
         "`dedup_watermark`) therefore holds only the run's own keys, not the steady state's; the prefill's keys "
-        "are read from Silver, where the stream looks up events older than the watermark (the late events).",
+        "are read from Silver, where the stream looks up events older than the watermark (the late events): each "
+        "query reads a date's keys once, the first time a late event falls on it, and keeps them in memory "
+        "(`late_key_dates`, docs/architecture.md).",
         "* **Load (open loop)**: producer processes (confluent-kafka, idempotent, acks=all, lz4; one per "
         f"{options['producer_rate']:,} events/s) send message i of a step when it is due, at step start + i / rate, "
         "whatever the stream does. Its Kafka timestamp (CreateTime) is that due time, so a producer that falls "

@@ -141,7 +141,7 @@ def test_the_stream_section_names_the_sustained_step_and_the_gates(docs: Path) -
     assert "| the Kafka read alone | 1,000 | 0.25 | 4,000 |" in report
     assert "on the messages cached in memory (no Kafka read), no-op sink | 1,000 | 0.20 | 5,000 |" in report
     assert "**Not the full protocol**: this run changed `steps=[1000, 2000]`" in report
-    assert "| 250 | - | 0.50 (4) | - | 1.25 (3) | - | - | - |" in report
+    assert "| 250 | - | 0.50 (4) | - | - | 1.25 (3) | - | - | - | - |" in report
 
 
 def test_without_a_stream_run_the_section_says_so_with_the_protocol() -> None:
