@@ -13,7 +13,9 @@ dedup state assumes too: the rebuild job runs with the stream stopped, and resco
 without changing their keys. A restarted query reads the dates again.
 
 Its frames are local checkpoints: held by the executors' block managers, without lineage, so a batch reads them
-from memory and never runs the micro-batch that produced them again.
+from memory and never runs the micro-batch that produced them again. Each is kept in few partitions: a batch's lookup
+runs a task per partition of every frame, and a checkpoint keeps the partitions of what it was made from (a batch's
+keys came in a partition per dedup-state partition, and a merge of frames would add up their partitions).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from lakehouse.spark.io.delta import Table, read_table
 
 # frames of keys learnt from batches kept before they are merged into one (the keys read from Silver are merged only
 # when a date is forgotten, so a merge copies few keys)
-MAX_PARTS = 16
+MAX_PARTS = 8
+# partitions of a frame of keys read from Silver (a batch's learnt keys, a few late events, are kept in one)
+READ_PARTITIONS = 4
 
 
 class LateKeyIndex:
@@ -61,7 +65,7 @@ class LateKeyIndex:
         if missing:
             loaded = self._from_silver(spark, missing, batch_tag)
             if loaded is not None:
-                self._read.append(loaded.localCheckpoint())
+                self._read.append(loaded.coalesce(READ_PARTITIONS).localCheckpoint())
         for day in dates:
             self._last_used[day] = batch_id
         self._evict(keep=len(dates))
@@ -76,7 +80,7 @@ class LateKeyIndex:
         held = sorted(set(dates) & set(self._last_used))
         if not held:
             return None
-        return _key_columns(accepted.where(F.col("event_date").isin(held)), self.key).localCheckpoint()
+        return _key_columns(accepted.where(F.col("event_date").isin(held)), self.key).coalesce(1).localCheckpoint()
 
     def add(self, keys: DataFrame | None) -> None:
         """Hold ``keys`` (from ``new_keys``), now that they are in Silver."""
@@ -84,7 +88,7 @@ class LateKeyIndex:
             return
         self._learnt.append(keys)
         if len(self._learnt) > MAX_PARTS:
-            self._learnt = _merged(self._learnt, self._last_used)
+            self._learnt = _merged(self._learnt, self._last_used, partitions=1)
 
     def _from_silver(self, spark: SparkSession, dates: list[date], batch_tag: str) -> DataFrame | None:
         table = read_table(spark, self.table)
@@ -100,15 +104,15 @@ class LateKeyIndex:
             return
         for day in sorted(self._last_used, key=self._last_used.__getitem__)[:excess]:
             del self._last_used[day]
-        self._read = _merged(self._read, self._last_used)
-        self._learnt = _merged(self._learnt, self._last_used)
+        self._read = _merged(self._read, self._last_used, READ_PARTITIONS)
+        self._learnt = _merged(self._learnt, self._last_used, partitions=1)
 
 
-def _merged(parts: list[DataFrame], dates: Iterable[date]) -> list[DataFrame]:
-    """``parts`` as one checkpointed frame, with only the keys on ``dates``."""
+def _merged(parts: list[DataFrame], dates: Iterable[date], partitions: int) -> list[DataFrame]:
+    """``parts`` as one checkpointed frame of at most ``partitions`` partitions, with only the keys on ``dates``."""
     if not parts:
         return []
-    return [_union(parts).where(F.col("event_date").isin(sorted(dates))).localCheckpoint()]
+    return [_union(parts).where(F.col("event_date").isin(sorted(dates))).coalesce(partitions).localCheckpoint()]
 
 
 def _key_columns(rows: DataFrame, key: str) -> DataFrame:

@@ -86,6 +86,25 @@ def test_the_index_reads_a_date_once_then_learns_keys_from_batches_and_forgets_t
     exercise(spark, str(tmp_path / "silver"))
 
 
+def test_a_lookup_runs_few_tasks_however_many_batches_the_index_learnt_from(spark: Any, tmp_path: Path) -> None:
+    """A lookup runs a task per partition of the index's frames: their count stays bounded as batches are learnt
+    and merged, although each batch's keys arrive in several partitions (one per dedup-state partition)."""
+    table = str(tmp_path / "silver")
+    _append(spark, table, [(f"s{n}", D1, "app:1") for n in range(50)])
+    index = LateKeyIndex(table, "event_id", max_dates=2)
+    learnt: set[tuple[str, date]] = set()
+    for batch in range(2, 40):
+        keys = index.keys(spark, [D1], batch, f"app:{batch}")
+        assert keys is not None
+        # at most: the keys read from Silver (4 partitions), a merged frame and the frames learnt since (one each)
+        assert keys.rdd.getNumPartitions() <= 4 + 1 + 8, batch
+        rows = [(f"b{batch}-{n}", D1, f"app:{batch}") for n in range(4)]
+        accepted = spark.createDataFrame(rows, SCHEMA).repartition(4)
+        index.add(index.new_keys(accepted, [D1]))
+        learnt |= {(key, day) for key, day, _ in rows}
+    assert _keys(index.keys(spark, [D1], 40, "app:40")) == {(f"s{n}", D1) for n in range(50)} | learnt
+
+
 def test_the_index_over_spark_connect(spark_connect: Settings, tmp_path: Path) -> None:
     """As the stream's foreachBatch runs on a Spark Connect server: a client process of its own (this one has a
     classic session, which would give the functions module classic columns)."""
