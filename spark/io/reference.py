@@ -101,3 +101,26 @@ def versions(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
 def current(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
     """The current rows of one reference table."""
     return versions(spark, settings, table).where("_is_current")
+
+
+class CurrentReferences:
+    """The current rows of reference tables, for a stream that joins them in every micro-batch. Each is read once per
+    rewrite of its Delta table (``refresh`` names the files it was built from in the table's schema, which loading
+    the table's snapshot gives without a Spark job) and held as a local checkpoint, so a batch does not list the
+    table's files again (two Spark jobs per table and batch). A table without that name is read in every batch."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._held: dict[str, tuple[str, DataFrame]] = {}
+
+    def current(self, spark: SparkSession, table: str) -> DataFrame:
+        """The current rows of the reference table ``table``, as its latest version holds them."""
+        fingerprint = loaded_fingerprint(spark, self.settings.storage.table("reference", table))
+        held = self._held.get(table)
+        if held is not None and held[0] == fingerprint:
+            return held[1]
+        if fingerprint is None:
+            return current(spark, self.settings, table)
+        rows = current(spark, self.settings, table).localCheckpoint()
+        self._held[table] = (fingerprint, rows)
+        return rows

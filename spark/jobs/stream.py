@@ -149,6 +149,7 @@ class TopicBatchWriter:
         self.ledger = AppendLedger()
         self.silver_ensured = False
         self.late_keys = LateKeyIndex(self.silver_table, spec.dedup_key, spec.late_key_dates)
+        self.references = reference.CurrentReferences(settings)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         """Process one micro-batch."""
@@ -273,7 +274,7 @@ class TopicBatchWriter:
         spec = self.spec
         batch_tag = f"{self.app_id}:{batch_id}"
         with audit.timed("silver_lookups"):
-            references = {j.reference: reference.current(spark, self.settings, j.reference) for j in spec.enrich}
+            references = {j.reference: self.references.current(spark, j.reference) for j in spec.enrich}
             model = scoring_model(self.settings, spec)
         audit.model_version = model.version if model else None
         timing = Observation(f"scoring-{uuid.uuid4().hex}") if model else None
