@@ -49,7 +49,7 @@ def test_refresh_rewrites_a_reference_table_only_when_its_files_change(
     ]
 
 
-def test_a_stream_reads_a_reference_table_again_only_at_its_next_version(
+def test_a_stream_reads_a_reference_table_again_only_once_it_was_rewritten(
     spark: SparkSession, lakehouse_settings: Settings, tmp_path: Path
 ) -> None:
     root, settings = _products(lakehouse_settings, tmp_path)
