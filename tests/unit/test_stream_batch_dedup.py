@@ -101,3 +101,29 @@ def test_the_micro_batch_is_read_once_from_its_cache(spark: SparkSession) -> Non
     # the batch's own scan appears once: as the cached relation's child, shown under it
     assert text.count("Scan ExistingRDD[_k1") == 1
     batch.unpersist()
+
+
+def test_a_key_the_late_event_lookup_holds_twice_still_gives_one_row_without_a_shuffle(spark: SparkSession) -> None:
+    """The late-event index may hold a key twice (read from Silver and learnt from a batch), in many partitions: the
+    lookup broadcasts it as it is, without a shuffle to make it distinct, and a key still gives one row."""
+    batch = _batch(
+        spark,
+        [
+            _message("o3", 7, hour=5),
+            _message("o3", 6, hour=5),  # the first copy of a late event Silver does not hold
+            _message("o4", 8, hour=4),  # late, held twice by the lookup
+            _message("o1", 3),
+            _key("o1"),
+        ],
+    )
+    silver_keys = spark.createDataFrame(
+        [("o4", DAY), ("o4", DAY), ("o9", DAY), ("o4", DAY)], "order_id string, event_date date"
+    ).repartition(3)
+
+    selected = first_new_per_key(batch, "order_id", WATERMARK, silver_keys)
+
+    assert sorted((r.order_id, r._kafka_offset) for r in selected.collect()) == [("o1", 3), ("o3", 6)]
+    plan = selected._jdf.queryExecution().executedPlan().toString()
+    assert "BroadcastExchange" in plan
+    assert "HashAggregate" not in plan
+    batch.unpersist()
