@@ -303,8 +303,9 @@ def first_new_per_key(
     event date, the first copy (``silver.first_per_key``'s order), when the dedup state let the key through in this
     batch (a key row), or when the event is late (the state may have forgotten its key) and ``silver_keys`` (Silver's
     keys on the late events' dates, as ``key`` and ``event_date``) does not hold it. ``silver_keys`` is read by one
-    task and broadcast as it is: a key held twice only repeats rows of which the rank keeps the same one, and a
-    ``distinct`` would cost a task per partition and a shuffle in every batch (docs/timings.md).
+    task and joined as it is (broadcast when it is small, as Spark decides by its size): a key held twice only
+    repeats rows of which the rank keeps the same one, and a ``distinct`` would cost a task per partition and a
+    shuffle in every batch (docs/timings.md).
 
     ``batch`` is read once, in one window over its events and key rows together: a second reference (a join or a
     union of two frames read from it) gets new column ids from Spark, misses the batch's cache and runs the whole
@@ -324,7 +325,7 @@ def first_new_per_key(
         in_silver = silver_keys.coalesce(1).select(
             F.col(key).cast("string").alias("_key"), "event_date", F.lit(True).alias("_in_silver")
         )
-        frame = frame.join(F.broadcast(in_silver), ["_key", "event_date"], "left")
+        frame = frame.join(in_silver, ["_key", "event_date"], "left")
         new_late = new_late & F.col("_in_silver").isNull()
     group = Window.partitionBy("_key", "event_date")
     order = group.orderBy(*silver.ARRIVAL_ORDER)

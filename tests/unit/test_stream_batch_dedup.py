@@ -105,7 +105,8 @@ def test_the_micro_batch_is_read_once_from_its_cache(spark: SparkSession) -> Non
 
 def test_a_key_the_late_event_lookup_holds_twice_still_gives_one_row_without_a_shuffle(spark: SparkSession) -> None:
     """The late-event index may hold a key twice (read from Silver and learnt from a batch), in many partitions: the
-    lookup broadcasts it as it is, without a shuffle to make it distinct, and a key still gives one row."""
+    lookup joins it as it is (broadcast, being small), without a shuffle to make it distinct, and a key still gives
+    one row."""
     batch = _batch(
         spark,
         [
