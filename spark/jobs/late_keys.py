@@ -13,9 +13,10 @@ dedup state assumes too: the rebuild job runs with the stream stopped, and resco
 without changing their keys. A restarted query reads the dates again.
 
 Its frames are local checkpoints: held by the executors' block managers, without lineage, so a batch reads them
-from memory and never runs the micro-batch that produced them again. Each is kept in few partitions: a batch's lookup
-runs a task per partition of every frame, and a checkpoint keeps the partitions of what it was made from (a batch's
-keys came in a partition per dedup-state partition, and a merge of frames would add up their partitions).
+from memory and never runs the micro-batch that produced them again. Each is kept in few partitions: a checkpoint keeps
+the partitions of what it was made from (a batch's keys came in a partition per dedup-state partition, and a merge of
+frames would add up their partitions), and every job over the index (a merge; the lookup, which reads them all in one
+task) walks each of them.
 """
 
 from __future__ import annotations
