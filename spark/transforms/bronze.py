@@ -124,8 +124,10 @@ def classify(
     def envelope(field: str) -> Column:
         return F.expr(f"try_variant_get(_parsed, '$.{field}', 'string')")
 
-    event_type = envelope("event_type")
-    version = envelope("schema_version")
+    # read once per row, in a projection of their own: the checks below read each two or three times, and every read
+    # is a path lookup in the parsed value that builds a Spark literal (and for a number, a cast)
+    event_type = F.col("_event_type")
+    version = F.col("_schema_version")
     size = F.coalesce(F.length("value"), F.lit(0))
     known_types = F.lit(list(event_types)) if event_types else F.array().cast("array<string>")
     known_versions = [str(v) for v in versions]
@@ -191,6 +193,7 @@ def classify(
         # parsed and checked once, in their own projection, for every expression that reads them
         df.withColumn("_parsed", F.try_parse_json(text))
         .withColumn("_valid_utf8", F.expr("is_valid_utf8(value)"))
+        .withColumns({"_event_type": envelope("event_type"), "_schema_version": envelope("schema_version")})
         .withColumn("_error", error)
         .withColumn("value_bytes", size)
         .withColumn("event_type", F.when(usable, event_type))
@@ -198,7 +201,7 @@ def classify(
         .withColumn("tenant_id", F.when(usable, envelope("tenant_id")))
         .withColumn("error_class", F.col("_error").getField("col1"))
         .withColumn("error_message", F.col("_error").getField("col2"))
-        .drop("_error")
+        .drop("_error", "_event_type", "_schema_version")
         .select(*BRONZE_COLUMNS, *([PARSED] if keep_parsed else []))
     )
 

@@ -114,3 +114,18 @@ def test_documents_nested_past_the_limit_are_dead_lettered(spark: SparkSession) 
     ]
     assert got[1][1] == f"objects and arrays are nested {limit + 1} levels deep; the limit is {limit}"
     assert got[5][1].startswith("objects and arrays are nested 2001 levels deep")
+
+
+def test_each_envelope_field_is_read_from_the_parsed_value_once_per_row(spark: SparkSession) -> None:
+    # over an RDD, as the stream's rows are: Spark would compute a projection of local rows before planning
+    local = _kafka_rows(spark, [_event(), _event(event_type="ORDER_EXPLODED"), _event(schema_version=9)])
+    rows = spark.createDataFrame(local.rdd, local.schema)
+    out = bronze.classify(bronze.from_kafka(rows), EVENT_TYPES, [1], 1000)
+    plan = out._jdf.queryExecution().executedPlan().toString()
+    assert [plan.count(f"$.{field}") for field in ("event_type", "schema_version", "tenant_id")] == [1, 1, 1]
+    got = {r["offset"]: (r["error_class"], r["event_type"], r["schema_version"]) for r in out.collect()}
+    assert got == {
+        0: (None, "ORDER_PLACED", "1"),
+        1: ("UNKNOWN_EVENT_TYPE", "ORDER_EXPLODED", "1"),
+        2: ("UNKNOWN_SCHEMA_VERSION", "ORDER_PLACED", "9"),
+    }
