@@ -188,6 +188,8 @@ def in_process(model_uri: str, texts: list[str], calls: int = 2000) -> dict[str,
     import mlflow.sklearn
     import sklearn
 
+    from lakehouse.ml.training import model_input
+
     pipeline = mlflow.sklearn.load_model(model_uri)
     pyfunc = mlflow.pyfunc.load_model(model_uri)
 
@@ -198,7 +200,7 @@ def in_process(model_uri: str, texts: list[str], calls: int = 2000) -> dict[str,
     ways: dict[str, Callable[[list[str]], Any]] = {
         "mlflow.sklearn, checks skipped (served)": unchecked,
         "mlflow.sklearn": pipeline.predict_proba,
-        "mlflow.pyfunc": pyfunc.predict,
+        "mlflow.pyfunc": lambda text: pyfunc.predict(model_input(text)),  # its signature: a 1-D array of strings
     }
     timings: dict[str, list[float]] = {name: [] for name in ways}
     for n in range(calls):
