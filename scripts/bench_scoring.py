@@ -6,13 +6,14 @@ the stream scoring reviews keeps at least 80% of its throughput without scoring)
 2. Two inputs, each produced once to a topic of its own: ``mixed``, the generator's clean ``customer_events``
    (page views, carts and reviews in its proportions), and ``reviews only``, the worst case, generated reviews that
    carry a text. A small third topic of mixed events serves the warm-up.
-3. Per input: one unmeasured warm-up run of each side on the warm-up topic, then the measured runs alternating
-   off, on, off, on, ... Each run is ``lakehouse.spark.jobs.stream.start(..., available_now=True)`` in this
-   process's Spark session on a fresh lake and checkpoint folder, so it reads the whole topic from its start; off
-   is the same event type with ``sentiment: null``. Timed: from the query's start to its termination (every
-   micro-batch committed); creating the fresh lake's empty tables before it is not. After each run Silver must
-   hold exactly the input's events (by ``event_id``), on runs must have the champion's version on every review
-   with a text, and off runs none; a run that breaks either fails the section.
+3. Per input: one unmeasured warm-up run of each side on the warm-up topic, then the measured runs in the order
+   off, on, on, off, off, on, ... (``side_order``). Each run is
+   ``lakehouse.spark.jobs.stream.start(..., available_now=True)`` in this process's Spark session on a fresh lake
+   and checkpoint folder, so it reads the whole topic from its start; off is the same event type with
+   ``sentiment: null``. Timed: from the query's start to its termination (every micro-batch committed); creating
+   the fresh lake's empty tables before it is not. After each run Silver must hold exactly the input's events (by
+   ``event_id``), on runs must have the champion's version on every review with a text, and off runs none; a run
+   that breaks either fails the section.
 
     python -m lakehouse.scripts.bench scoring --scoring-events 100000
 """
@@ -98,8 +99,9 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def side_order(pairs: int) -> list[str]:
-    """The measured runs' sides in run order: off, on, off, on, ..."""
-    return [side for _ in range(pairs) for side in SIDES]
+    """The measured runs' sides in run order: off, on, on, off, off, on, ... (each pair reverses the last, so a
+    driver that keeps getting faster from run to run, as a JVM warming up does, favours neither side)."""
+    return [side for n in range(pairs) for side in (SIDES if n % 2 == 0 else SIDES[::-1])]
 
 
 def event_start() -> datetime:
@@ -302,7 +304,8 @@ def scoring_section(entry: dict[str, Any] | None, run_line: Callable[[dict[str, 
         "benchmark's own `local[2]` driver, on a fresh lake and checkpoint folder each time, so every run reads the "
         "whole topic (batches of up to 200,000 messages). Off is the same event type with `sentiment: null`. Per "
         f"input, one unmeasured run of each side over {result['warmup_events']:,} mixed events of a warm-up topic, "
-        f"then {result['pairs']} pairs of measured runs alternating off, on. Timed: from the query's start to its "
+        f"then {result['pairs']} pairs of measured runs, each pair in the reverse order of the last (off, on, on, "
+        "off, ...), so that a driver still getting faster favours neither side. Timed: from the query's start to its "
         "termination, every micro-batch committed (creating the fresh lake's empty tables before it is not timed, "
         "as production's tables exist); events/s is the input's events over that time, and each side's "
         "figure the median of its measured runs.",

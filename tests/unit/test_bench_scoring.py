@@ -34,8 +34,8 @@ def _message(event_type: str, text: str | None, fault: str | None = None) -> Gen
     return GeneratedMessage(key=None, value=b"{}", event=event, fault=fault)
 
 
-def test_the_sides_alternate_off_first() -> None:
-    assert side_order(2) == ["off", "on", "off", "on"]
+def test_each_pair_of_sides_runs_in_the_reverse_order_of_the_last() -> None:
+    assert side_order(3) == ["off", "on", "on", "off", "off", "on"]
 
 
 def test_medians_of_each_side_and_their_ratio() -> None:
