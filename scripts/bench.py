@@ -11,11 +11,13 @@
 5. model_serving: the sentiment model over REST, one-text latency under 50 clients and 1,000-text throughput, the
    stack's model server beside itself without batching and ``mlflow models serve``
    (``lakehouse.scripts.bench_serving_model``);
-6. scoring: the Silver stream of customer_events with sentiment scoring on against off, over mixed events and over
+6. model_quality: the sentiment model's holdout macro-F1 against the VADER baseline's on generated reviews, per
+   corpus size and seed (``lakehouse.scripts.bench_model_quality``);
+7. scoring: the Silver stream of customer_events with sentiment scoring on against off, over mixed events and over
    reviews only, alternated (``lakehouse.scripts.bench_scoring``);
-7. dashboards: Superset's Revenue dashboard over a 10M-row fact table, each chart's data request and the whole
+8. dashboards: Superset's Revenue dashboard over a 10M-row fact table, each chart's data request and the whole
    dashboard drawn in headless Chromium (``lakehouse.scripts.bench_dashboards``);
-8. hostile: the stream's batch time over orders with and without hostile input (10 MB, a million-element array,
+9. hostile: the stream's batch time over orders with and without hostile input (10 MB, a million-element array,
    NUL, surrogate, hostile tenants, deep nesting), alternated (``lakehouse.scripts.bench_hostile``).
 
     python -m lakehouse.scripts.bench                       # everything, the full protocol (make bench)
@@ -43,7 +45,17 @@ from lakehouse.scripts.bench_env import BENCH_ENV, ROOT
 from lakehouse.scripts.bench_report import write_report
 
 __all__ = ["BENCH_ENV", "ROOT", "main", "named_queries"]
-BENCHMARKS = ("stream", "loader", "bi", "incremental", "model_serving", "scoring", "dashboards", "hostile")
+BENCHMARKS = (
+    "stream",
+    "loader",
+    "bi",
+    "incremental",
+    "model_serving",
+    "model_quality",
+    "scoring",
+    "dashboards",
+    "hostile",
+)
 # daily volumes of the incremental run: a build's fixed cost is most of a one-day build at the first, little at the
 # second
 INCREMENTAL_EVENTS_PER_DAY = (40_000, 400_000)
@@ -55,7 +67,8 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefa
 
 def main() -> None:
     """Run the chosen benchmarks, record the run and write docs/benchmarks.md."""
-    from lakehouse.scripts.bench_stream import add_arguments, bench_stream, options_from
+    from lakehouse.scripts.bench_model_quality import DEFAULT_SEEDS, DEFAULT_SIZES
+    from lakehouse.scripts.bench_stream import add_arguments, bench_stream, comma_numbers, options_from
 
     parser = argparse.ArgumentParser(prog="bench", description=__doc__, formatter_class=_HelpFormatter)
     parser.add_argument(
@@ -79,6 +92,16 @@ def main() -> None:
     dashboards = parser.add_argument_group("dashboards")
     dashboards.add_argument("--dashboard-runs", type=int, default=50, help="timed data requests per chart and case")
     dashboards.add_argument("--dashboard-renders", type=int, default=10, help="timed renders of the whole dashboard")
+    quality = parser.add_argument_group("model_quality")
+    quality.add_argument(
+        "--quality-sizes",
+        type=comma_numbers(int),
+        default=DEFAULT_SIZES,
+        help="generated reviews per corpus, comma-separated",
+    )
+    quality.add_argument(
+        "--quality-seeds", type=comma_numbers(int), default=DEFAULT_SEEDS, help="corpus seeds, comma-separated"
+    )
     scoring = parser.add_argument_group("scoring")
     scoring.add_argument("--scoring-events", type=int, default=200_000, help="mixed customer_events streamed per run")
     scoring.add_argument("--scoring-reviews", type=int, default=50_000, help="reviews with a text, the worst case")
@@ -103,6 +126,7 @@ def main() -> None:
     from lakehouse.scripts.bench_incremental import bench_incremental_volumes
     from lakehouse.scripts.bench_loader import bench_loader
     from lakehouse.scripts.bench_meta import RunRecord
+    from lakehouse.scripts.bench_model_quality import bench_model_quality
     from lakehouse.scripts.bench_scoring import bench_scoring
     from lakehouse.scripts.bench_serving_model import bench_model_serving
     from lakehouse.scripts.stack import LocalStack
@@ -111,7 +135,9 @@ def main() -> None:
     stack = LocalStack(settings())
     # the loader and the BI run's loader swaps read over Spark Connect, as Gold tasks do; model serving needs only
     # PostgreSQL and the MLflow server
-    components = ["kafka", "postgres"] if set(chosen) - {"model_serving", "dashboards"} else ["postgres"]
+    components = (
+        ["kafka", "postgres"] if set(chosen) - {"model_serving", "model_quality", "dashboards"} else ["postgres"]
+    )
     components += ["spark"] if {"loader", "bi"} & set(chosen) else []
     components += ["mlflow"] if {"model_serving", "scoring"} & set(chosen) else []
     components += ["superset"] if "dashboards" in chosen else []
@@ -132,6 +158,7 @@ def main() -> None:
         ),
         "incremental": lambda: bench_incremental_volumes(list(args.events_per_day or INCREMENTAL_EVENTS_PER_DAY)),
         "model_serving": lambda: bench_model_serving(settings(), args.serving_seconds),
+        "model_quality": lambda: bench_model_quality(args.quality_sizes, args.quality_seeds),
         "scoring": lambda: bench_scoring(settings(), args.scoring_events, args.scoring_reviews, args.scoring_pairs),
         "dashboards": lambda: bench_dashboards(settings(), args.fact_rows, args.dashboard_runs, args.dashboard_renders),
         "hostile": lambda: bench_hostile(settings(), args.hostile_events, args.hostile_pairs, args.hostile_batch),

@@ -14,6 +14,7 @@ from typing import Any
 
 from lakehouse.scripts.bench_dashboards import dashboards_section
 from lakehouse.scripts.bench_hostile import hostile_section
+from lakehouse.scripts.bench_model_quality import model_quality_section
 from lakehouse.scripts.bench_report_serving import bi_section, incremental_section, loader_section
 from lakehouse.scripts.bench_scoring import scoring_section
 from lakehouse.scripts.bench_serving_model import model_serving_section
@@ -72,6 +73,7 @@ def render(merged: dict[str, Any]) -> str:
     lines += bi_section(merged.get("bi"), run_line)
     lines += incremental_section(merged.get("incremental"), run_line)
     lines += model_serving_section(merged.get("model_serving"), run_line)
+    lines += model_quality_section(merged.get("model_quality"), run_line)
     lines += scoring_section(merged.get("scoring"), run_line)
     lines += dashboards_section(merged.get("dashboards"), run_line)
     lines += hostile_section(merged.get("hostile"), run_line)

@@ -78,7 +78,8 @@ class StreamOptions:
         }
 
 
-def _numbers(kind: type[int] | type[float]) -> Any:
+def comma_numbers(kind: type[int] | type[float]) -> Any:
+    """An argparse type: comma-separated numbers of `kind`."""
     return lambda text: [kind(v) for v in text.split(",") if v.strip()]
 
 
@@ -86,7 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The streaming benchmark's flags (defaults: the full run)."""
     d = StreamOptions()
     group = parser.add_argument_group("stream (defaults: the full run)")
-    group.add_argument("--steps", type=_numbers(int), default=d.steps, help="events/s of the steps, comma-separated")
+    group.add_argument(
+        "--steps", type=comma_numbers(int), default=d.steps, help="events/s of the steps, comma-separated"
+    )
     group.add_argument("--step-seconds", type=int, default=d.step_seconds, help="measured time of a step or a run")
     group.add_argument("--warmup-seconds", type=int, default=d.warmup_seconds, help="unmeasured time before it")
     group.add_argument(
@@ -100,10 +103,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--trigger-seconds", type=float, default=d.trigger_seconds, help="of the stream")
     group.add_argument("--max-records-per-batch", type=int, default=d.max_records_per_batch, help="of the stream")
     group.add_argument(
-        "--freshness-fractions", type=_numbers(float), default=d.freshness_fractions, help="of the sustained rate"
+        "--freshness-fractions", type=comma_numbers(float), default=d.freshness_fractions, help="of the sustained rate"
     )
     group.add_argument(
-        "--freshness-rates", type=_numbers(int), default=d.freshness_rates, help="events/s, instead of the fractions"
+        "--freshness-rates",
+        type=comma_numbers(int),
+        default=d.freshness_rates,
+        help="events/s, instead of the fractions",
     )
     group.add_argument("--sample-seconds", type=float, default=d.sample_seconds, help="between two backlog samples")
     group.add_argument(

@@ -85,7 +85,6 @@ def test_the_section_shows_each_input_with_its_runs_and_verdict() -> None:
         "model": "lakehouse_sentiment",
         "version": "3",
         "train_texts": 20000,
-        "warmup_events": 100,
         "pairs": 2,
         "target_ratio": 0.8,
         "inputs": [_input("mixed", 1000, 2.0, 2.2), _input("reviews only", 1000, 2.0, 4.0)],
@@ -98,6 +97,7 @@ def test_the_section_shows_each_input_with_its_runs_and_verdict() -> None:
     assert "| mixed | 1,000 | 70 (60, 6.0% of the events) | 500 | 455 | **91%** | met | off 2.0, on 2.2, " in report
     assert "| reviews only | 1,000 | 70 (60, 6.0% of the events) | 500 | 250 | **50%** | not met |" in report
     assert "version 3 of `lakehouse_sentiment`" in report
+    assert "one unmeasured run of each side over the same input" in report
 
 
 def test_without_a_scoring_run_there_is_no_section() -> None:
