@@ -64,7 +64,7 @@ def quality_run(size: int, seed: int) -> dict[str, Any]:
     )
     baseline_seconds = time.perf_counter() - started
     baseline = macro_f1(baseline_labels)
-    # the generator writes some reviews in another rating's words, or in none: no text model gets those right
+    # the generator writes some reviews in another label's words, or in none: their text does not tell their label
     held = reviews[first_holdout:]
     off_text = sum(1 for r in held if r.tone != r.label) / len(held)
     return {
@@ -161,7 +161,7 @@ def model_quality_section(entry: dict[str, Any] | None, run_line: Callable[[dict
     lines += [
         "",
         "*Holdout written off its label*: the share of holdout reviews the generator wrote in the words of another "
-        "rating's label, or in no sentiment at all (its `off_label` and `ambiguous` noise), which no model of the "
-        "text alone can get right.",
+        "label, or in no sentiment at all (its `off_label` and `ambiguous` noise). Their text does not tell their "
+        "label; a model can only learn which label writes such text most often.",
     ]
     return lines
