@@ -222,15 +222,17 @@ class TopicBatchWriter:
         # the keys this batch adds to Silver on the dates the late-event index holds, read beside the writes
         batch_dates = cast(list[date], counts["dates"])
         new_keys: list[DataFrame | None] = []
+        # each write builds its frame in its own thread: building is a JVM round trip per call, and Silver's write
+        # (the batch's critical path) should not wait for the others' plans
         if self.late_keys.dates & set(batch_dates):
-            accepted = rows.where(silver.is_accepted_row())
-            writes["late_keys_new"] = lambda: new_keys.append(self.late_keys.new_keys(accepted, batch_dates))
+            writes["late_keys_new"] = lambda: new_keys.append(
+                self.late_keys.new_keys(rows.where(silver.is_accepted_row()), batch_dates)
+            )
         if audit.dead_letter_rows:
-            writes["dead_letters"] = functools.partial(
-                append_once,
+            dead_rows = audit.dead_letter_rows
+            writes["dead_letters"] = lambda: append_once(
                 _in_few_files(
-                    bronze.dead_letters(silver.bronze_rows(rows)).withColumn("source", F.lit(spec.name)),
-                    audit.dead_letter_rows,
+                    bronze.dead_letters(silver.bronze_rows(rows)).withColumn("source", F.lit(spec.name)), dead_rows
                 ),
                 self.dead_letter_table,
                 f"{self.app_id}:{spec.name}",
@@ -239,9 +241,9 @@ class TopicBatchWriter:
                 ledger=self.ledger,
             )
         if audit.quarantined_rows:
-            writes["quarantine"] = functools.partial(
-                append_once,
-                _in_few_files(silver.quarantined(silver.candidate_events(rows), spec.name), audit.quarantined_rows),
+            bad_rows = audit.quarantined_rows
+            writes["quarantine"] = lambda: append_once(
+                _in_few_files(silver.quarantined(silver.candidate_events(rows), spec.name), bad_rows),
                 self.quarantine_table,
                 f"{self.app_id}:{spec.name}",
                 batch_id,
@@ -314,12 +316,13 @@ def first_new_per_key(
     frame = batch.select(is_key.alias("_is_key"), "_k1", "_k2", "_row.*").where(
         F.col("_is_key") | silver.is_accepted_row()
     )
-    frame = (
-        frame.withColumn("_key", F.when(F.col("_is_key"), F.col("_k1")).otherwise(F.col(key).cast("string")))
-        .withColumn("event_date", F.when(F.col("_is_key"), F.col("_k2")).otherwise(F.col("event_date")))
-        .withColumn("_late", ~F.col("_is_key") & late_time(watermark))
-        .drop("_k1", "_k2")
-    )
+    frame = frame.withColumns(
+        {
+            "_key": F.when(F.col("_is_key"), F.col("_k1")).otherwise(F.col(key).cast("string")),
+            "event_date": F.when(F.col("_is_key"), F.col("_k2")).otherwise(F.col("event_date")),
+            "_late": ~F.col("_is_key") & late_time(watermark),
+        }
+    ).drop("_k1", "_k2")
     new_late = F.col("_late")
     if silver_keys is not None:
         in_silver = silver_keys.coalesce(1).select(
