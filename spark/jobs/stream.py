@@ -229,10 +229,10 @@ class TopicBatchWriter:
                 self.late_keys.new_keys(rows.where(silver.is_accepted_row()), batch_dates)
             )
         if audit.dead_letter_rows:
-            dead_rows = audit.dead_letter_rows
             writes["dead_letters"] = lambda: append_once(
                 _in_few_files(
-                    bronze.dead_letters(silver.bronze_rows(rows)).withColumn("source", F.lit(spec.name)), dead_rows
+                    bronze.dead_letters(silver.bronze_rows(rows)).withColumn("source", F.lit(spec.name)),
+                    audit.dead_letter_rows,
                 ),
                 self.dead_letter_table,
                 f"{self.app_id}:{spec.name}",
@@ -241,9 +241,8 @@ class TopicBatchWriter:
                 ledger=self.ledger,
             )
         if audit.quarantined_rows:
-            bad_rows = audit.quarantined_rows
             writes["quarantine"] = lambda: append_once(
-                _in_few_files(silver.quarantined(silver.candidate_events(rows), spec.name), bad_rows),
+                _in_few_files(silver.quarantined(silver.candidate_events(rows), spec.name), audit.quarantined_rows),
                 self.quarantine_table,
                 f"{self.app_id}:{spec.name}",
                 batch_id,
