@@ -117,6 +117,8 @@ def table_is_empty(spark: SparkSession, table: Table) -> bool:
 MARK_APP_ID = "txn_app_id"
 MARK_VERSION = "txn_version"
 _HISTORY_PAGES = (20, 400)  # commits read per look back, then all of them
+# the last batch an app id committed when it committed none (batch ids start at 0)
+NOTHING_COMMITTED = -1
 
 
 class AppendLedger:
@@ -126,26 +128,35 @@ class AppendLedger:
     version of an app id, a Spark job on every append of delta-spark 4.4 (delta-io/delta#7670). A run's first append
     to a table looks instead for the newest commit that names the app id (``DESCRIBE HISTORY``, newest first); after
     that the run knows: its batch ids only grow, and Spark runs each batch once per run. Two runs of one checkpoint
-    at the same time are not supported by Spark either."""
+    at the same time are not supported by Spark either.
 
-    def __init__(self) -> None:
+    ``new_app_id`` is an app id this run created (``checkpoint_app_id`` of a new checkpoint): no commit can name it,
+    nor an id derived from it (``<id>:<suffix>``), so their first appends look nothing up either."""
+
+    def __init__(self, new_app_id: str | None = None) -> None:
         self._last: dict[tuple[str, str], int] = {}
+        self._new_app_id = new_app_id
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, object]:
         # a Spark Connect server runs the stream's handler in a process of its own: the ledger travels pickled
-        return {"_last": dict(self._last)}
+        return {"_last": dict(self._last), "_new_app_id": self._new_app_id}
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self._last = dict(cast(dict[tuple[str, str], int], state["_last"]))
+        self._new_app_id = cast(str | None, state.get("_new_app_id"))
         self._lock = threading.Lock()
 
     def last(self, spark: SparkSession, table: Table, app_id: str) -> int | None:
-        """The last batch of ``app_id`` committed to ``table``; None when no commit names it."""
+        """The last batch of ``app_id`` committed to ``table``: ``NOTHING_COMMITTED`` for a new app id, None when
+        no commit names it (a table written before commits named their batch may still hold one)."""
         key = (delta_ref(table), app_id)
         with self._lock:
             if key in self._last:
                 return self._last[key]
+            if self._new_app_id is not None and app_id.split(":", 1)[0] == self._new_app_id:
+                self._last[key] = NOTHING_COMMITTED
+                return NOTHING_COMMITTED
         found = marked_version(spark, table, app_id)
         if found is not None:
             self.record(table, app_id, found)
@@ -375,15 +386,20 @@ def checkpoint_app_id(spark: SparkSession, checkpoint: str) -> str:
     Delta transaction ids must change when a checkpoint is replaced, because a new checkpoint restarts batch
     ids at 0; keying idempotent writes on this id makes a fresh checkpoint a fresh writer.
     """
+    return checkpoint_app_id_and_is_new(spark, checkpoint)[0]
+
+
+def checkpoint_app_id_and_is_new(spark: SparkSession, checkpoint: str) -> tuple[str, bool]:
+    """``checkpoint_app_id``, and whether this call created it (so no commit can name it yet)."""
     location = f"{checkpoint.rstrip('/')}/lakehouse_app_id"
     if _path_exists(spark, f"{location}/_SUCCESS"):
         rows = spark.read.text(location).collect()
         if rows and str(rows[0][0]).strip():
-            return str(rows[0][0]).strip()
-    # first start of this checkpoint (or a start killed before the id was fully written)
+            return str(rows[0][0]).strip(), False
+    # first start of this checkpoint (or a start killed before the id was fully written, so before any batch)
     app_id = str(uuid.uuid4())
     spark.createDataFrame([(app_id,)], "value string").coalesce(1).write.mode("overwrite").text(location)
-    return app_id
+    return app_id, True
 
 
 def ensure_table(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
@@ -26,7 +27,7 @@ from lakehouse.ml.scoring import ModelVersion, champion
 from lakehouse.postgres.stream_audit import record_batch
 from lakehouse.spark.errors import SparkJobError, object_store_refusal
 from lakehouse.spark.io.checkpoint import is_committed
-from lakehouse.spark.io.delta import checkpoint_app_id, ensure_table
+from lakehouse.spark.io.delta import checkpoint_app_id_and_is_new, ensure_table
 
 log = logging.getLogger(__name__)
 
@@ -186,13 +187,21 @@ def ensure_silver_table(spark: SparkSession, table: LakeTable, rows: DataFrame, 
     ensure_table(spark, table, columns.toDDL(), partition_by, dict(SILVER_PROPERTIES))
 
 
-def prepare_query(spark: SparkSession, settings: Settings, name: str, tables: Sequence[SharedTable]) -> tuple[str, str]:
+class PreparedQuery(NamedTuple):
+    """A query's checkpoint and the transaction id stored in it, and whether this start created that id."""
+
+    checkpoint: str
+    app_id: str
+    new_app_id: bool
+
+
+def prepare_query(spark: SparkSession, settings: Settings, name: str, tables: Sequence[SharedTable]) -> PreparedQuery:
     """Create the query's output tables unless they exist (several queries creating one table at once would
     conflict), and return the query's checkpoint and the transaction id stored in it."""
     for table in tables:
         ensure_table(spark, table.table, table.schema, table.partition_by, dict(table.properties))
     checkpoint = settings.storage.checkpoint_path(name)
-    return checkpoint, checkpoint_app_id(spark, checkpoint)
+    return PreparedQuery(checkpoint, *checkpoint_app_id_and_is_new(spark, checkpoint))
 
 
 def start_query(

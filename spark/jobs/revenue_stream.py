@@ -150,7 +150,7 @@ def start(
         while not table_exists(spark, silver):
             time.sleep(max(trigger_seconds, SILVER_POLL_SECONDS))
     gold = SharedTable(settings.storage.table("gold", spec.name), gold_schema(spec), (str(spec.date_column),))
-    checkpoint, app_id = prepare_query(spark, settings, QUERY, [gold])
+    checkpoint, app_id, _ = prepare_query(spark, settings, QUERY, [gold])
     reference.refresh(spark, settings, list(spec.inputs.references))
     # rebuild-silver rewrites Silver: those commits are skipped (their orders were read before; the daily build
     # recomputes their days)

@@ -135,7 +135,9 @@ class TopicBatchWriter:
     then the batch's audit row. Replays compute the same rows (the Silver rows of the batch's own earlier attempt
     are left out of the duplicate lookup) and every append already committed is skipped."""
 
-    def __init__(self, settings: Settings, spec: EventTypeSpec, app_id: str, checkpoint: str) -> None:
+    def __init__(
+        self, settings: Settings, spec: EventTypeSpec, app_id: str, checkpoint: str, new_app_id: bool = False
+    ) -> None:
         self.settings = settings
         self.spec = spec
         self.app_id = app_id
@@ -146,7 +148,8 @@ class TopicBatchWriter:
         self.silver_table = lake.table("silver", spec.tables.silver)
         self.dead_letter_table = lake.table("bronze", DEAD_LETTER_TABLE)
         self.quarantine_table = lake.table("silver", QUARANTINE_TABLE)
-        self.ledger = AppendLedger()
+        # a new checkpoint's appends look up no earlier commit
+        self.ledger = AppendLedger(app_id if new_app_id else None)
         self.silver_ensured = False
         self.late_keys = LateKeyIndex(self.silver_table, spec.dedup_key, spec.late_key_dates)
         self.references = reference.CurrentReferences(settings)
@@ -388,7 +391,7 @@ def start(
     """Start the query of one event type."""
     lake = settings.storage
     name = query_name(spec)
-    checkpoint, app_id = prepare_query(
+    checkpoint, app_id, new_app_id = prepare_query(
         spark,
         settings,
         name,
@@ -422,9 +425,8 @@ def start(
     for key, value in STATE_STORE_CONF.items():
         spark.conf.set(key, value)
     stream = keyed_stream(kafka_io.read_stream(spark, settings, spec.topic, max_records), spec)
-    return start_query(
-        stream, name, checkpoint, TopicBatchWriter(settings, spec, app_id, checkpoint), available_now, trigger_seconds
-    )
+    writer = TopicBatchWriter(settings, spec, app_id, checkpoint, new_app_id)
+    return start_query(stream, name, checkpoint, writer, available_now, trigger_seconds)
 
 
 def main(argv: list[str]) -> None:

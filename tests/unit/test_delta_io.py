@@ -18,6 +18,7 @@ from lakehouse.spark.io.delta import (
     AppendLedger,
     append_once,
     checkpoint_app_id,
+    checkpoint_app_id_and_is_new,
     ensure_table,
     merge_rows,
     replace_range,
@@ -28,6 +29,41 @@ def test_checkpoint_app_id_is_stable_per_checkpoint(spark: SparkSession, tmp_pat
     first = checkpoint_app_id(spark, str(tmp_path / "chk_a"))
     assert checkpoint_app_id(spark, str(tmp_path / "chk_a")) == first
     assert checkpoint_app_id(spark, str(tmp_path / "chk_b")) != first
+
+
+def test_only_the_start_that_creates_a_checkpoints_app_id_calls_it_new(spark: SparkSession, tmp_path: Path) -> None:
+    app_id, new = checkpoint_app_id_and_is_new(spark, str(tmp_path / "chk"))
+    assert new
+    assert checkpoint_app_id_and_is_new(spark, str(tmp_path / "chk")) == (app_id, False)
+
+
+def _txn_actions(path: str) -> list[dict[str, object]]:
+    """The ``txn`` actions (Delta's own transaction ids) in the table's commit files."""
+    actions = []
+    for commit in sorted(Path(path, "_delta_log").glob("*.json")):
+        actions += [a["txn"] for a in map(json.loads, commit.read_text().splitlines()) if "txn" in a]
+    return actions
+
+
+def test_a_new_app_ids_appends_look_up_nothing_and_still_skip_a_replay_of_their_run(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """A ledger told that its app id is new (the start created it) trusts that no commit names it or an id derived
+    from it: its appends neither read the table's history nor hand Delta a transaction id to check."""
+    path = str(tmp_path / "t")
+    batch = spark.createDataFrame([(1, "a"), (2, "b")], "id int, v string")
+    ledger = AppendLedger(new_app_id="app-1")
+    assert ledger.last(spark, path, "app-1") == ledger.last(spark, path, "app-1:orders") == -1, "no table yet either"
+    assert append_once(batch, path, "app-1", 0, ledger=ledger) == 2
+    assert append_once(batch, path, "app-1:orders", 0, ledger=ledger) == 2
+    assert append_once(batch, path, "app-1", 0, ledger=ledger) is None, "a batch Spark runs again in the same run"
+    assert append_once(batch, path, "app-10", 0, ledger=ledger) == 2, "another id is looked up as before"
+    assert append_once(batch, path, "app-10", 0, ledger=ledger) is None
+    assert [(txn["appId"], txn["version"]) for txn in _txn_actions(path)] == [("app-10", 0)]
+    # the trust is the ledger's alone: a later run, which does not call the id new, finds the run's batches
+    assert append_once(batch, path, "app-1", 0, ledger=AppendLedger()) is None
+    assert append_once(batch, path, "app-1:orders", 0, ledger=AppendLedger()) is None
+    assert spark.read.format("delta").load(path).count() == 6
 
 
 def test_a_replayed_batch_is_appended_once(spark: SparkSession, tmp_path: Path) -> None:
@@ -69,6 +105,7 @@ def test_a_run_ledger_travels_pickled_as_a_spark_connect_handler_does(spark: Spa
     assert append_once(spark.createDataFrame([(1, "a")], "id int, v string"), path, "app-1", 0, ledger=ledger) == 1
     copy = pickle.loads(pickle.dumps(ledger))
     assert copy.last(spark, path, "app-1") == 0
+    assert pickle.loads(pickle.dumps(AppendLedger(new_app_id="app-3"))).last(spark, path, "app-3:orders") == -1
     assert append_once(spark.createDataFrame([(2, "b")], "id int, v string"), path, "app-1", 0, ledger=copy) is None
 
 
