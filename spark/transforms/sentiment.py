@@ -49,23 +49,21 @@ def scored(
             F.lit(None).cast("double").alias("sentiment_score"),
             F.lit(None).cast("string").alias("model_version"),
         )
-    # only the rows to score go through the UDF: Spark queues every row it sends to Python, whole, until its
-    # scores come back, and most events of a mixed stream have no text
-    selected = F.coalesce(F.expr(scoring.where) & F.col(scoring.text_column).isNotNull(), F.lit(False))
-    with_scores = events.where(selected).withColumn("_sentiment", _scores(model, F.col(scoring.text_column)))
+    selected = F.expr(scoring.where) & F.col(scoring.text_column).isNotNull()
+    text = F.when(selected, F.col(scoring.text_column))
+    with_scores = events.withColumn("_sentiment", _scores(model, text))
     if timing is not None:
         with_scores = with_scores.observe(
             timing,
             F.count(F.col("_sentiment.label")).alias("scored_rows"),
             F.coalesce(F.sum(F.col("_sentiment.scoring_ms")), F.lit(0.0)).alias("scoring_ms"),
         )
-    scored_rows = with_scores.select(
+    return with_scores.select(
         *[F.col(c) for c in events.columns],
         F.col("_sentiment.label").alias("sentiment_label"),
         F.col("_sentiment.score").alias("sentiment_score"),
         F.when(F.col("_sentiment.label").isNotNull(), F.lit(model.version)).alias("model_version"),
     )
-    return scored_rows.unionByName(scored(events.where(~selected), scoring, None))
 
 
 def score_bin(score: Column) -> Column:
