@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import urlparse
@@ -173,6 +174,9 @@ def marked_version(spark: SparkSession, table: Table, app_id: str) -> int | None
     """The batch named by the newest commit of ``table`` whose metadata names ``app_id``, or None."""
     from pyspark.errors import AnalysisException
 
+    local = _local_commit_metadata(table)
+    if local is not None:
+        return next((mark[1] for mark in map(_mark, local) if mark is not None and mark[0] == app_id), None)
     pages: list[int | None] = [*_HISTORY_PAGES, None]
     for limit in pages:
         query = f"DESCRIBE HISTORY {delta_ref(table)}" + (f" LIMIT {limit}" if limit else "")
@@ -189,6 +193,28 @@ def marked_version(spark: SparkSession, table: Table, app_id: str) -> int | None
         if limit is None or len(commits) < limit:
             return None
     return None
+
+
+_COMMIT_FILE = re.compile(r"\d{20}\.json")
+
+
+def _local_commit_metadata(table: Table) -> Iterator[str | None] | None:
+    """The ``userMetadata`` of a local table's commits, newest first, read from its log's commit files as ``DESCRIBE
+    HISTORY`` reads them, without a Spark job (seconds each on two busy cores); nothing when there is no table
+    yet. None for a table reached through Spark (by catalog name, or on another file system)."""
+    ref = lake_table(table)
+    log_dir = _local_path(f"{ref.path.rstrip('/')}/_delta_log") if ref.path else None
+    if log_dir is None:
+        return None
+    commits = sorted((p for p in log_dir.glob("*.json") if _COMMIT_FILE.fullmatch(p.name)), reverse=True)
+
+    def metadata() -> Iterator[str | None]:
+        for commit in commits:
+            with commit.open() as lines:
+                info: dict[str, Any] = next((a["commitInfo"] for a in map(json.loads, lines) if "commitInfo" in a), {})
+            yield info.get("userMetadata")
+
+    return metadata()
 
 
 def _mark(metadata: str | None) -> tuple[str, int] | None:

@@ -99,6 +99,28 @@ def test_a_run_ledger_skips_what_an_earlier_run_committed_and_looks_back_past_ot
     assert sorted(m["txn_version"] for m in marks if m["txn_app_id"] == "app-1") == [0, 1, 2, 3]
 
 
+def test_a_local_tables_commits_are_read_as_describe_history_gives_them(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look-up of an app id's last batch reads a local table's commit files; Delta's own history is the
+    oracle, and the look-up through ``DESCRIBE HISTORY`` (a table on object storage) finds the same batches."""
+    from lakehouse.spark.io import delta
+
+    path = str(tmp_path / "t")
+    batch = spark.createDataFrame([(1, "a")], "id int, v string")
+    assert list(delta._local_commit_metadata(path) or ["not local"]) == [], "no table yet: no commit"
+    for version in range(12):  # past Delta's checkpoint at version 10
+        append_once(batch, path, "app-1" if version % 3 else "app-2", version, tags={"n": version})
+    batch.write.format("delta").mode("append").save(path)  # a writer that names no batch
+    history = [m for (m,) in spark.sql(f"DESCRIBE HISTORY delta.`{path}`").select("userMetadata").collect()]
+    assert list(delta._local_commit_metadata(path) or []) == history
+    found = {app: delta.marked_version(spark, path, app) for app in ("app-1", "app-2", "app-3")}
+    assert found == {"app-1": 11, "app-2": 9, "app-3": None}
+    monkeypatch.setattr(delta, "_local_commit_metadata", lambda table: None)
+    assert {app: delta.marked_version(spark, path, app) for app in found} == found
+    assert delta.marked_version(spark, str(tmp_path / "none"), "app-1") is None
+
+
 def test_a_run_ledger_travels_pickled_as_a_spark_connect_handler_does(spark: SparkSession, tmp_path: Path) -> None:
     path = str(tmp_path / "t")
     ledger = AppendLedger()
