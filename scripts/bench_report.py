@@ -24,7 +24,17 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "benchmarks.md"
 RESULTS = ROOT / "docs" / "benchmarks.json"
 RAW = ROOT / "docs" / "bench"
-SECTIONS = ("stream", "loader", "bi", "incremental", "model_serving", "scoring", "dashboards", "hostile")
+SECTIONS = (
+    "stream",
+    "loader",
+    "bi",
+    "incremental",
+    "model_serving",
+    "model_quality",
+    "scoring",
+    "dashboards",
+    "hostile",
+)
 
 
 def run_line(run: dict[str, Any]) -> str:

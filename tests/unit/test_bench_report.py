@@ -126,6 +126,13 @@ def test_a_stream_run_replaces_only_its_section(docs: Path) -> None:
     assert "CPU steal 1.2% over the run; PostgreSQL fsync=off, synchronous_commit=off." in report
 
 
+def test_the_report_keeps_the_results_of_every_benchmark() -> None:
+    """A benchmark missing from ``SECTIONS`` lost its results at the next run of another (model_quality did)."""
+    from lakehouse.scripts.bench import BENCHMARKS
+
+    assert bench_report.SECTIONS == BENCHMARKS
+
+
 def test_the_stream_section_names_the_sustained_step_and_the_gates(docs: Path) -> None:
     bench_report.write_report({"stream": _stream_result()}, RUN)
 
