@@ -127,7 +127,7 @@ class AppendLedger:
 
     Delta's own idempotent append (``txnAppId``/``txnVersion``) reads the table's whole state to find the last
     version of an app id, a Spark job on every append of delta-spark 4.4 (delta-io/delta#7670). A run's first append
-    to a table looks instead for the newest commit that names the app id (``DESCRIBE HISTORY``, newest first); after
+    to a table looks instead for the newest commit that names the app id (``marked_version``, newest first); after
     that the run knows: its batch ids only grow, and Spark runs each batch once per run. Two runs of one checkpoint
     at the same time are not supported by Spark either.
 
