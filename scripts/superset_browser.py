@@ -244,16 +244,34 @@ class DashboardBrowser:
         try:
             started = time.perf_counter()
             page.goto(url)
-            page.wait_for_function(SETTLED_JS, timeout=timeout_s * 1000)
+            self._wait_settled(url, timeout_s, responses)
             seconds = time.perf_counter() - started
             # a dashboard first viewed by its owner saves the labels it drew and may draw its grid again
             page.wait_for_load_state("networkidle", timeout=timeout_s * 1000)
-            page.wait_for_function(SETTLED_JS, timeout=timeout_s * 1000)
+            self._wait_settled(url, timeout_s, responses)
             charts = [_chart(holder) for holder in page.locator('[data-test="chart-grid-component"]').all()]
             chart_data, failed = _chart_data(responses)
         finally:
             page.remove_listener("response", keep)
         return RenderedDashboard(url, seconds, charts, chart_data, failed)
+
+    def _wait_settled(self, url: str, timeout_s: float, responses: list[Response]) -> None:
+        """Wait until every chart of the open dashboard settled; StackError saying what the page shows if none
+        did within ``timeout_s``."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+        page = self.page
+        try:
+            page.wait_for_function(SETTLED_JS, timeout=timeout_s * 1000)
+        except PlaywrightTimeoutError as exc:
+            holders = page.locator('[data-test="chart-grid-component"]')
+            loading = holders.locator('[data-test="loading-indicator"]').count()
+            statuses = sorted({r.status for r in responses})
+            raise StackError(
+                f"{url}: the charts did not settle within {timeout_s:.0f} s (the page is at {page.url}, titled "
+                f"{page.title()!r}; {holders.count()} charts, {loading} loading; {len(responses)} chart data "
+                f"answers, statuses {statuses or 'none'})"
+            ) from exc
 
     def screenshot(self, path: Path) -> Path:
         """The whole page as a PNG."""
