@@ -12,6 +12,7 @@ numbers the page drew.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
     from lakehouse.scripts.superset_api import SupersetApi
 
+log = logging.getLogger(__name__)
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 # as root Chromium needs --no-sandbox; the background-networking flags keep it off the (closed) internet
 CHROMIUM_FLAGS = (
@@ -244,6 +246,13 @@ class DashboardBrowser:
         try:
             started = time.perf_counter()
             page.goto(url)
+            if self._on_login_page():
+                # the session was dropped since the login (CI saw every dashboard of a logged-in browser sent to the
+                # login page once, after Superset had restarted): log in again, then open the dashboard
+                log.warning("Superset sent %s to its login page: logging in again", url)
+                self._login()
+                started = time.perf_counter()
+                page.goto(url)
             self._wait_settled(url, timeout_s, responses)
             seconds = time.perf_counter() - started
             # a dashboard first viewed by its owner saves the labels it drew and may draw its grid again
@@ -254,6 +263,9 @@ class DashboardBrowser:
         finally:
             page.remove_listener("response", keep)
         return RenderedDashboard(url, seconds, charts, chart_data, failed)
+
+    def _on_login_page(self) -> bool:
+        return urllib.parse.urlparse(self.page.url).path.startswith("/login")
 
     def _wait_settled(self, url: str, timeout_s: float, responses: list[Response]) -> None:
         """Wait until every chart of the open dashboard settled; StackError saying what the page shows if none

@@ -6,6 +6,8 @@ equal to the same aggregate computed here by SQL on serving over rows inserted f
 from __future__ import annotations
 
 import json
+import logging
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -402,6 +404,23 @@ def test_a_chart_whose_query_fails_shows_its_error_banner(
         for name in ("Daily orders, units and AOV", "Channel mix (gross revenue)", "Coupon use per day by channel")
     }
     assert [c.name for c in shown.charts if c.drawn] == ["Revenue by region, 5-minute windows"]
+
+
+def test_a_browser_whose_session_was_dropped_logs_in_again(
+    browser: DashboardBrowser, superset_api: SupersetApi, seed: Seed, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A session Superset no longer knows (here: its cookie gone) sends a dashboard to the login page: the browser
+    logs in again and draws the dashboard, instead of waiting for charts on the login page."""
+    [dashboard_id] = superset_api.dashboard_ids(str(DASHBOARDS["Devices"]["uuid"]))
+    browser.page.context.clear_cookies()
+
+    with caplog.at_level(logging.WARNING, logger=DashboardBrowser.__module__):
+        shown = browser.render(dashboard_id)
+
+    assert "to its login page: logging in again" in caplog.text
+    assert urllib.parse.urlparse(browser.page.url).path == f"/superset/dashboard/{dashboard_id}/"
+    assert shown.charts and shown.errors == {}
+    assert [c.name for c in shown.charts if not c.drawn] == []
 
 
 def test_the_screenshot_command_writes_one_png_per_dashboard(seed: Seed, tmp_path: Path) -> None:
