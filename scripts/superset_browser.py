@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from lakehouse.scripts.superset_api import SupersetApi
 
 log = logging.getLogger(__name__)
+# the element that holds one chart of a dashboard
+CHART_HOLDER = '[data-test="chart-grid-component"]'
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 # as root Chromium needs --no-sandbox; the background-networking flags keep it off the (closed) internet
 CHROMIUM_FLAGS = (
@@ -221,7 +223,7 @@ class DashboardBrowser:
         ``pending`` after ``wait_s``."""
         end = time.monotonic() + max(1.0, wait_s)
         while time.monotonic() < end:
-            if "/login" not in urllib.parse.urlparse(self.page.url).path:
+            if not self._on_login_page():
                 return "in"
             if any(
                 300 <= status < 400 and urllib.parse.urlparse(location).path.startswith("/login")
@@ -258,7 +260,7 @@ class DashboardBrowser:
             # a dashboard first viewed by its owner saves the labels it drew and may draw its grid again
             page.wait_for_load_state("networkidle", timeout=timeout_s * 1000)
             self._wait_settled(url, timeout_s, responses)
-            charts = [_chart(holder) for holder in page.locator('[data-test="chart-grid-component"]').all()]
+            charts = [_chart(holder) for holder in page.locator(CHART_HOLDER).all()]
             chart_data, failed = _chart_data(responses)
         finally:
             page.remove_listener("response", keep)
@@ -276,7 +278,7 @@ class DashboardBrowser:
         try:
             page.wait_for_function(SETTLED_JS, timeout=timeout_s * 1000)
         except PlaywrightTimeoutError as exc:
-            holders = page.locator('[data-test="chart-grid-component"]')
+            holders = page.locator(CHART_HOLDER)
             loading = holders.locator('[data-test="loading-indicator"]').count()
             statuses = sorted({r.status for r in responses})
             raise StackError(
