@@ -32,6 +32,7 @@ from typing import Any
 
 from lakehouse.config.settings import Settings
 from lakehouse.config.specs import load_event_types
+from lakehouse.scripts.bench_cpu import cpu_window
 from lakehouse.scripts.bench_env import ROOT, bench_home, use
 from lakehouse.scripts.bench_serving import serving_freshness_run
 from lakehouse.scripts.bench_stream_lake import (
@@ -169,6 +170,7 @@ def sustained(options: StreamOptions, bench_dir: Path, prefill: Settings, event_
                 **verdict.as_dict(),
                 "producer": load["phases"][len(lead_in) + index],
                 "batches": batch_stats(batches, commits, begin + options.warmup_seconds, begin + step_s),
+                "cpu": cpu_window(probe.cpu.readings, samples, begin + options.warmup_seconds, begin + step_s),
             }
         )
     if not options.keep:
@@ -238,6 +240,7 @@ def freshness_run(
         "gates": checks,
         "freshness": fresh,
         "batches": batch_stats(batches, commits, measured_from, end),
+        "cpu": cpu_window(probe.cpu.readings, samples, measured_from, end),
     }, run
 
 

@@ -67,6 +67,37 @@ def _phase_table(runs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _cpu_table(r: dict[str, Any]) -> list[str]:
+    """Where the CPU goes over each step's and freshness run's measured time (runs recorded before the benchmark
+    read the CPU have none)."""
+    from lakehouse.scripts.bench_cpu import GROUP_LABELS
+
+    runs = [(f"step {s['rate']:,.0f}", s.get("cpu")) for s in r["sustained"]["steps"]]
+    runs += [(f"freshness {f['rate']:,}", f.get("cpu")) for f in r["freshness"]]
+    runs = [(name, cpu) for name, cpu in runs if cpu]
+    if not runs:
+        return []
+    lines = [
+        "",
+        "### Where the CPU goes (measured time)",
+        "",
+        "Cores used on average, of the machine's "
+        f"{runs[0][1]['cores']}, by the stream's JVM threads (grouped by name), its Python processes and the rest of "
+        "the machine (Kafka broker, producers, PostgreSQL, the benchmark); the CPU per event counts the stream's JVM "
+        "and Python processes over the events it finished in that time.",
+        "",
+        "| run (events/s) | finished events/s | stream CPU ms / event | " + " | ".join(GROUP_LABELS.values()) + " |",
+        "|---|---|---|" + "---|" * len(GROUP_LABELS),
+    ]
+    for name, cpu in runs:
+        used = cpu["cores_used"]
+        stream_s = sum(v for k, v in used.items() if k not in ("rest", "idle")) * cpu["seconds"]
+        per_event = f"{1000 * stream_s / cpu['events']:.3f}" if cpu["events"] > 0 else "-"
+        cells = [f"{used.get(group, 0.0):.2f}" for group in GROUP_LABELS]
+        lines.append(f"| {name} | {cpu['events'] / cpu['seconds']:,.0f} | {per_event} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _step_verdict(step: dict[str, Any]) -> str:
     if not step["producer_kept_up"]:
         reached = step["input_rate"]
@@ -151,6 +182,13 @@ def protocol(options: dict[str, Any]) -> list[str]:
         "* **Micro-batches**: from the audit rows (`processing_ms`: the four appends and the audit row; "
         "`phase_ms`: each step of the batch handler) and the commit timestamps (batch start to its Silver commit; "
         "time between two Silver commits of one query).",
+        "* **CPU**: with each backlog sample, the CPU seconds (user and system, /proc) of every thread of the "
+        "stream's JVM, of its Python processes and of the whole machine. JVM threads are grouped by name: "
+        "`Executor task launch worker` (Spark tasks), `C1/C2 CompilerThread` (JIT), `Thread-N` (py4j's "
+        "connections, which run the Python driver's calls), `stream execution thread` (each query's planning, "
+        "offsets and commits), `GC Thread`/`VM Thread`, Spark's scheduler and listener threads; the CPU of threads "
+        "that ended between two samples counts as other JVM threads. The rest of the machine is its busy time "
+        "(/proc/stat: user, nice, system, interrupts) minus the stream's.",
         "* **Per-row ceiling**: the stream's classify, parse and quality rules over the last freshness run's "
         "messages read from Kafka, into Spark's no-op sink, in the benchmark's own `local[2]` driver (median of 3 "
         "after a warm-up); beside it, the Kafka read alone, and the rules over the same messages read into memory "
@@ -269,6 +307,7 @@ def stream_section(entry: dict[str, Any] | None, run_line: Callable[[dict[str, A
             f"{_pair(b, 'silver_commit_interval_p50_s', 'silver_commit_interval_p95_s')} |"
         )
     lines += _phase_table(r["freshness"])
+    lines += _cpu_table(r)
     ceiling = r.get("ceiling")
     if ceiling:
         lines += [

@@ -26,6 +26,7 @@ from confluent_kafka import Consumer, TopicPartition
 from lakehouse.config.settings import Settings
 from lakehouse.config.specs import EventTypeSpec, load_event_types
 from lakehouse.kafka.admin import admin_client, client_config, ensure_topics
+from lakehouse.scripts.bench_cpu import CpuMeter
 from lakehouse.scripts.bench_env import isolated_config, use
 from lakehouse.scripts.bench_stream_load import LoadPlan
 from lakehouse.scripts.bench_stream_stats import Sample, batch_tag, percentile
@@ -146,7 +147,8 @@ class StreamRun:
 
 
 class Probe:
-    """Samples a run's backlog: Kafka end offsets against what the stream has committed."""
+    """Samples a run's backlog (Kafka end offsets against what the stream has committed) and, with each sample, the
+    CPU of the stream's processes and of the machine (``cpu.readings``)."""
 
     def __init__(self, run: StreamRun) -> None:
         self.run = run
@@ -157,14 +159,20 @@ class Probe:
         self.partitions = [TopicPartition(t, p) for t in run.topics for p in metadata.topics[t].partitions]
         self.pg = psycopg.connect(run.settings.postgres_dsn(), autocommit=True)
         self.app_ids = list(run.app_ids.values())
+        if run.proc is None:
+            raise BenchError(f"the stream of run {run.tag} has not been started")
+        self.cpu = CpuMeter(run.proc.pid)
 
     def sample(self) -> Sample:
+        now = time.time()
         end = sum(self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1] for tp in self.partitions)
         row = self.pg.execute(
             "SELECT coalesce(sum(input_rows), 0) FROM lakehouse_meta.stream_batches WHERE app_id = ANY(%s)",
             (self.app_ids,),
         ).fetchone()
-        return Sample(time.time(), end, int(row[0]) if row else 0)
+        sample = Sample(now, end, int(row[0]) if row else 0)
+        self.cpu.read(now)
+        return sample
 
     def until(self, end: float, every: float) -> list[Sample]:
         """Samples every ``every`` seconds until ``end`` (epoch seconds), checking that the stream lives."""

@@ -1,0 +1,192 @@
+"""Where a streaming benchmark run's CPU goes: the stream JVM's threads grouped by what they do, the stream's Python
+processes and the rest of the machine, read from /proc each time the benchmark samples its backlog, so the report
+can say how much of the two cores each part used over a step's measured time."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from lakehouse.scripts.bench_stream_stats import Sample
+
+# JVM threads by the start of their name (/proc shows the first 15 characters), in the report's order
+THREAD_GROUPS: dict[str, tuple[str, ...]] = {
+    "tasks": ("Executor task",),
+    "jit": ("C1 CompilerThre", "C2 CompilerThre"),
+    "py4j": ("Thread-",),  # py4j's ClientServerConnection threads: the Python driver's calls into the JVM
+    "query_threads": ("stream executio",),
+    "gc": ("GC Thread", "VM Thread", "G1 "),
+    "scheduler": (
+        "dag-scheduler",
+        "dispatcher-",
+        "task-result-",
+        "spark-listener",
+        "broadcast-exch",
+        "shuffle-exchang",
+        "ResultQueryStag",
+        "element-trackin",
+    ),
+}
+JVM_OTHER = "jvm_other"
+PYTHON = "python"
+REST = "rest"
+IDLE = "idle"
+GROUP_LABELS = {
+    "tasks": "Spark tasks",
+    "jit": "JIT compilers",
+    "py4j": "JVM calls from Python (py4j)",
+    "query_threads": "query threads (planning, offsets, commits)",
+    "gc": "garbage collection",
+    "scheduler": "Spark scheduler and listeners",
+    JVM_OTHER: "other JVM threads",
+    PYTHON: "the stream's Python processes",
+    REST: "rest of the machine",
+    IDLE: "idle",
+}
+_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
+
+
+def thread_group(name: str) -> str:
+    """The group of a JVM thread by its name; ``jvm_other`` for any thread no group names."""
+    return next((group for group, starts in THREAD_GROUPS.items() if name.startswith(starts)), JVM_OTHER)
+
+
+def thread_cpu(stat_line: str) -> tuple[str, float]:
+    """A thread's name and CPU seconds (user + system) from its /proc/<pid>/task/<tid>/stat line."""
+    name_start, name_end = stat_line.index("("), stat_line.rindex(")")
+    fields = stat_line[name_end + 2 :].split()
+    # fields after the name start at the state (field 3): utime and stime are fields 14 and 15
+    return stat_line[name_start + 1 : name_end], (int(fields[11]) + int(fields[12])) * _TICK_S
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores spent busy since boot (user, nice, system, interrupts), not idle, I/O wait or steal."""
+    t = psutil.cpu_times()
+    return float(t.user + t.nice + t.system + t.irq + t.softirq)
+
+
+@dataclass(frozen=True)
+class CpuReading:
+    """Cumulative CPU seconds per group at wall-clock time ``t``, counted from the meter's first reading."""
+
+    t: float
+    seconds: dict[str, float]
+
+
+@dataclass
+class CpuMeter:
+    """Reads the CPU of the stream's process tree (its JVM, whose threads it groups, and the JVM's Python
+    descendants) and of the whole machine. A thread's CPU counts from the reading before the one that first sees
+    it; what a thread used between its last reading and its end is counted under ``jvm_other``, from the JVM's
+    process total."""
+
+    root_pid: int
+    readings: list[CpuReading] = field(default_factory=list)
+    _jvm: psutil.Process | None = None
+    _threads: dict[int, float] = field(default_factory=dict)
+    _processes: dict[int, float] = field(default_factory=dict)
+    _jvm_total: float = 0.0
+    _machine: float = 0.0
+    _totals: dict[str, float] = field(default_factory=dict)
+
+    def read(self, t: float | None = None) -> CpuReading | None:
+        """Take a reading (at ``t``, epoch seconds, default now); None while the stream has no JVM yet."""
+        t = time.time() if t is None else t
+        jvm = self._find_jvm()
+        if jvm is None:
+            return None
+        threads = _jvm_threads(jvm.pid)
+        jvm_total = _process_cpu(jvm)
+        machine = machine_busy_s()
+        processes = {p.pid: _process_cpu(p) for p in _descendants(jvm)}
+        first = not self.readings
+        if not first:
+            added = dict.fromkeys([*THREAD_GROUPS, JVM_OTHER, PYTHON, REST], 0.0)
+            for tid, (name, cpu) in threads.items():
+                added[thread_group(name)] += cpu - self._threads.get(tid, 0.0)
+            thread_sum = sum(added.values())
+            added[JVM_OTHER] += max(0.0, (jvm_total - self._jvm_total) - thread_sum)
+            added[PYTHON] = sum(cpu - self._processes.get(pid, 0.0) for pid, cpu in processes.items())
+            jvm_and_python = sum(added.values())
+            added[REST] = max(0.0, (machine - self._machine) - jvm_and_python)
+            for group, seconds in added.items():
+                self._totals[group] = self._totals.get(group, 0.0) + seconds
+        self._threads = {tid: cpu for tid, (_, cpu) in threads.items()}
+        self._processes, self._jvm_total, self._machine = processes, jvm_total, machine
+        reading = CpuReading(t, dict(self._totals))
+        self.readings.append(reading)
+        return reading
+
+    def _find_jvm(self) -> psutil.Process | None:
+        if self._jvm is not None and self._jvm.is_running():
+            return self._jvm
+        try:
+            root = psutil.Process(self.root_pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return None
+        self._jvm = next((p for p in tree if _is_java(p)), None)
+        return self._jvm
+
+
+def _is_java(process: psutil.Process) -> bool:
+    try:
+        return process.name() == "java"
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _process_cpu(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return float(times.user + times.system)
+
+
+def _descendants(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return list(process.children(recursive=True))
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _jvm_threads(pid: int) -> dict[int, tuple[str, float]]:
+    threads = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            threads[int(task.name)] = thread_cpu((task / "stat").read_text())
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended while the folder was read
+    return threads
+
+
+def cpu_window(readings: Sequence[CpuReading], samples: Sequence[Sample], start: float, end: float) -> dict[str, Any]:
+    """The CPU of the readings between ``start`` and ``end``: per group, the cores it used on average and the CPU
+    milliseconds per event the stream finished in that time (from the samples taken with the readings); empty
+    when fewer than two readings fall in the window."""
+    inside = [r for r in readings if start <= r.t <= end]
+    if len(inside) < 2:
+        return {}
+    first, last = inside[0], inside[-1]
+    seconds = last.t - first.t
+    processed = {s.t: s.processed for s in samples}
+    events = processed.get(last.t, 0) - processed.get(first.t, 0)
+    used = {group: last.seconds.get(group, 0.0) - first.seconds.get(group, 0.0) for group in last.seconds}
+    cores = psutil.cpu_count() or 1
+    used[IDLE] = max(0.0, cores * seconds - sum(used.values()))
+    return {
+        "seconds": round(seconds, 2),
+        "cores": cores,
+        "events": events,
+        "cores_used": {group: round(cpu / seconds, 3) for group, cpu in used.items()},
+        "cpu_ms_per_event": {
+            group: round(1000 * cpu / events, 4) if events > 0 else None for group, cpu in used.items()
+        },
+    }
