@@ -35,6 +35,9 @@ THREAD_GROUPS: dict[str, tuple[str, ...]] = {
 }
 JVM_OTHER = "jvm_other"
 PYTHON = "python"
+PRODUCERS = "producers"
+BROKER = "broker"
+POSTGRES = "postgres"
 REST = "rest"
 IDLE = "idle"
 GROUP_LABELS = {
@@ -46,9 +49,14 @@ GROUP_LABELS = {
     "scheduler": "Spark scheduler and listeners",
     JVM_OTHER: "other JVM threads",
     PYTHON: "the stream's Python processes",
+    PRODUCERS: "producers",
+    BROKER: "Kafka brokers",
+    POSTGRES: "PostgreSQL",
     REST: "rest of the machine",
     IDLE: "idle",
 }
+# what the stream itself uses, of the groups above
+STREAM_GROUPS = (*THREAD_GROUPS, JVM_OTHER, PYTHON)
 _TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
 
@@ -82,13 +90,16 @@ class CpuReading:
 @dataclass
 class CpuMeter:
     """Reads the CPU of the stream's process tree (its JVM, whose threads it groups, and the JVM's Python
-    descendants) and of the whole machine. A thread's CPU counts from the reading before the one that first sees
-    it; what a thread used between its last reading and its end is counted under ``jvm_other``, from the JVM's
-    process total."""
+    descendants), of the producer processes, of every Kafka broker and PostgreSQL server on the machine, and of
+    the whole machine. A thread's or process's CPU counts from the reading before the one that first sees it; what
+    a JVM thread used between its last reading and its end counts under ``jvm_other``, from the JVM's process
+    total, and what an ended process used since its last reading under ``rest``."""
 
     root_pid: int
+    producer_pids: list[int] = field(default_factory=list)
     readings: list[CpuReading] = field(default_factory=list)
     _jvm: psutil.Process | None = None
+    _servers: dict[str, list[psutil.Process]] = field(default_factory=dict)
     _threads: dict[int, float] = field(default_factory=dict)
     _processes: dict[int, float] = field(default_factory=dict)
     _jvm_total: float = 0.0
@@ -104,21 +115,22 @@ class CpuMeter:
         threads = _jvm_threads(jvm.pid)
         jvm_total = _process_cpu(jvm)
         machine = machine_busy_s()
-        processes = {p.pid: _process_cpu(p) for p in _descendants(jvm)}
-        first = not self.readings
-        if not first:
-            added = dict.fromkeys([*THREAD_GROUPS, JVM_OTHER, PYTHON, REST], 0.0)
+        processes = {
+            (group, p.pid): _process_cpu(p) for group, members in self._process_groups(jvm).items() for p in members
+        }
+        if self.readings:
+            added = dict.fromkeys([*STREAM_GROUPS, PRODUCERS, BROKER, POSTGRES], 0.0)
             for tid, (name, cpu) in threads.items():
                 added[thread_group(name)] += cpu - self._threads.get(tid, 0.0)
-            thread_sum = sum(added.values())
-            added[JVM_OTHER] += max(0.0, (jvm_total - self._jvm_total) - thread_sum)
-            added[PYTHON] = sum(cpu - self._processes.get(pid, 0.0) for pid, cpu in processes.items())
-            jvm_and_python = sum(added.values())
-            added[REST] = max(0.0, (machine - self._machine) - jvm_and_python)
+            added[JVM_OTHER] += max(0.0, (jvm_total - self._jvm_total) - sum(added.values()))
+            for (group, pid), cpu in processes.items():
+                added[group] += cpu - self._processes.get(pid, 0.0)
+            added[REST] = max(0.0, (machine - self._machine) - sum(added.values()))
             for group, seconds in added.items():
                 self._totals[group] = self._totals.get(group, 0.0) + seconds
         self._threads = {tid: cpu for tid, (_, cpu) in threads.items()}
-        self._processes, self._jvm_total, self._machine = processes, jvm_total, machine
+        self._processes = {pid: cpu for (_, pid), cpu in processes.items()}
+        self._jvm_total, self._machine = jvm_total, machine
         reading = CpuReading(t, dict(self._totals))
         self.readings.append(reading)
         return reading
@@ -131,15 +143,45 @@ class CpuMeter:
             tree = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             return None
-        self._jvm = next((p for p in tree if _is_java(p)), None)
+        self._jvm = next((p for p in tree if _name(p) == "java"), None)
         return self._jvm
 
+    def _process_groups(self, jvm: psutil.Process) -> dict[str, list[psutil.Process]]:
+        """The processes of each group other than the JVM's threads: the JVM's descendants, the producers, the
+        brokers and PostgreSQL servers (found once; a server's backends are its children at each reading)."""
+        if not self._servers:
+            self._servers = {BROKER: [], POSTGRES: []}
+            for process in psutil.process_iter(["name", "cmdline", "ppid"]):
+                info = process.info
+                if info["name"] == "java" and "kafka.Kafka" in (info["cmdline"] or []):
+                    self._servers[BROKER].append(process)
+                elif info["name"] == "postgres" and _name_of(info["ppid"]) != "postgres":
+                    self._servers[POSTGRES].append(process)
+        producers = [p for p in (_process(pid) for pid in self.producer_pids) if p is not None]
+        servers = {
+            group: [member for server in members for member in [server, *_descendants(server)]]
+            for group, members in self._servers.items()
+        }
+        return {PYTHON: _descendants(jvm), PRODUCERS: producers, **servers}
 
-def _is_java(process: psutil.Process) -> bool:
+
+def _process(pid: int) -> psutil.Process | None:
     try:
-        return process.name() == "java"
+        return psutil.Process(pid)
     except psutil.NoSuchProcess:
-        return False
+        return None
+
+
+def _name(process: psutil.Process) -> str:
+    try:
+        return str(process.name())
+    except psutil.NoSuchProcess:
+        return ""
+
+
+def _name_of(pid: int) -> str:
+    process = _process(pid)
+    return _name(process) if process is not None else ""
 
 
 def _process_cpu(process: psutil.Process) -> float:

@@ -143,7 +143,8 @@ def sustained(options: StreamOptions, bench_dir: Path, prefill: Settings, event_
     phases = lead_in + [(float(rate), step_s) for rate in options.steps]
     producers = Producers(run, phases, event_start, seed=1, per_process=options.producer_rate)
     first = producers.start_at + lead  # the first step's start
-    probe = Probe(run)
+    meter = run.cpu_meter(producers.pids)
+    probe = Probe(run, meter)
     samples: list[Sample] = []
     verdicts: list[StepVerdict] = []
     try:
@@ -170,7 +171,7 @@ def sustained(options: StreamOptions, bench_dir: Path, prefill: Settings, event_
                 **verdict.as_dict(),
                 "producer": load["phases"][len(lead_in) + index],
                 "batches": batch_stats(batches, commits, begin + options.warmup_seconds, begin + step_s),
-                "cpu": cpu_window(probe.cpu.readings, samples, begin + options.warmup_seconds, begin + step_s),
+                "cpu": cpu_window(meter.readings, samples, begin + options.warmup_seconds, begin + step_s),
             }
         )
     if not options.keep:
@@ -198,7 +199,8 @@ def freshness_run(
     unmeasured = float(options.lead_in_seconds + options.warmup_seconds)
     seconds = unmeasured + options.step_seconds
     producers = Producers(run, [(float(rate), seconds)], event_start, seed=seed, per_process=options.producer_rate)
-    probe = Probe(run)
+    meter = run.cpu_meter(producers.pids)
+    probe = Probe(run, meter)
     try:
         measured_from, end = producers.start_at + unmeasured, producers.start_at + seconds
         samples = probe.until(end, options.sample_seconds)
@@ -240,7 +242,7 @@ def freshness_run(
         "gates": checks,
         "freshness": fresh,
         "batches": batch_stats(batches, commits, measured_from, end),
-        "cpu": cpu_window(probe.cpu.readings, samples, measured_from, end),
+        "cpu": cpu_window(meter.readings, samples, measured_from, end),
     }, run
 
 

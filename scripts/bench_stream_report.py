@@ -70,7 +70,7 @@ def _phase_table(runs: list[dict[str, Any]]) -> list[str]:
 def _cpu_table(r: dict[str, Any]) -> list[str]:
     """Where the CPU goes over each step's and freshness run's measured time (runs recorded before the benchmark
     read the CPU have none)."""
-    from lakehouse.scripts.bench_cpu import GROUP_LABELS
+    from lakehouse.scripts.bench_cpu import GROUP_LABELS, STREAM_GROUPS
 
     runs = [(f"step {s['rate']:,.0f}", s.get("cpu")) for s in r["sustained"]["steps"]]
     runs += [(f"freshness {f['rate']:,}", f.get("cpu")) for f in r["freshness"]]
@@ -81,17 +81,17 @@ def _cpu_table(r: dict[str, Any]) -> list[str]:
         "",
         "### Where the CPU goes (measured time)",
         "",
-        "Cores used on average, of the machine's "
-        f"{runs[0][1]['cores']}, by the stream's JVM threads (grouped by name), its Python processes and the rest of "
-        "the machine (Kafka broker, producers, PostgreSQL, the benchmark); the CPU per event counts the stream's JVM "
-        "and Python processes over the events it finished in that time.",
+        f"Cores used on average, of the machine's {runs[0][1]['cores']}, by the stream's JVM threads (grouped by "
+        "name), its Python processes, the load's producers, the Kafka brokers, PostgreSQL and the rest of the "
+        "machine (the benchmark itself among it); the CPU per event counts the stream's JVM and Python processes "
+        "over the events it finished in that time.",
         "",
         "| run (events/s) | finished events/s | stream CPU ms / event | " + " | ".join(GROUP_LABELS.values()) + " |",
         "|---|---|---|" + "---|" * len(GROUP_LABELS),
     ]
     for name, cpu in runs:
         used = cpu["cores_used"]
-        stream_s = sum(v for k, v in used.items() if k not in ("rest", "idle")) * cpu["seconds"]
+        stream_s = sum(used.get(group, 0.0) for group in STREAM_GROUPS) * cpu["seconds"]
         per_event = f"{1000 * stream_s / cpu['events']:.3f}" if cpu["events"] > 0 else "-"
         cells = [f"{used.get(group, 0.0):.2f}" for group in GROUP_LABELS]
         lines.append(f"| {name} | {cpu['events'] / cpu['seconds']:,.0f} | {per_event} | " + " | ".join(cells) + " |")
@@ -187,8 +187,9 @@ def protocol(options: dict[str, Any]) -> list[str]:
         "`Executor task launch worker` (Spark tasks), `C1/C2 CompilerThread` (JIT), `Thread-N` (py4j's "
         "connections, which run the Python driver's calls), `stream execution thread` (each query's planning, "
         "offsets and commits), `GC Thread`/`VM Thread`, Spark's scheduler and listener threads; the CPU of threads "
-        "that ended between two samples counts as other JVM threads. The rest of the machine is its busy time "
-        "(/proc/stat: user, nice, system, interrupts) minus the stream's.",
+        "that ended between two samples counts as other JVM threads. Beside it, the producer processes, every Kafka "
+        "broker and PostgreSQL server on the machine with their children, and the rest: the machine's busy time "
+        "(/proc/stat: user, nice, system, interrupts) minus all of those.",
         "* **Per-row ceiling**: the stream's classify, parse and quality rules over the last freshness run's "
         "messages read from Kafka, into Spark's no-op sink, in the benchmark's own `local[2]` driver (median of 3 "
         "after a warm-up); beside it, the Kafka read alone, and the rules over the same messages read into memory "

@@ -117,6 +117,12 @@ class StreamRun:
         for query, checkpoint in self.checkpoints.items():
             self.app_ids[query] = next((checkpoint / "lakehouse_app_id").glob("part-*")).read_text().strip()
 
+    def cpu_meter(self, producer_pids: list[int]) -> CpuMeter:
+        """A meter of the CPU of the running stream, its producers and the machine (``lakehouse.scripts.bench_cpu``)."""
+        if self.proc is None:
+            raise BenchError(f"the stream of run {self.tag} has not been started")
+        return CpuMeter(self.proc.pid, producer_pids)
+
     def check_alive(self) -> None:
         """BenchError with the log's tail when the stream has exited."""
         if self.proc is not None and self.proc.poll() is not None:
@@ -147,11 +153,12 @@ class StreamRun:
 
 
 class Probe:
-    """Samples a run's backlog (Kafka end offsets against what the stream has committed) and, with each sample, the
-    CPU of the stream's processes and of the machine (``cpu.readings``)."""
+    """Samples a run's backlog (Kafka end offsets against what the stream has committed) and, with a meter, the CPU
+    of the stream, its producers and the machine with each sample (``cpu.readings``)."""
 
-    def __init__(self, run: StreamRun) -> None:
+    def __init__(self, run: StreamRun, cpu: CpuMeter | None = None) -> None:
         self.run = run
+        self.cpu = cpu
         self.consumer = Consumer(
             {**client_config(run.settings), "group.id": f"bench-{run.tag}", "enable.auto.commit": False}
         )
@@ -159,9 +166,6 @@ class Probe:
         self.partitions = [TopicPartition(t, p) for t in run.topics for p in metadata.topics[t].partitions]
         self.pg = psycopg.connect(run.settings.postgres_dsn(), autocommit=True)
         self.app_ids = list(run.app_ids.values())
-        if run.proc is None:
-            raise BenchError(f"the stream of run {run.tag} has not been started")
-        self.cpu = CpuMeter(run.proc.pid)
 
     def sample(self) -> Sample:
         now = time.time()
@@ -171,7 +175,8 @@ class Probe:
             (self.app_ids,),
         ).fetchone()
         sample = Sample(now, end, int(row[0]) if row else 0)
-        self.cpu.read(now)
+        if self.cpu is not None:
+            self.cpu.read(now)
         return sample
 
     def until(self, end: float, every: float) -> list[Sample]:
@@ -228,6 +233,11 @@ class Producers:
                     stderr=subprocess.STDOUT,
                 )
             self.procs.append((proc, result))
+
+    @property
+    def pids(self) -> list[int]:
+        """The producer processes' ids."""
+        return [proc.pid for proc, _ in self.procs]
 
     def stop(self) -> None:
         """End the plans early (each process flushes what it sent and writes its result)."""

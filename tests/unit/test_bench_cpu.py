@@ -5,7 +5,8 @@ read from /proc/<pid>/stat by the test itself."""
 from __future__ import annotations
 
 import os
-import time
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from pyspark.sql import SparkSession
 from lakehouse.scripts.bench_cpu import (
     IDLE,
     JVM_OTHER,
+    PRODUCERS,
     PYTHON,
     REST,
     THREAD_GROUPS,
@@ -79,17 +81,34 @@ def _process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) * TICK_S
 
 
+BUSY_PRODUCER = """
+import time
+start = time.process_time()
+while time.process_time() - start < 0.5:
+    pass
+print("done", flush=True)
+time.sleep(60)
+"""
+
+
 def test_a_meter_on_a_running_spark_driver_sees_its_tasks_and_adds_up_to_the_jvm(spark: SparkSession) -> None:
     jvm_pid = spark.sparkContext._gateway.proc.pid  # type: ignore[union-attr]
-    meter = CpuMeter(jvm_pid)
+    producer_pids: list[int] = []
+    meter = CpuMeter(jvm_pid, producer_pids)
     first = meter.read()
     before = _process_cpu_s(jvm_pid)
     assert first is not None and first.seconds == {}
+    producer = subprocess.Popen([sys.executable, "-c", BUSY_PRODUCER], stdout=subprocess.PIPE, text=True)
+    producer_pids.append(producer.pid)
 
-    spark.range(0, 20_000_000, numPartitions=2).selectExpr("sum(crc32(cast(id as string))) as s").collect()
-    time.sleep(0.2)
-    last = meter.read()
-    after = _process_cpu_s(jvm_pid)
+    try:
+        spark.range(0, 20_000_000, numPartitions=2).selectExpr("sum(crc32(cast(id as string))) as s").collect()
+        assert producer.stdout is not None and producer.stdout.readline().strip() == "done"
+        last = meter.read()
+        after = _process_cpu_s(jvm_pid)
+    finally:
+        producer.kill()
+        producer.wait()
 
     assert last is not None
     jvm_groups = [*THREAD_GROUPS, JVM_OTHER]
@@ -99,3 +118,5 @@ def test_a_meter_on_a_running_spark_driver_sees_its_tasks_and_adds_up_to_the_jvm
     assert jvm_seconds == pytest.approx(after - before, abs=0.15)
     assert last.seconds["tasks"] > 0.5 * jvm_seconds
     assert all(seconds >= 0 for seconds in last.seconds.values())
+    # the producer's busy half second, and its interpreter's start
+    assert 0.45 <= last.seconds[PRODUCERS] <= 0.8
