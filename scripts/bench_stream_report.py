@@ -136,8 +136,9 @@ def protocol(options: dict[str, Any]) -> list[str]:
         "are read from Silver, where the stream looks up events older than the watermark (the late events): each "
         "query reads a date's keys once, the first time a late event falls on it, and keeps them in memory "
         "(`late_key_dates`, docs/architecture.md).",
-        "* **Load (open loop)**: producer processes (confluent-kafka, idempotent, acks=all, lz4; one per "
-        f"{options['producer_rate']:,} events/s) send message i of a step when it is due, at step start + i / rate, "
+        "* **Load (open loop)**: producer processes (confluent-kafka, idempotent, acks=all, lz4; as many as the "
+        f"running step needs at {options['producer_rate']:,} events/s each, the others idle) send message i of a step "
+        "when it is due, at step start + i / rate, "
         "whatever the stream does. Its Kafka timestamp (CreateTime) is that due time, so a producer that falls "
         "behind lengthens the measured latency rather than hiding it. A step whose messages reached Kafka at less "
         "than 98% of its rate (least-squares slope of the end offsets) is reported as producers short, with the "

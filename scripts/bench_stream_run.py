@@ -203,6 +203,15 @@ class Probe:
         self.pg.close()
 
 
+def _share(rate: float, seconds: float, index: int, per_process: int) -> tuple[float, float]:
+    """Producer process ``index``'s part of a phase: a phase runs on as few processes as its rate needs (one per
+    ``per_process`` events/s), which send equal shares; the others sit it out. Every process on the machine's
+    cores costs CPU of its own, and more processes send smaller Kafka batches, which cost the broker more per
+    event: both are taken from the stream under test."""
+    needed = max(1, math.ceil(rate / per_process))
+    return (rate / needed if index < needed else 0.0, seconds)
+
+
 class Producers:
     """The open-loop producer processes of one run (``lakehouse.scripts.bench_stream_load``)."""
 
@@ -217,7 +226,7 @@ class Producers:
             result = run.work / f"producer-{index}.json"
             plan = LoadPlan(
                 event_types=[spec.name for spec in run.specs],
-                phases=[(rate / count, seconds) for rate, seconds in phases],
+                phases=[_share(rate, seconds, index, per_process) for rate, seconds in phases],
                 start_at=self.start_at,
                 seed=seed * 1000 + index,
                 event_start=event_start.isoformat(),
