@@ -45,19 +45,21 @@ PHASES = {
 }
 
 
+def _table(intro: str, columns: list[str]) -> list[str]:
+    """A paragraph, then a Markdown table's head."""
+    return ["", intro, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
 def _phase_table(runs: list[dict[str, Any]]) -> list[str]:
     """Where a freshness run's batches spend their time: the median of each step over the batches that ran it."""
     if not any(run["batches"].get("phases") for run in runs):
         return []
-    lines = [
-        "",
+    lines = _table(
         "Where a batch's time goes (freshness runs, measured time): the median of each step, in s, over the "
         "batches that ran it (how many in brackets); Silver, dead letters, quarantine and the keys learnt for late "
         "events run at the same time.",
-        "",
-        "| rate (events/s) | " + " | ".join(PHASES.values()) + " |",
-        "|---|" + "---|" * len(PHASES),
-    ]
+        ["rate (events/s)", *PHASES.values()],
+    )
     for run in runs:
         phases = run["batches"].get("phases") or {}
         cells = [
@@ -77,18 +79,14 @@ def _cpu_table(r: dict[str, Any]) -> list[str]:
     runs = [(name, cpu) for name, cpu in runs if cpu]
     if not runs:
         return []
-    lines = [
-        "",
-        "### Where the CPU goes (measured time)",
-        "",
+    lines = ["", "### Where the CPU goes (measured time)"]
+    lines += _table(
         f"Cores used on average, of the machine's {runs[0][1]['cores']}, by the stream's JVM threads (grouped by "
         "name), its Python processes, the load's producers, the Kafka brokers, PostgreSQL and the rest of the "
         "machine (the benchmark itself among it); the CPU per event counts the stream's JVM and Python processes "
         "over the events it finished in that time.",
-        "",
-        "| run (events/s) | finished events/s | stream CPU ms / event | " + " | ".join(GROUP_LABELS.values()) + " |",
-        "|---|---|---|" + "---|" * len(GROUP_LABELS),
-    ]
+        ["run (events/s)", "finished events/s", "stream CPU ms / event", *GROUP_LABELS.values()],
+    )
     for name, cpu in runs:
         used = cpu["cores_used"]
         stream_s = sum(used.get(group, 0.0) for group in STREAM_GROUPS) * cpu["seconds"]
