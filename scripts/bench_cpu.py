@@ -200,8 +200,12 @@ def _descendants(process: psutil.Process) -> list[psutil.Process]:
 
 
 def _jvm_threads(pid: int) -> dict[int, tuple[str, float]]:
-    threads = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    threads: dict[int, tuple[str, float]] = {}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return threads  # the JVM has ended: the probe's next liveness check says so
+    for task in tasks:
         try:
             threads[int(task.name)] = thread_cpu((task / "stat").read_text())
         except (FileNotFoundError, ProcessLookupError):

@@ -203,7 +203,7 @@ class Probe:
         self.pg.close()
 
 
-def _share(rate: float, seconds: float, index: int, per_process: int) -> tuple[float, float]:
+def producer_share(rate: float, seconds: float, index: int, per_process: int) -> tuple[float, float]:
     """Producer process ``index``'s part of a phase: a phase runs on as few processes as its rate needs (one per
     ``per_process`` events/s), which send equal shares; the others sit it out. Every process on the machine's
     cores costs CPU of its own, and more processes send smaller Kafka batches, which cost the broker more per
@@ -226,7 +226,7 @@ class Producers:
             result = run.work / f"producer-{index}.json"
             plan = LoadPlan(
                 event_types=[spec.name for spec in run.specs],
-                phases=[_share(rate, seconds, index, per_process) for rate, seconds in phases],
+                phases=[producer_share(rate, seconds, index, per_process) for rate, seconds in phases],
                 start_at=self.start_at,
                 seed=seed * 1000 + index,
                 event_start=event_start.isoformat(),

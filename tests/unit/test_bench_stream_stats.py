@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lakehouse.scripts.bench_meta import config_hash
-from lakehouse.scripts.bench_stream_run import _share, batch_stats
+from lakehouse.scripts.bench_stream_run import batch_stats, producer_share
 from lakehouse.scripts.bench_stream_stats import (
     Sample,
     commit_times,
@@ -191,7 +191,7 @@ def test_batch_stats_of_the_batches_in_the_window() -> None:
 
 def test_a_phase_runs_on_as_few_producer_processes_as_its_rate_needs() -> None:
     # four processes for a plan up to 75,000 events/s at 20,000 each
-    shares = [[_share(rate, 60.0, index, 20_000)[0] for index in range(4)] for rate in (5_000, 25_000, 75_000)]
+    shares = [[producer_share(rate, 60.0, index, 20_000)[0] for index in range(4)] for rate in (5_000, 25_000, 75_000)]
 
     assert shares[0] == [5_000, 0, 0, 0]
     assert shares[1] == [12_500, 12_500, 0, 0]
