@@ -13,6 +13,7 @@ from typing import Any
 
 import psutil
 
+from lakehouse.scripts.bench_meta import read_cpu
 from lakehouse.scripts.bench_stream_stats import Sample
 
 # JVM threads by the start of their name (/proc shows the first 15 characters), in the report's order
@@ -75,8 +76,8 @@ def thread_cpu(stat_line: str) -> tuple[str, float]:
 
 def machine_busy_s() -> float:
     """CPU seconds all cores spent busy since boot (user, nice, system, interrupts), not idle, I/O wait or steal."""
-    t = psutil.cpu_times()
-    return float(t.user + t.nice + t.system + t.irq + t.softirq)
+    user, nice, system, _idle, _iowait, irq, softirq, _steal = read_cpu()
+    return (user + nice + system + irq + softirq) * _TICK_S
 
 
 @dataclass(frozen=True)
