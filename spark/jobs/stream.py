@@ -58,6 +58,7 @@ from lakehouse.spark.jobs.common import (
 from lakehouse.spark.jobs.late_keys import LateKeyIndex
 from lakehouse.spark.session import get_spark
 from lakehouse.spark.transforms import bronze, silver
+from lakehouse.spark.transforms.literals import batch_value
 
 log = logging.getLogger(__name__)
 DEAD_LETTER_TABLE = "_dead_letters"
@@ -191,11 +192,14 @@ class TopicBatchWriter:
     def _write(self, spark: SparkSession, batch: DataFrame, batch_id: int, audit: BatchAudit) -> None:
         spec = self.spec
         rows = batch.where(F.col("_row").isNotNull()).select("_row.*")
-        landed = _Counted("bronze", _batch_counts(audit.watermark))
+        # the late flag is a column of its own: the observed aggregates are evaluated without code generation, where
+        # batch_value's partition id is not set
+        flagged = rows.withColumn("_late", late_time(audit.watermark))
+        landed = _Counted("bronze", _batch_counts())
         # the batch's first job: it also reads Kafka, parses, and runs the dedup state
         with audit.timed("bronze"):
             append_once(
-                silver.bronze_rows(landed.on(rows)),
+                silver.bronze_rows(landed.on(flagged)),
                 self.bronze_table,
                 self.app_id,
                 batch_id,
@@ -204,7 +208,7 @@ class TopicBatchWriter:
             )
         # a replay whose Bronze append was committed before observes nothing: count with a job of its own
         with audit.timed("counts"):
-            counts = landed.values() or _count(rows, _batch_counts(audit.watermark))
+            counts = landed.values() or _count(flagged, _batch_counts())
         audit.input_rows = int(str(counts["rows"]))
         if audit.input_rows == 0:
             return
@@ -351,10 +355,10 @@ def _in_few_files(frame: DataFrame, rows: int) -> DataFrame:
     return frame.coalesce(1) if rows <= ONE_TASK_ROWS else frame
 
 
-def _batch_counts(watermark: datetime | None) -> dict[str, Column]:
-    """What the audit needs of a batch's message rows, as aggregates."""
+def _batch_counts() -> dict[str, Column]:
+    """What the audit needs of a batch's message rows (with their ``_late`` flag), as aggregates."""
     accepted = silver.is_accepted_row()
-    late = accepted & late_time(watermark)
+    late = accepted & F.col("_late")
     return {
         "rows": F.count(F.lit(1)),
         "dead": F.count(f"{silver.BRONZE}.error_class"),
@@ -377,7 +381,7 @@ def late_time(watermark: datetime | None) -> Column:
     before the first watermark)."""
     if watermark is None:
         return F.lit(False)
-    return F.coalesce(F.col("event_timestamp") <= F.lit(watermark), F.lit(False))
+    return F.coalesce(F.col("event_timestamp") <= batch_value(F.lit(watermark)), F.lit(False))
 
 
 def start(

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from lakehouse.spark.transforms.literals import batch_value
+
 BRONZE_COLUMNS = (
     "key",
     "value",
@@ -67,7 +69,7 @@ DEAD_LETTER_COLUMNS = (
 
 def from_kafka(df: DataFrame, ingested_at: Column | None = None) -> DataFrame:
     """Kafka source rows -> raw Bronze rows: bytes untouched, coordinates kept, ingest time stamped."""
-    stamp = ingested_at if ingested_at is not None else F.current_timestamp()
+    stamp = ingested_at if ingested_at is not None else batch_value(F.current_timestamp())
     return df.select(
         F.col("key").cast("string").alias("key"),
         F.col("value"),

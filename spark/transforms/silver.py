@@ -21,6 +21,7 @@ from lakehouse.config.specs import (
 from lakehouse.ml.scoring import ModelVersion
 from lakehouse.spark.transforms import sentiment
 from lakehouse.spark.transforms.bronze import BRONZE_COLUMNS, PARSED
+from lakehouse.spark.transforms.literals import batch_value
 
 BRONZE = "_bronze"
 LINEAGE_COLUMNS = ("_kafka_topic", "_kafka_partition", "_kafka_offset", "_ingested_at")
@@ -301,7 +302,7 @@ def silver_rows(
     rows = enrich(events, spec, references)
     if spec.sentiment is not None:
         rows = sentiment.scored(rows, spec.sentiment, model, scoring_timing)
-    return rows.withColumn("_silver_batch", F.lit(batch_tag)).withColumn("_processed_at", F.current_timestamp())
+    return rows.withColumns({"_silver_batch": F.lit(batch_tag), "_processed_at": batch_value(F.current_timestamp())})
 
 
 def enrich(events: DataFrame, spec: EventTypeSpec, references: Mapping[str, DataFrame]) -> DataFrame:

@@ -6,13 +6,16 @@ store, Delta sinks) in this process, one available-now run per step, on one chec
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from pyspark.sql import functions as F
 
 from lakehouse.config.settings import Settings
 from lakehouse.kafka.generator import GeneratorOptions, generate
@@ -74,6 +77,22 @@ def test_state_catches_recent_duplicates_and_silver_the_late_ones_across_a_resta
     assert ids == Counter({e["event_id"]: 1 for e in (recent, old, never_seen_old, another_old)})
     bronze = spark.read.format("delta").load(env.storage.table_path("bronze", "orders"))
     assert bronze.count() == 8
+
+    # every row carries the time of the micro-batch that read it, as the checkpoint's offset log recorded it, and
+    # Silver's rows were processed after it
+    offsets = Path(env.storage.checkpoint_path("stream_orders")) / "offsets"
+    batch_ms = {
+        int(path.name): json.loads(path.read_text().splitlines()[1])["batchTimestampMs"]
+        for path in offsets.iterdir()
+        if path.name.isdigit()
+    }
+    stamped = silver.select(
+        "_silver_batch", F.unix_millis("_ingested_at").alias("ingested"), F.unix_millis("_processed_at").alias("done")
+    ).collect()
+    assert all(r["ingested"] == batch_ms[int(r["_silver_batch"].rsplit(":", 1)[1])] for r in stamped)
+    assert all(r["done"] >= r["ingested"] for r in stamped)
+    bronze_ms = {r[0] for r in bronze.select(F.unix_millis("ingested_at")).distinct().collect()}
+    assert len(bronze_ms) == 5 and bronze_ms <= set(batch_ms.values())  # the five batches that read messages
 
     with psycopg.connect(env.postgres_dsn()) as conn:
         rows = conn.execute(
