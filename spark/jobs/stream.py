@@ -192,8 +192,8 @@ class TopicBatchWriter:
     def _write(self, spark: SparkSession, batch: DataFrame, batch_id: int, audit: BatchAudit) -> None:
         spec = self.spec
         rows = batch.where(F.col("_row").isNotNull()).select("_row.*")
-        # the late flag is a column of its own: the observed aggregates are evaluated without code generation, where
-        # batch_value's partition id is not set
+        # the late flag is a column, computed once per row in generated code: the observed aggregates that use it
+        # are evaluated by the interpreter
         flagged = rows.withColumn("_late", late_time(audit.watermark))
         landed = _Counted("bronze", _batch_counts())
         # the batch's first job: it also reads Kafka, parses, and runs the dedup state
