@@ -183,7 +183,6 @@ def sustained(options: StreamOptions, bench_dir: Path, prefill: Settings, event_
         "lowest_step_finished_rate": finished,
         "not_run": options.steps[len(verdicts) :],
         "sustained_rate": sustained_rate(verdicts),
-        "producer_processes": load["processes"],
         "producer_failed": load["failed"] + load["undelivered"],
         "samples": [[round(s.t - producers.start_at, 2), s.end_offsets, s.processed] for s in samples],
     }

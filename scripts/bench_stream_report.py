@@ -96,6 +96,12 @@ def _cpu_table(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _producers_per_step(steps: list[dict[str, Any]]) -> str:
+    """How many producer processes sent each step's events, e.g. ``1 at 5,000 events/s, 2 at 25,000``."""
+    counts = [f"{step['producer'].get('processes', '?')} at {step['rate']:,.0f}" for step in steps]
+    return (", ".join(counts) + " events/s") if counts else "none ran"
+
+
 def _step_verdict(step: dict[str, Any]) -> str:
     if not step["producer_kept_up"]:
         reached = step["input_rate"]
@@ -260,7 +266,7 @@ def stream_section(entry: dict[str, Any] | None, run_line: Callable[[dict[str, A
         else f"**No step was sustained** (target {SUSTAINED_TARGET:,} events/s).",
         ("Freshness rates: given with `--freshness-rates`; " if options["freshness_rates"] else "Freshness rates: ")
         + f"shares of {r['freshness_base_source']}, {r['freshness_base']:,.0f} events/s.",
-        f"Producers: {sustained['producer_processes']} process(es); messages not delivered: "
+        f"Producer processes per step: {_producers_per_step(sustained['steps'])}; messages not delivered: "
         f"{sustained['producer_failed']}.",
         "",
         "### Freshness: send -> visible in Silver (Delta commit)",

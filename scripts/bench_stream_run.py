@@ -261,26 +261,33 @@ class Producers:
             if proc.wait() != 0 or not result.is_file():
                 raise BenchError(f"producer process {proc.pid} failed (exit code {proc.returncode}); see its log")
             outcomes.append(json.loads(result.read_text()))
-        phases = [
-            {
-                "due": sum(o["phases"][i]["due"] for o in outcomes if i < len(o["phases"])),
-                "sent": sum(o["phases"][i]["sent"] for o in outcomes if i < len(o["phases"])),
-                "max_lateness_s": max(o["phases"][i]["max_lateness_s"] for o in outcomes if i < len(o["phases"])),
-            }
-            for i in range(max(len(o["phases"]) for o in outcomes))
-        ]
-        labels: dict[str, int] = {}
-        for outcome in outcomes:
-            for name, n in outcome["labels"].items():
-                labels[name] = labels.get(name, 0) + n
-        return {
-            "processes": self.count,
-            "phases": phases,
-            "failed": sum(o["failed"] for o in outcomes),
-            "undelivered": sum(o["undelivered"] for o in outcomes),
-            "first_error": next((o["first_error"] for o in outcomes if o["first_error"]), None),
-            "labels": labels,
+        return combined_outcomes(outcomes, self.count)
+
+
+def combined_outcomes(outcomes: list[dict[str, Any]], processes: int) -> dict[str, Any]:
+    """The producer processes' results as one: per phase what was due and sent (summed), the latest a message went
+    out, and how many processes had events due in it; the labels, failures and undelivered messages of all."""
+    phases = [
+        {
+            "due": sum(o["phases"][i]["due"] for o in outcomes if i < len(o["phases"])),
+            "sent": sum(o["phases"][i]["sent"] for o in outcomes if i < len(o["phases"])),
+            "max_lateness_s": max(o["phases"][i]["max_lateness_s"] for o in outcomes if i < len(o["phases"])),
+            "processes": sum(1 for o in outcomes if i < len(o["phases"]) and o["phases"][i]["due"] > 0),
         }
+        for i in range(max(len(o["phases"]) for o in outcomes))
+    ]
+    labels: dict[str, int] = {}
+    for outcome in outcomes:
+        for name, n in outcome["labels"].items():
+            labels[name] = labels.get(name, 0) + n
+    return {
+        "processes": processes,
+        "phases": phases,
+        "failed": sum(o["failed"] for o in outcomes),
+        "undelivered": sum(o["undelivered"] for o in outcomes),
+        "first_error": next((o["first_error"] for o in outcomes if o["first_error"]), None),
+        "labels": labels,
+    }
 
 
 def _epoch(moment: datetime) -> float:

@@ -36,7 +36,7 @@ def _step(rate: float, sustained: bool) -> dict[str, Any]:
         "gap_end": 100,
         "producer_kept_up": True,
         "sustained": sustained,
-        "producer": {"due": 10, "sent": 10, "max_lateness_s": 0.01},
+        "producer": {"due": 10, "sent": 10, "max_lateness_s": 0.01, "processes": 1 if rate < 2000 else 2},
         "batches": {**batches, "batches": 30 if sustained else 6, "queries": 3, "rows_per_batch": 50.0},
     }
 
@@ -79,7 +79,6 @@ def _stream_result() -> dict[str, Any]:
             "steps": [_step(1000, True), _step(2000, False)],
             "not_run": [],
             "sustained_rate": 1000,
-            "producer_processes": 1,
             "producer_failed": 0,
         },
         "freshness_base": 1000,
@@ -142,6 +141,7 @@ def test_the_stream_section_names_the_sustained_step_and_the_gates(docs: Path) -
     assert "| 1.00 / 1.00 | **sustained** |" in report
     assert "not sustained: the backlog grows (noisy: 2 batches per query measured) |" in report
     assert "| 250 | 25% | 900 | 2.5 | 4.0 | 4.5 | 6.0 |" in report
+    assert "Producer processes per step: 1 at 1,000, 2 at 2,000 events/s; messages not delivered: 0." in report
     gates = "| 250 | 1,000 | 950 / 950 / 0 / 0 / 0 / 0 | 10 / 10 / 0 / 0 / 0 | 10 / 10 / 0 / 0 / 0 | 0 | yes | yes |"
     assert gates in report
     assert "| produce -> serving.order_revenue_5min | | not measured yet" in report

@@ -7,11 +7,12 @@ import json
 import math
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lakehouse.scripts.bench_meta import config_hash
-from lakehouse.scripts.bench_stream_run import batch_stats, producer_share
+from lakehouse.scripts.bench_stream_run import batch_stats, combined_outcomes, producer_share
 from lakehouse.scripts.bench_stream_stats import (
     Sample,
     commit_times,
@@ -196,3 +197,29 @@ def test_a_phase_runs_on_as_few_producer_processes_as_its_rate_needs() -> None:
     assert shares[0] == [5_000, 0, 0, 0]
     assert shares[1] == [12_500, 12_500, 0, 0]
     assert shares[2] == [18_750, 18_750, 18_750, 18_750]
+
+
+def test_the_producers_results_say_how_many_processes_sent_each_phase() -> None:
+    def outcome(phases: list[tuple[int, int, float]], labels: dict[str, int], undelivered: int) -> dict[str, Any]:
+        return {
+            "phases": [{"due": due, "sent": sent, "max_lateness_s": late} for due, sent, late in phases],
+            "labels": labels,
+            "failed": 0,
+            "undelivered": undelivered,
+            "first_error": None,
+        }
+
+    # the first process sends in both phases; the second sits the first out
+    outcomes = [
+        outcome([(500, 500, 0.02), (750, 749, 0.05)], {"clean": 1200, "duplicate": 49}, 1),
+        outcome([(0, 0, 0.0), (750, 750, 0.03)], {"clean": 740, "late": 10}, 0),
+    ]
+
+    combined = combined_outcomes(outcomes, 2)
+
+    assert combined["phases"] == [
+        {"due": 500, "sent": 500, "max_lateness_s": 0.02, "processes": 1},
+        {"due": 1500, "sent": 1499, "max_lateness_s": 0.05, "processes": 2},
+    ]
+    assert combined["labels"] == {"clean": 1940, "duplicate": 49, "late": 10}
+    assert (combined["processes"], combined["undelivered"], combined["failed"]) == (2, 1, 0)
