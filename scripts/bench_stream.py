@@ -17,6 +17,8 @@
    ``_silver_batch``). When the producers stop, the stream drains its backlog and stops; then every message is
    checked: valid events in Silver once, invalid ones in the quarantine, malformed ones in the dead letters.
 4. The per-row ceiling of the stream's rules on the last freshness run's messages, with a no-op sink.
+5. The dedup state's eviction per key held (``bench_state``), and what it would cost at steady state at the rate
+   the freshness runs were based on: the runs start with an empty state.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from lakehouse.config.settings import Settings
-from lakehouse.config.specs import load_event_types
+from lakehouse.config.specs import EventTypeSpec, load_event_types
 from lakehouse.scripts.bench_cpu import cpu_window
 from lakehouse.scripts.bench_env import ROOT, bench_home, use
 from lakehouse.scripts.bench_serving import serving_freshness_run
+from lakehouse.scripts.bench_state import state_eviction, steady_state
 from lakehouse.scripts.bench_stream_lake import (
     freshness,
     gates,
@@ -69,6 +72,7 @@ class StreamOptions:
     slope_tolerance: float = SLOPE_TOLERANCE
     producer_rate: int = 20_000
     drain_seconds: int = 600
+    state_keys: int = 2_000_000
     keep: bool = False
 
     def changed(self) -> dict[str, Any]:
@@ -119,6 +123,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--producer-rate", type=int, default=d.producer_rate, help="events/s per producer process")
     group.add_argument(
         "--drain-seconds", type=int, default=d.drain_seconds, help="longest wait for a freshness run's backlog"
+    )
+    group.add_argument(
+        "--state-keys", type=int, default=d.state_keys, help="keys in the dedup state whose eviction is measured"
     )
     group.add_argument("--keep", action="store_true", help="keep the lake and the topics")
 
@@ -245,6 +252,23 @@ def freshness_run(
     }, run
 
 
+def _steady_state(result: dict[str, Any], specs: list[EventTypeSpec]) -> dict[str, float] | None:
+    """The dedup state's eviction at steady state, at the rate the freshness runs were based on, with the share of
+    messages the last freshness run accepted and the batch interval of the lowest step."""
+    per_key_us = result["state"]["eviction_us_per_key"]
+    interval = result["sustained"]["steps"][0]["batches"]["silver_commit_interval_p50_s"]
+    gates = result["freshness"][-1]["gates"] if result["freshness"] else None
+    if per_key_us is None or not interval or not gates or not gates["messages"]:
+        return None
+    return steady_state(
+        per_key_us,
+        result["freshness_base"],
+        gates["silver"]["expected"] / gates["messages"],
+        [spec.dedup_watermark_ms for spec in specs],
+        interval,
+    )
+
+
 def bench_stream(options: StreamOptions) -> dict[str, Any]:
     """The whole protocol; ``passed`` is False when a correctness gate failed (that run's folder and topics are
     then kept, and so is the benchmark's folder)."""
@@ -279,6 +303,9 @@ def bench_stream(options: StreamOptions) -> dict[str, Any]:
     if runs:
         print("== per-row ceiling", flush=True)
         result["ceiling"] = rules_ceiling(spark, runs[-1].settings, runs[-1].specs)
+    print("== dedup state eviction", flush=True)
+    result["state"] = state_eviction(spark, bench_dir / "state", options.state_keys)
+    result["state"]["steady"] = _steady_state(result, specs)
     print("== produce -> serving.order_revenue_5min", flush=True)
     serving_rate = max(1, round(SERVING_SHARE * base))
     serving_run = StreamRun("serving", bench_dir, None, options.trigger_seconds, options.max_records_per_batch)

@@ -91,6 +91,20 @@ def _stream_result() -> dict[str, Any]:
             "kafka_read_s": 0.25,
             "cached_rules_s": 0.2,
         },
+        "state": {
+            "runs": [
+                {"keys": 2_000, "batches": 6, "eviction_ms_p50": 4.0, "batch_ms_p50": 400.0},
+                {"keys": 2_000_000, "batches": 6, "eviction_ms_p50": 1_400.0, "batch_ms_p50": 1_200.0},
+            ],
+            "eviction_us_per_key": 0.7,
+            "steady": {
+                "keys": 2_000_000_000.0,
+                "eviction_s_per_batch": 466.7,
+                "batch_interval_s": 7.5,
+                "cores": 186.7,
+                "rate_for_two_cores": 10.7,
+            },
+        },
         "serving_freshness": {"measured": False, "reason": "not measured yet: no streaming query"},
         "passed": True,
     }
@@ -142,6 +156,11 @@ def test_the_stream_section_names_the_sustained_step_and_the_gates(docs: Path) -
     assert "not sustained: the backlog grows (noisy: 2 batches per query measured) |" in report
     assert "| 250 | 25% | 900 | 2.5 | 4.0 | 4.5 | 6.0 |" in report
     assert "Producer processes per step: 1 at 1,000, 2 at 2,000 events/s; messages not delivered: 0." in report
+    assert "| 2,000,000 | 6 | 1,400 | 1,200 |" in report
+    assert "Eviction: 0.70 us of CPU per key held, in every micro-batch. At steady state, at 1,000 events/s" in report
+    assert "would hold 2,000,000,000 keys" in report and "467 CPU-s per micro-batch, 186.7 cores" in report
+    assert "the eviction alone takes both cores at 11 events/s." in report
+    assert "then 2,000,000 in a second run" in report
     gates = "| 250 | 1,000 | 950 / 950 / 0 / 0 / 0 / 0 | 10 / 10 / 0 / 0 / 0 | 10 / 10 / 0 / 0 / 0 | 0 | yes | yes |"
     assert gates in report
     assert "| produce -> serving.order_revenue_5min | | not measured yet" in report

@@ -1,0 +1,118 @@
+"""``bench stream``'s dedup-state part: what the stream's dedup state costs per micro-batch for the keys it holds.
+
+Spark 4.2's ``dropDuplicatesWithinWatermark`` finds expired keys by reading every key in its state store, in every
+micro-batch (``StreamingDeduplicateWithinWatermarkExec.evictDupInfoFromState`` iterates the whole store), whether or
+not any has expired. And a key stays until the watermark, itself ``dedup_watermark`` behind the newest event time,
+passes the key's event time plus ``dedup_watermark``: a stream at steady state holds every accepted key of the last two
+``dedup_watermark`` of event time. The streaming benchmark's runs start with an empty state and hold only their own
+keys, so this part measures the cost per key held, and the report works out what a steady-state state would cost
+at the rate the runs reached.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.spark.jobs.common import STATE_STORE_CONF
+
+# new keys in each of the measured micro-batches (after the one that fills the state)
+KEYS_PER_BATCH = 2_000
+# the event time of the first key, and the span the state's keys fall in: recent enough that none expires
+EVENT_EPOCH_S = 1_796_000_000
+STATE_SPAN_S = 3_600
+WATERMARK = "2 days"
+
+
+def _keys(spark: SparkSession, first: int, count: int, epoch_s: int, span_s: int) -> DataFrame:
+    """``count`` key rows as the stream's dedup reads them: a UUID-shaped key, its event date and its event time."""
+    digest = F.md5(F.col("id").cast("string"))
+    seconds = F.lit(epoch_s) + ((F.col("id") - first) * span_s / max(count, 1)).cast("long")
+    return spark.range(first, first + count).select(
+        F.concat_ws("-", digest.substr(1, 8), digest.substr(9, 4), digest.substr(13, 4), digest.substr(17, 16)).alias(
+            "_k1"
+        ),
+        F.to_date(F.timestamp_seconds(seconds)).alias("_k2"),
+        F.timestamp_seconds(seconds).alias("_t"),
+    )
+
+
+def eviction_run(spark: SparkSession, work: Path, keys: int, batches: int) -> dict[str, Any]:
+    """One dedup query set up as the stream's (RocksDB with changelog checkpointing, the session's shuffle
+    partitions, a watermark of two days): a first micro-batch of ``keys`` keys (at least one), then ``batches``
+    micro-batches of ``KEYS_PER_BATCH`` new keys each, later in event time, so that the watermark moves but no key
+    expires. Per measured batch: the operator's eviction time (``allRemovalsTimeMs``, summed over the state's
+    partitions) and the batch's wall time, as Spark's progress reports them."""
+    shutil.rmtree(work, ignore_errors=True)
+    source = work / "input"
+    _keys(spark, 0, keys, EVENT_EPOCH_S, STATE_SPAN_S).coalesce(1).write.parquet(str(source / "b0000"))
+    for index in range(batches):
+        time.sleep(0.01)  # the file source takes files in modification-time order
+        later = EVENT_EPOCH_S + STATE_SPAN_S + 60 * index
+        first = keys + index * KEYS_PER_BATCH
+        _keys(spark, first, KEYS_PER_BATCH, later, 1).coalesce(1).write.parquet(str(source / f"b{index + 1:04d}"))
+    for key, value in STATE_STORE_CONF.items():
+        spark.conf.set(key, value)
+    stream = (
+        spark.readStream.schema("_k1 string, _k2 date, _t timestamp")
+        .option("maxFilesPerTrigger", 1)
+        .parquet(str(source / "b*"))
+        .withWatermark("_t", WATERMARK)
+        .dropDuplicatesWithinWatermark(["_k1", "_k2"])
+    )
+    query = (
+        stream.writeStream.format("noop")
+        .option("checkpointLocation", str(work / "checkpoint"))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+    measured = [
+        progress
+        for progress in query.recentProgress
+        if progress.numInputRows == KEYS_PER_BATCH and progress.stateOperators and progress.batchId > 0
+    ]
+    shutil.rmtree(work, ignore_errors=True)
+    removals = [float(p.stateOperators[0].allRemovalsTimeMs) for p in measured]
+    walls = [float(p.durationMs["triggerExecution"]) for p in measured]
+    return {
+        "keys": keys,
+        "batches": len(measured),
+        "eviction_ms_p50": statistics.median(removals) if removals else None,
+        "batch_ms_p50": statistics.median(walls) if walls else None,
+    }
+
+
+def state_eviction(spark: SparkSession, work: Path, keys: int, batches: int = 6) -> dict[str, Any]:
+    """The eviction's cost per key held: a run over a state of one batch's keys (``KEYS_PER_BATCH``) and one over
+    ``keys`` keys, each with ``batches`` measured micro-batches; the difference of their median eviction times, per
+    key of difference."""
+    runs = [eviction_run(spark, work / f"keys-{n}", n, batches) for n in (KEYS_PER_BATCH, keys)]
+    small, large = runs[0]["eviction_ms_p50"], runs[1]["eviction_ms_p50"]
+    measured = keys > KEYS_PER_BATCH and small is not None and large is not None
+    per_key_us = (large - small) * 1000 / (keys - KEYS_PER_BATCH) if measured else None
+    return {"runs": runs, "eviction_us_per_key": per_key_us}
+
+
+def steady_state(
+    per_key_us: float, rate: float, accepted_share: float, watermarks_ms: list[int], batch_interval_s: float
+) -> dict[str, float]:
+    """What the eviction would cost once the state has filled: ``rate`` events/s over one query per event type (one
+    ``watermarks_ms`` each) in equal shares, of which ``accepted_share`` reach the state, each key kept for two of
+    its query's watermark of event time, and one micro-batch per query every ``batch_interval_s``.
+    ``rate_for_two_cores``: the rate at which the eviction alone would take both of the machine's cores."""
+    keys = [rate / len(watermarks_ms) * accepted_share * 2 * watermark / 1000 for watermark in watermarks_ms]
+    cores = sum(keys) * per_key_us / 1e6 / batch_interval_s
+    return {
+        "keys": sum(keys),
+        "eviction_s_per_batch": sum(keys) / len(keys) * per_key_us / 1e6,
+        "batch_interval_s": batch_interval_s,
+        "cores": cores,
+        "rate_for_two_cores": 2.0 * rate / cores if cores else float("inf"),
+    }
