@@ -288,7 +288,8 @@ def bench_stream(options: StreamOptions) -> dict[str, Any]:
     result["sustained"] = sustained(options, bench_dir, prefill, event_start)
     base, source = result["sustained"]["sustained_rate"], "the sustained rate"
     if base is None:  # no step sustained: what the stream finished over the lowest step, if it finished anything
-        base, source = result["sustained"]["lowest_step_finished_rate"], "the rate finished at the lowest step"
+        base = result["sustained"]["lowest_step_finished_rate"]
+        source = "the rate finished over the lowest step's measured time"
         if base < 0.01 * options.steps[0]:
             base, source = options.steps[0], "the lowest step (the stream finished almost nothing in it)"
     result["freshness_base"], result["freshness_base_source"] = base, source

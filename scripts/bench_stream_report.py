@@ -293,6 +293,10 @@ def stream_section(entry: dict[str, Any] | None, run_line: Callable[[dict[str, A
         "| batches | rows / batch | batch p50 / p95 s | verdict |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    caption = (
+        "Reached Kafka, finished and the backlog's slope are least-squares slopes over the second half of each "
+        "step's measured time, the half the verdict reads; the batches are those of the whole measured time."
+    )
     for step in sustained["steps"]:
         b = step["batches"]
         lines.append(
@@ -306,6 +310,8 @@ def stream_section(entry: dict[str, Any] | None, run_line: Callable[[dict[str, A
     ]
     rate = sustained["sustained_rate"]
     lines += [
+        "",
+        caption,
         "",
         f"**Sustained: {rate:,.0f} events/s** (target {SUSTAINED_TARGET:,} events/s)."
         if rate is not None

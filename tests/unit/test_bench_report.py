@@ -157,6 +157,7 @@ def test_the_stream_section_names_the_sustained_step_and_the_gates(docs: Path) -
     assert "| 250 | 25% | 900 | 2.5 | 4.0 | 4.5 | 6.0 |" in report
     assert "Producer processes per step: 1 at 1,000, 2 at 2,000 events/s; messages not delivered: 0." in report
     assert "| 2,000,000 | 6 | 1,400 | 1,200 |" in report
+    assert "slopes over the second half of each step's measured time, the half the verdict reads" in report
     assert "Eviction: 0.70 us of CPU per key held, in every micro-batch. At steady state, at 1,000 events/s" in report
     assert "would hold 2,000,000,000 keys" in report and "467 CPU-s per micro-batch, 186.7 cores" in report
     assert "the eviction alone takes both cores at 11 events/s." in report
