@@ -98,7 +98,9 @@ def _cpu_table(r: dict[str, Any]) -> list[str]:
 
 def _producers_per_step(steps: list[dict[str, Any]]) -> str:
     """How many producer processes sent each step's events, e.g. ``1 at 5,000 events/s, 2 at 25,000``."""
-    counts = [f"{step['producer'].get('processes', '?')} at {step['rate']:,.0f}" for step in steps]
+    if any("processes" not in step["producer"] for step in steps):
+        return "not recorded by this run"
+    counts = [f"{step['producer']['processes']} at {step['rate']:,.0f}" for step in steps]
     return (", ".join(counts) + " events/s") if counts else "none ran"
 
 

@@ -194,3 +194,18 @@ def test_the_stream_section_shows_where_the_cpu_went_in_the_runs_that_read_it(do
     row = "| step 1,000 | 1,000 | 1.700 | 0.80 | 0.30 | 0.20 | 0.10 | 0.05 | 0.05 | 0.10 | 0.10 | 0.15 | 0.02 | 0.01 |"
     assert row in report
     assert "| step 2,000 |" not in report  # a step without CPU readings has no row
+
+
+def test_a_run_recorded_before_the_dedup_state_part_renders_without_it(docs: Path) -> None:
+    # runs of 2026-12-07 and before: no per-step producer counts, no dedup state measured, no state_keys option
+    result = _stream_result()
+    del result["state"]
+    del result["options"]["state_keys"]
+    for step in result["sustained"]["steps"]:
+        del step["producer"]["processes"]
+
+    bench_report.write_report({"stream": result}, RUN)
+
+    report = (docs / "benchmarks.md").read_text()
+    assert "Producer processes per step: not recorded by this run; messages not delivered: 0." in report
+    assert "Dedup state" not in report
