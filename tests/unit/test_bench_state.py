@@ -3,10 +3,14 @@ size, and the steady-state figures worked out from it."""
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming.listener import StreamingQueryProgress
 
 from lakehouse.scripts.bench_state import KEYS_PER_BATCH, state_eviction, steady_state
 
@@ -36,3 +40,42 @@ def test_at_steady_state_a_query_holds_two_watermarks_of_accepted_keys() -> None
     assert steady["cores"] == pytest.approx(3 * 77.76 / 10)
     # the eviction's cost grows with the rate: both cores at 2 / 23.328 of 3,000 events/s
     assert steady["rate_for_two_cores"] == pytest.approx(3_000 * 2 / 23.328)
+
+
+def test_a_key_stays_until_the_watermark_passes_its_event_time_plus_the_delay(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # the stream's operator with a one-hour delay: one key at T, then one new key per batch, later in event time
+    start = 1_796_601_600  # T, epoch seconds
+    for index, hours in enumerate([0.0, 1.5, 2.5, 3.0]):
+        spark.range(1).select(
+            F.lit(f"key-{index}").alias("_k1"),
+            F.to_date(F.timestamp_seconds(F.lit(start + int(hours * 3600)))).alias("_k2"),
+            F.timestamp_seconds(F.lit(start + int(hours * 3600))).alias("_t"),
+        ).write.parquet(str(tmp_path / "input" / f"b{index}"))
+        time.sleep(0.01)
+    stream = (
+        spark.readStream.schema("_k1 string, _k2 date, _t timestamp")
+        .option("maxFilesPerTrigger", 1)
+        .parquet(str(tmp_path / "input" / "b*"))
+        .withWatermark("_t", "1 hour")
+        .dropDuplicatesWithinWatermark(["_k1", "_k2"])
+    )
+    query = (
+        stream.writeStream.format("noop")
+        .option("checkpointLocation", str(tmp_path / "checkpoint"))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+
+    def hours_after_start(progress: StreamingQueryProgress) -> float:
+        watermark = datetime.fromisoformat(progress.eventTime["watermark"].replace("Z", "+00:00"))
+        return (watermark.timestamp() - start) / 3600
+
+    batches = [(hours_after_start(p), p.stateOperators[0].numRowsRemoved) for p in query.recentProgress]
+    # the first key's event time plus the delay is T + 1 h: while the watermark is before it (T + 0.5 h among them,
+    # past the key's event time) the key stays; the first batch with the watermark at or after it removes the key
+    assert [removed for at, removed in batches if at < 1.0] == [0] * len([at for at, _ in batches if at < 1.0])
+    assert any(0.0 < at < 1.0 for at, _ in batches)
+    assert next(removed for at, removed in batches if at >= 1.0) == 1
