@@ -254,9 +254,11 @@ def freshness_run(
 
 def _steady_state(result: dict[str, Any], specs: list[EventTypeSpec]) -> dict[str, float] | None:
     """The dedup state's eviction at steady state, at the rate the freshness runs were based on, with the share of
-    messages the last freshness run accepted and the batch interval of the lowest step."""
+    messages the last freshness run accepted and the batch interval of the lowest step (of the highest-rate freshness
+    run when that step measured none)."""
     per_key_us = result["state"]["eviction_us_per_key"]
-    interval = result["sustained"]["steps"][0]["batches"]["silver_commit_interval_p50_s"]
+    runs = [*result["sustained"]["steps"][:1], *reversed(result["freshness"])]
+    interval = next((i for run in runs if (i := run["batches"].get("silver_commit_interval_p50_s"))), None)
     gates = result["freshness"][-1]["gates"] if result["freshness"] else None
     if per_key_us is None or not interval or not gates or not gates["messages"]:
         return None

@@ -240,17 +240,24 @@ def _state_lines(state: dict[str, Any], rate: float) -> list[str]:
         )
     per_key, steady = state["eviction_us_per_key"], state.get("steady")
     lines.append("")
-    if per_key is None or steady is None:
+    if per_key is None:
         return [*lines, "Eviction per key held: not measured."]
+    if steady is None:
+        return [
+            *lines,
+            f"Eviction: {per_key:.2f} us of CPU per key held, in every micro-batch (no batch interval "
+            "was measured to work out the steady state).",
+        ]
     return [
         *lines,
         f"Eviction: {per_key:.2f} us of CPU per key held, in every micro-batch. At steady state, at "
         f"{rate:,.0f} events/s, the queries' states would hold {steady['keys']:,.0f} keys (every accepted key of "
         f"the last two `dedup_watermark` of event time); each query's eviction would take "
         f"{steady['eviction_s_per_batch']:,.0f} CPU-s per micro-batch, {steady['cores']:,.1f} cores at one batch "
-        f"per query every {steady['batch_interval_s']:.1f} s (the lowest step's). **The runs above start with an "
-        f"empty state**: their rates hold only while it is young. At one batch per query in that interval, the "
-        f"eviction alone takes both cores at {steady['rate_for_two_cores']:,.0f} events/s.",
+        f"per query every {steady['batch_interval_s']:.1f} s (the lowest step's, or else the highest-rate freshness "
+        "run's). **The runs above start with an empty state**: their rates hold only while it is young. At one "
+        "batch per query in that interval, the eviction alone takes both cores at "
+        f"{steady['rate_for_two_cores']:,.0f} events/s.",
     ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
@@ -79,3 +80,28 @@ def test_a_key_stays_until_the_watermark_passes_its_event_time_plus_the_delay(
     assert [removed for at, removed in batches if at < 1.0] == [0] * len([at for at, _ in batches if at < 1.0])
     assert any(0.0 < at < 1.0 for at, _ in batches)
     assert next(removed for at, removed in batches if at >= 1.0) == 1
+
+
+def test_the_steady_state_takes_the_highest_rate_freshness_runs_batch_interval_when_the_step_has_none() -> None:
+    from lakehouse.config.specs import load_event_types
+    from lakehouse.scripts.bench_stream import _steady_state
+
+    def run(interval: float | None) -> dict[str, Any]:
+        gates = {"messages": 1_000, "silver": {"expected": 950}}
+        return {"batches": {"silver_commit_interval_p50_s": interval}, "gates": gates}
+
+    result = {
+        "state": {"eviction_us_per_key": 0.5},
+        "sustained": {"steps": [run(None)]},  # a step of one batch per query: no interval between two commits
+        "freshness": [run(4.0), run(6.0), run(8.0)],
+        "freshness_base": 600.0,
+    }
+    specs = list(load_event_types().values())
+
+    steady = _steady_state(result, specs)
+
+    assert steady is not None and steady["batch_interval_s"] == 8.0
+    # each query takes a third of 600 events/s, 95% of them accepted, and holds them for two of its watermarks
+    assert steady["keys"] == pytest.approx(sum(200.0 * 0.95 * 2 * spec.dedup_watermark_ms / 1000 for spec in specs))
+    result["sustained"]["steps"] = [run(3.0)]
+    assert _steady_state(result, specs)["batch_interval_s"] == 3.0  # type: ignore[index]
