@@ -22,8 +22,9 @@ from pyspark.sql import functions as F
 
 from lakehouse.spark.jobs.common import STATE_STORE_CONF
 
-# new keys in each of the measured micro-batches (after the one that fills the state)
+# new keys in each of the measured micro-batches (after the one that fills the state), and how many are measured
 KEYS_PER_BATCH = 2_000
+MEASURED_BATCHES = 6
 # the event time of the first key, and the span the state's keys fall in: recent enough that none expires
 EVENT_EPOCH_S = 1_796_000_000
 STATE_SPAN_S = 3_600
@@ -89,7 +90,7 @@ def eviction_run(spark: SparkSession, work: Path, keys: int, batches: int) -> di
     }
 
 
-def state_eviction(spark: SparkSession, work: Path, keys: int, batches: int = 6) -> dict[str, Any]:
+def state_eviction(spark: SparkSession, work: Path, keys: int, batches: int = MEASURED_BATCHES) -> dict[str, Any]:
     """The eviction's cost per key held: a run over a state of one batch's keys (``KEYS_PER_BATCH``) and one over
     ``keys`` keys, each with ``batches`` measured micro-batches; the difference of their median eviction times, per
     key of difference."""
@@ -97,7 +98,7 @@ def state_eviction(spark: SparkSession, work: Path, keys: int, batches: int = 6)
     small, large = runs[0]["eviction_ms_p50"], runs[1]["eviction_ms_p50"]
     measured = keys > KEYS_PER_BATCH and small is not None and large is not None
     per_key_us = (large - small) * 1000 / (keys - KEYS_PER_BATCH) if measured else None
-    return {"runs": runs, "eviction_us_per_key": per_key_us}
+    return {"runs": runs, "eviction_us_per_key": per_key_us, "keys_per_batch": KEYS_PER_BATCH}
 
 
 def steady_state(

@@ -97,6 +97,7 @@ def _stream_result() -> dict[str, Any]:
                 {"keys": 2_000_000, "batches": 6, "eviction_ms_p50": 1_400.0, "batch_ms_p50": 1_200.0},
             ],
             "eviction_us_per_key": 0.7,
+            "keys_per_batch": 2_000,
             "steady": {
                 "keys": 2_000_000_000.0,
                 "eviction_s_per_batch": 466.7,
@@ -161,7 +162,8 @@ def test_the_stream_section_names_the_sustained_step_and_the_gates(docs: Path) -
     assert "Eviction: 0.70 us of CPU per key held, in every micro-batch. At steady state, at 1,000 events/s" in report
     assert "would hold 2,000,000,000 keys" in report and "467 CPU-s per micro-batch, 186.7 cores" in report
     assert "the eviction alone takes both cores at 11 events/s." in report
-    assert "then 2,000,000 in a second run" in report
+    assert "over a state of one batch's keys and of 2,000,000 keys" in report
+    assert "Measured micro-batches of 2,000 new keys each, after the one that filled the state." in report
     gates = "| 250 | 1,000 | 950 / 950 / 0 / 0 / 0 / 0 | 10 / 10 / 0 / 0 / 0 | 10 / 10 / 0 / 0 / 0 | 0 | yes | yes |"
     assert gates in report
     assert "| produce -> serving.order_revenue_5min | | not measured yet" in report
