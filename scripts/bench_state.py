@@ -19,6 +19,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse.spark.jobs.common import STATE_STORE_CONF
 
@@ -44,6 +45,28 @@ def _keys(spark: SparkSession, first: int, count: int, epoch_s: int, span_s: int
     )
 
 
+def run_dedup(spark: SparkSession, source: Path, checkpoint: Path, watermark: str) -> StreamingQuery:
+    """The stream's dedup operator and state-store settings over the key rows of ``source``'s folders (``b*``, one
+    micro-batch each, in the order they were written), run until all are read; the finished query."""
+    for key, value in STATE_STORE_CONF.items():
+        spark.conf.set(key, value)
+    stream = (
+        spark.readStream.schema("_k1 string, _k2 date, _t timestamp")
+        .option("maxFilesPerTrigger", 1)
+        .parquet(str(source / "b*"))
+        .withWatermark("_t", watermark)
+        .dropDuplicatesWithinWatermark(["_k1", "_k2"])
+    )
+    query = (
+        stream.writeStream.format("noop")
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+    return query
+
+
 def eviction_run(spark: SparkSession, work: Path, keys: int, batches: int) -> dict[str, Any]:
     """One dedup query set up as the stream's (RocksDB with changelog checkpointing, the session's shuffle
     partitions, a watermark of two days): a first micro-batch of ``keys`` keys (at least one), then ``batches``
@@ -58,22 +81,7 @@ def eviction_run(spark: SparkSession, work: Path, keys: int, batches: int) -> di
         later = EVENT_EPOCH_S + STATE_SPAN_S + 60 * index
         first = keys + index * KEYS_PER_BATCH
         _keys(spark, first, KEYS_PER_BATCH, later, 1).coalesce(1).write.parquet(str(source / f"b{index + 1:04d}"))
-    for key, value in STATE_STORE_CONF.items():
-        spark.conf.set(key, value)
-    stream = (
-        spark.readStream.schema("_k1 string, _k2 date, _t timestamp")
-        .option("maxFilesPerTrigger", 1)
-        .parquet(str(source / "b*"))
-        .withWatermark("_t", WATERMARK)
-        .dropDuplicatesWithinWatermark(["_k1", "_k2"])
-    )
-    query = (
-        stream.writeStream.format("noop")
-        .option("checkpointLocation", str(work / "checkpoint"))
-        .trigger(availableNow=True)
-        .start()
-    )
-    query.awaitTermination()
+    query = run_dedup(spark, source, work / "checkpoint", WATERMARK)
     measured = [
         progress
         for progress in query.recentProgress

@@ -13,7 +13,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.listener import StreamingQueryProgress
 
-from lakehouse.scripts.bench_state import KEYS_PER_BATCH, state_eviction, steady_state
+from lakehouse.scripts.bench_state import KEYS_PER_BATCH, run_dedup, state_eviction, steady_state
 
 
 def test_the_eviction_is_measured_over_states_of_both_sizes(spark: SparkSession, tmp_path: Path) -> None:
@@ -55,20 +55,7 @@ def test_a_key_stays_until_the_watermark_passes_its_event_time_plus_the_delay(
             F.timestamp_seconds(F.lit(start + int(hours * 3600))).alias("_t"),
         ).write.parquet(str(tmp_path / "input" / f"b{index}"))
         time.sleep(0.01)
-    stream = (
-        spark.readStream.schema("_k1 string, _k2 date, _t timestamp")
-        .option("maxFilesPerTrigger", 1)
-        .parquet(str(tmp_path / "input" / "b*"))
-        .withWatermark("_t", "1 hour")
-        .dropDuplicatesWithinWatermark(["_k1", "_k2"])
-    )
-    query = (
-        stream.writeStream.format("noop")
-        .option("checkpointLocation", str(tmp_path / "checkpoint"))
-        .trigger(availableNow=True)
-        .start()
-    )
-    query.awaitTermination()
+    query = run_dedup(spark, tmp_path / "input", tmp_path / "checkpoint", "1 hour")
 
     def hours_after_start(progress: StreamingQueryProgress) -> float:
         watermark = datetime.fromisoformat(progress.eventTime["watermark"].replace("Z", "+00:00"))
