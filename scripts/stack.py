@@ -34,12 +34,13 @@ def resolve_jars(settings: Settings | None = None) -> dict[str, Path]:
     """Resolve every JVM jar set the stack needs (idempotent): Spark's runtime jars and the Kafka broker's, and
     for an environment on ``s3a://`` hadoop-aws and the local object store's; and place pyspark's distribution in
     the cache (``lakehouse.spark.distribution``), and compile the ``java.nio`` local file system
-    (``lakehouse.spark.local_fs``)."""
+    (``lakehouse.spark.local_fs``) and the timer dedup (``lakehouse.spark.timer_dedup``)."""
+    from lakehouse.spark import local_fs, timer_dedup
     from lakehouse.spark.distribution import ensure_distribution
-    from lakehouse.spark.local_fs import ensure_jar
 
     ensure_distribution()
-    ensure_jar()  # before the class archive, whose name depends on the drivers' class path
+    local_fs.ensure_jar()  # before the class archive, whose name depends on the drivers' class path
+    timer_dedup.ensure_jar()
     sets = [SPARK_JARS, KAFKA_JARS]
     if settings is not None and settings.storage.uses_s3a:
         sets += [S3A_JARS, S3PROXY_JARS]

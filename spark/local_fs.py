@@ -13,16 +13,12 @@ uses Hadoop's own classes. ``LAKEHOUSE_LOCAL_FS=hadoop`` keeps Hadoop's own clas
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
 import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 from lakehouse.config.errors import PrerequisiteError
+from lakehouse.spark.java_build import build_jar, cached_jar, sources, warn_once
 
 log = logging.getLogger(__name__)
 SOURCES = Path(__file__).resolve().parent / "java"
@@ -33,10 +29,6 @@ HADOOP_CONF = {
     "spark.hadoop.fs.AbstractFileSystem.file.impl": ABSTRACT_FILE_SYSTEM,
 }
 CLASS_PATH_KEYS = ("spark.driver.extraClassPath", "spark.executor.extraClassPath")
-
-
-def _sources() -> list[Path]:
-    return sorted(SOURCES.rglob("*.java"))
 
 
 def _hadoop_api_jar() -> Path:
@@ -51,13 +43,7 @@ def _hadoop_api_jar() -> Path:
 
 def jar_path() -> Path:
     """Where the compiled jar lives: named by a digest of the sources and the Hadoop jar they compile against."""
-    from lakehouse.spark.jars import cache_root
-
-    digest = hashlib.sha256()
-    for source in _sources():
-        digest.update(source.name.encode() + b"\0" + source.read_bytes())
-    digest.update(_hadoop_api_jar().name.encode())
-    return cache_root() / "jars" / f"local-fs-{digest.hexdigest()[:12]}" / "lakehouse-local-fs.jar"
+    return cached_jar("local-fs", sources(SOURCES), _hadoop_api_jar().name)
 
 
 def enabled() -> bool:
@@ -70,38 +56,11 @@ def ensure_jar() -> Path | None:
     if not enabled():
         return None
     target = jar_path()
-    if target.is_file():
-        return target
-    javac, jar = shutil.which("javac"), shutil.which("jar")
-    if not javac or not jar:
-        _warn_once(
-            "`javac` was not found on PATH, so Spark's local file system starts a process for each permission it "
-            "sets (slower): install a Java 17 JDK (Debian: `apt-get install openjdk-17-jdk-headless`)"
-        )
+    failure = build_jar(target, sources(SOURCES), str(_hadoop_api_jar()))
+    if failure is not None:
+        warn_once(log, f"{failure}; Spark's local file system then starts a process per permission it sets (slower)")
         return None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".local-fs-", dir=target.parent) as scratch:
-        classes = Path(scratch) / "classes"
-        staged = Path(scratch) / target.name
-        commands = [
-            [javac, "--release", "17", "-nowarn", "-cp", str(_hadoop_api_jar()), "-d", str(classes)]
-            + [str(s) for s in _sources()],
-            [jar, "cf", str(staged), "-C", str(classes), "."],
-        ]
-        for command in commands:
-            run = subprocess.run(command, capture_output=True, text=True, check=False)
-            if run.returncode != 0:
-                tail = run.stderr.strip()[-500:]
-                _warn_once(f"building {target.name} failed, so Spark keeps Hadoop's local file system: {tail}")
-                return None
-        os.replace(staged, target)  # atomic: a concurrent build writes the same bytes
-    log.info("compiled %s", target)
     return target
-
-
-@functools.cache
-def _warn_once(message: str) -> None:
-    log.warning(message)
 
 
 def with_local_fs(conf: dict[str, str], *, local_executors: bool) -> dict[str, str]:

@@ -18,6 +18,7 @@ from lakehouse.config.settings import settings as current_settings
 from lakehouse.spark.class_archive import with_archive
 from lakehouse.spark.distribution import spark_home
 from lakehouse.spark.local_fs import with_local_fs
+from lakehouse.spark.timer_dedup import with_timer_dedup
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def session_conf(settings: Settings, extra: Mapping[str, str] | None = None) -> 
             conf["spark.driver.extraClassPath"] = conf["spark.executor.extraClassPath"] = os.pathsep.join(s3a)
             s3a = []
         conf["spark.jars"] = ",".join([*jars, *s3a])
+        conf = with_timer_dedup(conf)
         if settings.spark.master.startswith("local") or settings.master_on_this_machine:
             conf = with_local_fs(conf, local_executors=settings.master_on_this_machine)
         conf = with_archive(conf, local_executors=settings.master_on_this_machine)
