@@ -18,7 +18,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from pyspark.sql import SparkSession
 
 from lakehouse.spark.java_build import build_jar, cached_jar, sources, warn_once
 
@@ -26,6 +30,10 @@ log = logging.getLogger(__name__)
 SOURCES = Path(__file__).resolve().parent / "extension"
 EXTENSION = "lakehouse.dedup.TimerDedupExtension"
 SETTING = "LAKEHOUSE_DEDUP"
+# the session setting the extension's rule reads when it plans a query: "spark" keeps Spark's own operator
+SESSION_SETTING = "spark.lakehouse.dedup"
+# the name Spark's own operator records in a checkpoint's operator metadata
+SPARK_OPERATOR = "dedupeWithinWatermark"
 
 
 def enabled() -> bool:
@@ -71,3 +79,24 @@ def with_timer_dedup(conf: dict[str, str]) -> dict[str, str]:
         "spark.sql.extensions": ",".join([*extensions, EXTENSION] if EXTENSION not in extensions else extensions),
         "spark.jars": ",".join([*jars, str(jar)] if str(jar) not in jars else jars),
     }
+
+
+@contextmanager
+def operator_of_checkpoint(spark: SparkSession, operator: str | None, query: str) -> Iterator[None]:
+    """Plan and start a query inside this block with the dedup operator its checkpoint's state was made by:
+    Spark's own when ``operator`` names it (a checkpoint from before the timer dedup, which cannot read the other's
+    state), else the session's choice."""
+    if operator != SPARK_OPERATOR:
+        yield
+        return
+    log.warning(
+        "%s: its checkpoint holds the state of Spark's own dedup operator, which it keeps (it reads every key it "
+        "holds in every micro-batch); restart the event type from scratch to move it to the timer dedup "
+        "(docs/runbook.md)",
+        query,
+    )
+    spark.conf.set(SESSION_SETTING, "spark")
+    try:
+        yield
+    finally:
+        spark.conf.unset(SESSION_SETTING)

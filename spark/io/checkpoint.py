@@ -59,6 +59,18 @@ def _read_text(spark: SparkSession, location: str) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
+def state_operator(spark: SparkSession, checkpoint: str) -> str | None:
+    """The name of the first stateful operator whose state ``checkpoint`` holds, as Spark's version 1 operator
+    metadata records it (``dedupeWithinWatermark`` for Spark's own dedup); None when there is none (a new
+    checkpoint, or one whose operator writes version 2 metadata, as ``transformWithState`` does)."""
+    text = _read_text(spark, f"{checkpoint.rstrip('/')}/state/0/_metadata/metadata")
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    if len(lines) < 2:
+        return None
+    name = json.loads(lines[1]).get("operatorInfo", {}).get("operatorName")
+    return str(name) if name else None
+
+
 def _flatten(source_offsets: str) -> dict[str, int]:
     """``{"topic": {"0": 12}}`` -> ``{"topic-0": 12}``."""
     return {

@@ -39,7 +39,7 @@ from lakehouse.postgres.stream_audit import check_audit_table
 from lakehouse.spark.errors import SparkJobError
 from lakehouse.spark.io import kafka as kafka_io
 from lakehouse.spark.io import reference
-from lakehouse.spark.io.checkpoint import batch_offsets, has_batches
+from lakehouse.spark.io.checkpoint import batch_offsets, has_batches, state_operator
 from lakehouse.spark.io.delta import AppendLedger, append_once, observed, table_is_empty
 from lakehouse.spark.jobs.common import (
     STATE_STORE_CONF,
@@ -57,6 +57,7 @@ from lakehouse.spark.jobs.common import (
 )
 from lakehouse.spark.jobs.late_keys import LateKeyIndex
 from lakehouse.spark.session import get_spark
+from lakehouse.spark.timer_dedup import operator_of_checkpoint
 from lakehouse.spark.transforms import bronze, silver
 from lakehouse.spark.transforms.literals import batch_value
 
@@ -428,9 +429,10 @@ def start(
         )
     for key, value in STATE_STORE_CONF.items():
         spark.conf.set(key, value)
-    stream = keyed_stream(kafka_io.read_stream(spark, settings, spec.topic, max_records), spec)
-    writer = TopicBatchWriter(settings, spec, app_id, checkpoint, new_app_id)
-    return start_query(stream, name, checkpoint, writer, available_now, trigger_seconds)
+    with operator_of_checkpoint(spark, state_operator(spark, checkpoint), name):
+        stream = keyed_stream(kafka_io.read_stream(spark, settings, spec.topic, max_records), spec)
+        writer = TopicBatchWriter(settings, spec, app_id, checkpoint, new_app_id)
+        return start_query(stream, name, checkpoint, writer, available_now, trigger_seconds)
 
 
 def main(argv: list[str]) -> None:

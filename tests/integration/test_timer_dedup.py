@@ -13,10 +13,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.scripts.bench_state import eviction_run
+from lakehouse.spark.io.checkpoint import state_operator
 from lakehouse.spark.jobs.common import STATE_STORE_CONF
-from lakehouse.spark.timer_dedup import EXTENSION
+from lakehouse.spark.timer_dedup import EXTENSION, SESSION_SETTING, SPARK_OPERATOR, operator_of_checkpoint
 
-SETTING = "spark.lakehouse.dedup"
 T0 = 1_796_601_600  # epoch seconds
 HOUR = 3_600
 # micro-batches of (key, seconds after T0 or None for a row without event time, tag); the delay is one hour
@@ -38,42 +38,51 @@ def session(spark: SparkSession) -> Iterator[SparkSession]:
     for key, value in STATE_STORE_CONF.items():
         spark.conf.set(key, value)
     yield spark
-    spark.conf.unset(SETTING)
+    spark.conf.unset(SESSION_SETTING)
 
 
-def _source(spark: SparkSession, folder: Path) -> DataFrame:
-    for index, batch in enumerate(BATCHES):
+def _write(spark: SparkSession, folder: Path, batches: list[list[tuple[str, int | None, str]]], first: int = 0) -> None:
+    for index, batch in enumerate(batches, start=first):
         rows = [(key, None if at is None else T0 + at, tag) for key, at, tag in batch]
         spark.createDataFrame(rows, "_k1 string, seconds long, tag string").select(
             "_k1",
             F.to_date(F.timestamp_seconds(F.coalesce("seconds", F.lit(T0)))).alias("_k2"),
             F.timestamp_seconds("seconds").alias("_t"),
             F.struct("tag").alias("_row"),
-        ).coalesce(1).write.parquet(str(folder / f"b{index}"))
+        ).coalesce(1).write.parquet(str(folder / "input" / f"b{index}"))
         time.sleep(0.01)  # the file source takes files in modification-time order
+
+
+def _deduplicated(spark: SparkSession, folder: Path) -> DataFrame:
     return (
         spark.readStream.schema("_k1 string, _k2 date, _t timestamp, _row struct<tag: string>")
         .option("maxFilesPerTrigger", 1)
-        .parquet(str(folder / "b*"))
+        .parquet(str(folder / "input" / "b*"))
         .withWatermark("_t", "1 hour")
         .dropDuplicatesWithinWatermark(["_k1", "_k2"])
     )
 
 
-def _run(spark: SparkSession, tmp_path: Path, operator: str) -> tuple[set[str], str]:
-    spark.conf.set(SETTING, operator)
-    deduplicated = _source(spark, tmp_path / operator / "input")
+def _drain(spark: SparkSession, folder: Path) -> tuple[set[str], str]:
+    """Run the dedup over every batch not read yet; every tag kept so far, and the analyzed plan."""
+    deduplicated = _deduplicated(spark, folder)
     plan = deduplicated._jdf.queryExecution().analyzed().toString()
     query = (
         deduplicated.writeStream.format("parquet")
-        .option("path", str(tmp_path / operator / "output"))
-        .option("checkpointLocation", str(tmp_path / operator / "checkpoint"))
+        .option("path", str(folder / "output"))
+        .option("checkpointLocation", str(folder / "checkpoint"))
         .trigger(availableNow=True)
         .start()
     )
     query.awaitTermination()
-    kept = {row.tag for row in spark.read.parquet(str(tmp_path / operator / "output")).select("_row.tag").collect()}
+    kept = {row.tag for row in spark.read.parquet(str(folder / "output")).select("_row.tag").collect()}
     return kept, plan
+
+
+def _run(spark: SparkSession, tmp_path: Path, operator: str) -> tuple[set[str], str]:
+    spark.conf.set(SESSION_SETTING, operator)
+    _write(spark, tmp_path / operator, BATCHES)
+    return _drain(spark, tmp_path / operator)
 
 
 def test_the_session_loads_the_extension(spark: SparkSession) -> None:
@@ -97,9 +106,9 @@ def test_timers_keep_what_sparks_operator_keeps_and_drop_at_the_current_watermar
 
 def test_timers_read_only_the_keys_that_expire(session: SparkSession, tmp_path: Path) -> None:
     held = 300_000
-    session.conf.set(SETTING, "timers")
+    session.conf.set(SESSION_SETTING, "timers")
     by_timers = eviction_run(session, tmp_path / "timers", held, batches=3)
-    session.conf.set(SETTING, "spark")
+    session.conf.set(SESSION_SETTING, "spark")
     by_spark = eviction_run(session, tmp_path / "spark", held, batches=3)
 
     assert (by_timers["operator"], by_spark["operator"]) == ("transformWithStateExec", "dedupeWithinWatermark")
@@ -108,3 +117,21 @@ def test_timers_read_only_the_keys_that_expire(session: SparkSession, tmp_path: 
     # least its 36-character key), the timers' reads at most the first timer that has not expired in each partition
     assert by_spark["iterator_bytes_p50"] >= held * 36
     assert by_timers["iterator_bytes_p50"] < 1_000
+
+
+def test_a_checkpoint_made_by_sparks_operator_keeps_it(session: SparkSession, tmp_path: Path) -> None:
+    _run(session, tmp_path, "spark")
+    _run(session, tmp_path, "timers")
+    assert state_operator(session, str(tmp_path / "spark" / "checkpoint")) == SPARK_OPERATOR
+    assert state_operator(session, str(tmp_path / "timers" / "checkpoint")) is None  # its metadata is version 2
+    assert state_operator(session, str(tmp_path / "no-checkpoint")) is None
+
+    # a new key after the stream restarts on its old checkpoint, the session's choice now the timers
+    session.conf.unset(SESSION_SETTING)
+    _write(session, tmp_path / "spark", [[("d", 4 * HOUR, "d-first"), ("a", 0, "a-copy-after-restart")]], first=3)
+    with operator_of_checkpoint(session, state_operator(session, str(tmp_path / "spark" / "checkpoint")), "test"):
+        kept, plan = _drain(session, tmp_path / "spark")
+
+    assert "DeduplicateWithinWatermark" in plan
+    assert kept == KEPT | {"edge", "d-first"}
+    assert session.conf.get(SESSION_SETTING, None) is None  # restored for the next query
