@@ -1,8 +1,10 @@
 """``bench stream``'s dedup-state part: what the stream's dedup state costs per micro-batch for the keys it holds.
 
-Spark 4.2's ``dropDuplicatesWithinWatermark`` finds expired keys by reading every key in its state store, in every
-micro-batch (``StreamingDeduplicateWithinWatermarkExec.evictDupInfoFromState`` iterates the whole store), whether or
-not any has expired. And a key stays until the watermark, itself ``dedup_watermark`` behind the newest event time,
+Spark 4.2's own ``dropDuplicatesWithinWatermark`` operator finds expired keys by reading every key in its state store,
+in every micro-batch (``StreamingDeduplicateWithinWatermarkExec.evictDupInfoFromState`` iterates the whole store),
+whether or not any has expired; the timer dedup the stream runs where this project ships Spark's jars
+(``lakehouse.spark.timer_dedup``) reads only the expired keys' timers, and writes more per new key. Both are measured,
+side by side. A key stays until the watermark, itself ``dedup_watermark`` behind the newest event time,
 passes the key's event time plus ``dedup_watermark``: a stream at steady state holds every accepted key of the last two
 ``dedup_watermark`` of event time. The streaming benchmark's runs start with an empty state and hold only their own
 keys, so this part measures the cost per key held, and the report works out what a steady-state state would cost
@@ -22,6 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse.spark.jobs.common import STATE_STORE_CONF
+from lakehouse.spark.timer_dedup import EXTENSION, SESSION_SETTING
 
 # new keys in each of the measured micro-batches (after the one that fills the state), and how many are measured
 KEYS_PER_BATCH = 2_000
@@ -94,6 +97,7 @@ def eviction_run(spark: SparkSession, work: Path, keys: int, batches: int) -> di
     removals = [float(o.allRemovalsTimeMs) + float(o.customMetrics.get("timerProcessingTimeMs", 0)) for o in operators]
     scanned = [float(o.customMetrics.get("rocksdbTotalBytesReadThroughIterator", 0)) for o in operators]
     walls = [float(p.durationMs["triggerExecution"]) for p in measured]
+    fill = next((p for p in query.recentProgress if p.batchId == 0), None)
     return {
         "keys": keys,
         "operator": operators[0].operatorName if operators else None,
@@ -101,33 +105,55 @@ def eviction_run(spark: SparkSession, work: Path, keys: int, batches: int) -> di
         "eviction_ms_p50": statistics.median(removals) if removals else None,
         "iterator_bytes_p50": statistics.median(scanned) if scanned else None,
         "batch_ms_p50": statistics.median(walls) if walls else None,
+        "fill_ms": float(fill.durationMs["triggerExecution"]) if fill is not None else None,
     }
 
 
 def state_eviction(spark: SparkSession, work: Path, keys: int, batches: int = MEASURED_BATCHES) -> dict[str, Any]:
-    """The eviction's cost per key held: a run over a state of one batch's keys (``KEYS_PER_BATCH``) and one over
-    ``keys`` keys, each with ``batches`` measured micro-batches; the difference of their median eviction times, per
-    key of difference."""
-    runs = [eviction_run(spark, work / f"keys-{n}", n, batches) for n in (KEYS_PER_BATCH, keys)]
-    small, large = runs[0]["eviction_ms_p50"], runs[1]["eviction_ms_p50"]
-    measured = keys > KEYS_PER_BATCH and small is not None and large is not None
-    per_key_us = (large - small) * 1000 / (keys - KEYS_PER_BATCH) if measured else None
-    return {"runs": runs, "eviction_us_per_key": per_key_us, "keys_per_batch": KEYS_PER_BATCH}
+    """The eviction's cost per key held, for Spark's own dedup operator and, when the session loads it, the timer
+    dedup (``lakehouse.spark.timer_dedup``, what the stream runs then), side by side: per operator, a run over a
+    state of one batch's keys (``KEYS_PER_BATCH``) and one over ``keys`` keys, each with ``batches`` measured
+    micro-batches; the difference of their median eviction times (and of their median batch times), per key of
+    difference; and the first batch of the larger run (which wrote its ``keys`` keys into an empty state), per key."""
+    loaded = EXTENSION in (spark.conf.get("spark.sql.extensions", "") or "").split(",")
+    operators: dict[str, Any] = {}
+    try:
+        for operator in ("spark", "timers") if loaded else ("spark",):
+            spark.conf.set(SESSION_SETTING, operator)
+            runs = [eviction_run(spark, work / f"{operator}-{n}", n, batches) for n in (KEYS_PER_BATCH, keys)]
+            operators[operator] = {
+                "runs": runs,
+                "eviction_us_per_key": _per_key_us(runs, "eviction_ms_p50"),
+                "batch_us_per_key": _per_key_us(runs, "batch_ms_p50"),
+                "fill_us_per_key": runs[1]["fill_ms"] * 1000 / keys if runs[1]["fill_ms"] is not None else None,
+            }
+    finally:
+        spark.conf.unset(SESSION_SETTING)
+    # the top-level figures are Spark's operator's, as runs recorded before the timer dedup have them
+    return {**operators["spark"], "keys_per_batch": KEYS_PER_BATCH, "operators": operators}
+
+
+def _per_key_us(runs: list[dict[str, Any]], field: str) -> float | None:
+    small, large = runs[0][field], runs[1][field]
+    if small is None or large is None or runs[1]["keys"] <= runs[0]["keys"]:
+        return None
+    return float(large - small) * 1000 / (runs[1]["keys"] - runs[0]["keys"])
 
 
 def steady_state(
     per_key_us: float, rate: float, accepted_share: float, watermarks_ms: list[int], batch_interval_s: float
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """What the eviction would cost once the state has filled: ``rate`` events/s over one query per event type (one
     ``watermarks_ms`` each) in equal shares, of which ``accepted_share`` reach the state, each key kept for two of
     its query's watermark of event time, and one micro-batch per query every ``batch_interval_s``.
     ``rate_for_two_cores``: the rate at which the eviction alone would take both of the machine's cores."""
     keys = [rate / len(watermarks_ms) * accepted_share * 2 * watermark / 1000 for watermark in watermarks_ms]
+    per_key_us = max(per_key_us, 0.0)  # a difference of two medians below the noise: nothing measurable
     cores = sum(keys) * per_key_us / 1e6 / batch_interval_s
     return {
         "keys": sum(keys),
         "eviction_s_per_batch": sum(keys) / len(keys) * per_key_us / 1e6,
         "batch_interval_s": batch_interval_s,
         "cores": cores,
-        "rate_for_two_cores": 2.0 * rate / cores if cores else float("inf"),
+        "rate_for_two_cores": 2.0 * rate / cores if cores else None,
     }

@@ -252,11 +252,13 @@ def freshness_run(
     }, run
 
 
-def _steady_state(result: dict[str, Any], specs: list[EventTypeSpec]) -> dict[str, float] | None:
-    """The dedup state's eviction at steady state, at the rate the freshness runs were based on, with the share of
-    messages the last freshness run accepted and the batch interval of the lowest step (of the highest-rate freshness
-    run when that step measured none)."""
-    per_key_us = result["state"]["eviction_us_per_key"]
+def _steady_state(
+    result: dict[str, Any], specs: list[EventTypeSpec], per_key_us: float | None = None
+) -> dict[str, float | None] | None:
+    """The dedup state's eviction at steady state (at ``per_key_us`` per key held, by default Spark's operator's),
+    at the rate the freshness runs were based on, with the share of messages the last freshness run accepted and the
+    batch interval of the lowest step (of the highest-rate freshness run when that step measured none)."""
+    per_key_us = result["state"]["eviction_us_per_key"] if per_key_us is None else per_key_us
     runs = [*result["sustained"]["steps"][:1], *reversed(result["freshness"])]
     interval = next((i for run in runs if (i := run["batches"].get("silver_commit_interval_p50_s"))), None)
     gates = result["freshness"][-1]["gates"] if result["freshness"] else None
@@ -309,6 +311,8 @@ def bench_stream(options: StreamOptions) -> dict[str, Any]:
     print("== dedup state eviction", flush=True)
     result["state"] = state_eviction(spark, bench_dir / "state", options.state_keys)
     result["state"]["steady"] = _steady_state(result, specs)
+    for measured in result["state"]["operators"].values():
+        measured["steady"] = _steady_state(result, specs, measured["eviction_us_per_key"])
     print("== produce -> serving.order_revenue_5min", flush=True)
     serving_rate = max(1, round(SERVING_SHARE * base))
     serving_run = StreamRun("serving", bench_dir, None, options.trigger_seconds, options.max_records_per_batch)

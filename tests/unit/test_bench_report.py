@@ -211,3 +211,37 @@ def test_a_run_recorded_before_the_dedup_state_part_renders_without_it(docs: Pat
     report = (docs / "benchmarks.md").read_text()
     assert "Producer processes per step: not recorded by this run; messages not delivered: 0." in report
     assert "Dedup state" not in report
+
+
+def test_the_dedup_state_renders_both_operators_side_by_side(docs: Path) -> None:
+    result = _stream_result()
+    spark = {**result["state"], "batch_us_per_key": 0.4, "fill_us_per_key": 3.0}
+    del spark["keys_per_batch"]
+    timers = {
+        "runs": [
+            {"keys": 2_000, "batches": 6, "eviction_ms_p50": 0.0, "batch_ms_p50": 450.0},
+            {"keys": 2_000_000, "batches": 6, "eviction_ms_p50": 0.0, "batch_ms_p50": 430.0},
+        ],
+        "eviction_us_per_key": 0.0,
+        "batch_us_per_key": -0.01,
+        "fill_us_per_key": 9.5,
+        "steady": {
+            "keys": 2_000_000_000.0,
+            "eviction_s_per_batch": 0.0,
+            "batch_interval_s": 7.5,
+            "cores": 0.0,
+            "rate_for_two_cores": None,
+        },
+    }
+    result["state"]["operators"] = {"spark": spark, "timers": timers}
+
+    bench_report.write_report({"stream": result}, RUN)
+
+    report = (docs / "benchmarks.md").read_text()
+    assert "| spark | 2,000,000 | 6 | 1,400 | 1,200 |" in report
+    assert "| timers | 2,000,000 | 6 | 0 | 430 |" in report
+    assert "Spark's own operator: Eviction: 0.70 us of CPU per key held, in every micro-batch." in report
+    assert "The timer dedup (what the stream runs; `lakehouse.spark.timer_dedup`): Eviction: 0.00 us" in report
+    assert "The eviction's cost per key held was not measurable above the noise." in report
+    assert "Writing a new key (the first batch of each larger run" in report and "spark 3.0 us, timers 9.5 us" in report
+    assert "measured Spark's own operator only" not in report

@@ -26,6 +26,14 @@ def test_the_eviction_is_measured_over_states_of_both_sizes(spark: SparkSession,
     assert large["eviction_ms_p50"] is not None and large["eviction_ms_p50"] >= 0
     expected = (large["eviction_ms_p50"] - small["eviction_ms_p50"]) * 1000 / (40_000 - KEYS_PER_BATCH)
     assert measured["eviction_us_per_key"] == pytest.approx(expected)
+    assert measured["operators"]["spark"]["runs"] == measured["runs"]
+    # the suite's session loads the timer dedup, measured beside Spark's operator over the same sizes
+    timers = measured["operators"]["timers"]
+    assert [run["operator"] for run in timers["runs"]] == ["transformWithStateExec"] * 2
+    assert [run["operator"] for run in measured["runs"]] == ["dedupeWithinWatermark"] * 2
+    assert [run["keys"] for run in timers["runs"]] == [KEYS_PER_BATCH, 40_000]
+    fill_ms = timers["runs"][1]["fill_ms"]
+    assert fill_ms > 0 and timers["fill_us_per_key"] == pytest.approx(fill_ms * 1000 / 40_000)
     assert list(tmp_path.iterdir()) == []  # each run removes its input and checkpoint
 
 
@@ -41,6 +49,9 @@ def test_at_steady_state_a_query_holds_two_watermarks_of_accepted_keys() -> None
     assert steady["cores"] == pytest.approx(3 * 77.76 / 10)
     # the eviction's cost grows with the rate: both cores at 2 / 23.328 of 3,000 events/s
     assert steady["rate_for_two_cores"] == pytest.approx(3_000 * 2 / 23.328)
+    # a cost per key below the noise (a negative difference of medians) is none: no rate fills the cores
+    nothing = steady_state(-0.01, 3_000.0, 0.9, [86_400_000] * 3, 10.0)
+    assert nothing["cores"] == 0 and nothing["rate_for_two_cores"] is None
 
 
 def test_a_key_stays_until_the_watermark_passes_its_event_time_plus_the_delay(
