@@ -101,9 +101,10 @@ def keyed_stream(kafka: DataFrame, spec: EventTypeSpec) -> DataFrame:
     Each message becomes a ``_row`` (its Bronze columns in ``_bronze`` and, for events, the typed and checked
     Silver columns). An accepted event also yields a key row ``(_k1, _k2) = (dedup key, event_date)`` with its
     event time ``_t``. ``dropDuplicatesWithinWatermark`` keeps a key row only the first time its key is seen
-    within the event type's ``dedup_watermark``, in a RocksDB state store; message rows carry a key of their own
-    and no event time, so they all pass (and leave the state at the next eviction). Key rows older than the
-    watermark are dropped by the operator: the batch checks those events against Silver instead."""
+    within the event type's ``dedup_watermark``, in a RocksDB state store (planned as the timer dedup where it is
+    loaded, ``lakehouse.spark.timer_dedup``); message rows carry a key of their own and no event time, so they all
+    pass (Spark's own operator holds them until its next eviction, the timer dedup not at all). Key rows at or
+    before the watermark are dropped by the operator: the batch checks those events against Silver instead."""
     rows = bronze.classify(
         bronze.from_kafka(kafka), spec.event_types, spec.versions, spec.max_message_bytes, keep_parsed=True
     )

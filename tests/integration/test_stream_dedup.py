@@ -93,6 +93,12 @@ def test_state_catches_recent_duplicates_and_silver_the_late_ones_across_a_resta
     assert all(r["done"] >= r["ingested"] for r in stamped)
     bronze_ms = {r[0] for r in bronze.select(F.unix_millis("ingested_at")).distinct().collect()}
     assert len(bronze_ms) == 5 and bronze_ms <= set(batch_ms.values())  # the five batches that read messages
+    # the dedup state is the timer dedup's (lakehouse.spark.timer_dedup), whose operator metadata is version 2
+    versions = (offsets.parent / "state" / "0" / "_metadata" / "v2").iterdir()
+    operators = {
+        json.loads(v.read_text().splitlines()[1])["operatorInfo"]["operatorName"] for v in versions if v.name.isdigit()
+    }
+    assert operators == {"transformWithStateExec"}
 
     with psycopg.connect(env.postgres_dsn()) as conn:
         rows = conn.execute(

@@ -105,7 +105,7 @@ def test_timers_keep_what_sparks_operator_keeps_and_drop_at_the_current_watermar
 
 
 def test_timers_read_only_the_keys_that_expire(session: SparkSession, tmp_path: Path) -> None:
-    held = 300_000
+    held = 100_000
     session.conf.set(SESSION_SETTING, "timers")
     by_timers = eviction_run(session, tmp_path / "timers", held, batches=3)
     session.conf.set(SESSION_SETTING, "spark")
