@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse.spark.jobs.common import STATE_STORE_CONF
-from lakehouse.spark.timer_dedup import EXTENSION, SESSION_SETTING
+from lakehouse.spark.timer_dedup import EXTENSION, session_setting
 
 # new keys in each of the measured micro-batches (after the one that fills the state), and how many are measured
 KEYS_PER_BATCH = 2_000
@@ -117,18 +117,15 @@ def state_eviction(spark: SparkSession, work: Path, keys: int, batches: int = ME
     difference; and the first batch of the larger run (which wrote its ``keys`` keys into an empty state), per key."""
     loaded = EXTENSION in (spark.conf.get("spark.sql.extensions", "") or "").split(",")
     operators: dict[str, Any] = {}
-    try:
-        for operator in ("spark", "timers") if loaded else ("spark",):
-            spark.conf.set(SESSION_SETTING, operator)
+    for operator in ("spark", "timers") if loaded else ("spark",):
+        with session_setting(spark, operator):
             runs = [eviction_run(spark, work / f"{operator}-{n}", n, batches) for n in (KEYS_PER_BATCH, keys)]
-            operators[operator] = {
-                "runs": runs,
-                "eviction_us_per_key": _per_key_us(runs, "eviction_ms_p50"),
-                "batch_us_per_key": _per_key_us(runs, "batch_ms_p50"),
-                "fill_us_per_key": runs[1]["fill_ms"] * 1000 / keys if runs[1]["fill_ms"] is not None else None,
-            }
-    finally:
-        spark.conf.unset(SESSION_SETTING)
+        operators[operator] = {
+            "runs": runs,
+            "eviction_us_per_key": _per_key_us(runs, "eviction_ms_p50"),
+            "batch_us_per_key": _per_key_us(runs, "batch_ms_p50"),
+            "fill_us_per_key": runs[1]["fill_ms"] * 1000 / keys if runs[1]["fill_ms"] is not None else None,
+        }
     # the top-level figures are Spark's operator's, as runs recorded before the timer dedup have them
     return {**operators["spark"], "keys_per_batch": KEYS_PER_BATCH, "operators": operators}
 

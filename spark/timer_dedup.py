@@ -95,8 +95,20 @@ def operator_of_checkpoint(spark: SparkSession, operator: str | None, query: str
         "(docs/runbook.md)",
         query,
     )
-    spark.conf.set(SESSION_SETTING, "spark")
+    with session_setting(spark, "spark"):
+        yield
+
+
+@contextmanager
+def session_setting(spark: SparkSession, operator: str) -> Iterator[None]:
+    """Plan queries inside this block with ``operator`` (``spark`` or ``timers``), then put the session's own
+    setting back."""
+    previous = spark.conf.get(SESSION_SETTING, None)
+    spark.conf.set(SESSION_SETTING, operator)
     try:
         yield
     finally:
-        spark.conf.unset(SESSION_SETTING)
+        if previous is None:
+            spark.conf.unset(SESSION_SETTING)
+        else:
+            spark.conf.set(SESSION_SETTING, previous)

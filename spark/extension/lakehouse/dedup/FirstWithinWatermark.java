@@ -18,9 +18,10 @@ import scala.package$;
  * What {@code dropDuplicatesWithinWatermark} does, with each key's expiry kept as an event-time timer.
  *
  * <p>A row passes the first time its key is seen; its key is held until the watermark passes its event time plus the
- * watermark delay, and rows at or before the watermark are dropped, as Spark's own operator does. Spark's operator
- * finds the expired keys by reading every key it holds, in every micro-batch; timers are kept in time order, so an
- * eviction reads only the keys that expire. A row without an event time passes and is not held.
+ * watermark delay, as Spark's own operator holds it. Rows at or before the batch's watermark are dropped (Spark's
+ * operator drops them at the previous batch's). Spark's operator finds the expired keys by reading every key it
+ * holds, in every micro-batch; timers are kept in time order, so an eviction reads only the keys that expire. A row
+ * without an event time passes and is not held.
  */
 public final class FirstWithinWatermark extends StatefulProcessor<Row, Row, Row> {
   private static final long serialVersionUID = 1L;
