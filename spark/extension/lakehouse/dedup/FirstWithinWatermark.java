@@ -41,26 +41,35 @@ public final class FirstWithinWatermark extends StatefulProcessor<Row, Row, Row>
 
   @Override
   public Iterator<Row> handleInputRows(Row key, Iterator<Row> rows, TimerValues timerValues) {
+    if (!rows.hasNext()) {
+      return empty();
+    }
+    Row row = rows.next();
+    // checked before the state: the stream's message rows (a key each, no event time) then cost no state read
+    if (row.isNullAt(eventTimeOrdinal)) {
+      return single(row);
+    }
     if (expiresAt.exists()) {
       return empty();
     }
     long watermarkMicros = timerValues.getCurrentWatermarkInMs() * 1000L;
-    while (rows.hasNext()) {
-      Row row = rows.next();
+    while (true) {
       if (row.isNullAt(eventTimeOrdinal)) {
         return single(row);
       }
       long eventMicros = micros(row.get(eventTimeOrdinal));
-      if (eventMicros <= watermarkMicros) {
-        continue;
+      if (eventMicros > watermarkMicros) {
+        long expiry = eventMicros + delayMicros;
+        expiresAt.update(expiry);
+        // a timer fires once the watermark reaches it; Spark's operator evicts once the watermark is past the expiry
+        getHandle().registerTimer(Math.floorDiv(expiry, 1000L) + 1L);
+        return single(row);
       }
-      long expiry = eventMicros + delayMicros;
-      expiresAt.update(expiry);
-      // a timer fires once the watermark reaches it; Spark's operator evicts once the watermark is past the expiry
-      getHandle().registerTimer(Math.floorDiv(expiry, 1000L) + 1L);
-      return single(row);
+      if (!rows.hasNext()) {
+        return empty();
+      }
+      row = rows.next();
     }
-    return empty();
   }
 
   @Override
