@@ -10,7 +10,8 @@
    minus the messages whose micro-batch has committed Silver, quarantine and dead letters (the sum of
    ``input_rows`` in ``lakehouse_meta.stream_batches`` for the run's checkpoints). A step is sustained when the
    producers delivered its rate and the backlog's least-squares slope over the second half of the step is at most
-   ``--slope-tolerance`` times the rate; the first step that is not ends the run.
+   ``--slope-tolerance`` times the rate; a step that is not ends the run, unless it finished more events/s than
+   each step before it.
 3. Freshness: a fresh run at 25%, 50% and 80% of the sustained rate each, for the same lead-in, warm-up and
    step time; per event sent after the warm-up, from its Kafka timestamp (the time its producer was due to send it)
    to the timestamp of the Delta commit that made it visible in Silver (the commit whose userMetadata names the row's
@@ -48,7 +49,14 @@ from lakehouse.scripts.bench_stream_lake import (
     silver_duplicates,
 )
 from lakehouse.scripts.bench_stream_run import Probe, Producers, StreamRun, batch_stats
-from lakehouse.scripts.bench_stream_stats import SLOPE_TOLERANCE, Sample, StepVerdict, judge_step, sustained_rate
+from lakehouse.scripts.bench_stream_stats import (
+    SLOPE_TOLERANCE,
+    Sample,
+    StepVerdict,
+    judge_step,
+    next_step_worth_running,
+    sustained_rate,
+)
 
 # the share of the sustained rate produce -> serving.order_revenue_5min is measured at
 SERVING_SHARE = 0.5
@@ -142,7 +150,8 @@ def _event_start() -> datetime:
 
 
 def sustained(options: StreamOptions, bench_dir: Path, prefill: Settings, event_start: datetime) -> dict[str, Any]:
-    """One stream run under the steps in turn; stops after the first step that is not sustained."""
+    """One stream run under the steps in turn; a step that is not sustained ends it unless it finished more than
+    each step before it (``next_step_worth_running``)."""
     run = StreamRun("steps", bench_dir, prefill, options.trigger_seconds, options.max_records_per_batch)
     run.start()
     lead, step_s = float(options.lead_in_seconds), float(options.warmup_seconds + options.step_seconds)
@@ -161,7 +170,7 @@ def sustained(options: StreamOptions, bench_dir: Path, prefill: Settings, event_
             verdict = judge_step(samples, rate, begin + options.warmup_seconds, begin + step_s, options.slope_tolerance)
             verdicts.append(verdict)
             print(f"step {rate:,.0f} events/s: {verdict}", flush=True)
-            if not verdict.sustained:
+            if not next_step_worth_running(verdicts):
                 break
     finally:
         producers.stop()
@@ -189,6 +198,7 @@ def sustained(options: StreamOptions, bench_dir: Path, prefill: Settings, event_
         "steps": steps,
         "lowest_step_finished_rate": finished,
         "not_run": options.steps[len(verdicts) :],
+        "stop_rule": "gaining",
         "sustained_rate": sustained_rate(verdicts),
         "producer_failed": load["failed"] + load["undelivered"],
         "samples": [[round(s.t - producers.start_at, 2), s.end_offsets, s.processed] for s in samples],

@@ -178,7 +178,9 @@ def protocol(options: dict[str, Any]) -> list[str]:
         "`input_rows` in `lakehouse_meta.stream_batches` for the run's checkpoints, written after those commits). "
         "Rule: a step is sustained when the least-squares slope of the backlog over the second half of its "
         f"measured time is at most {options['slope_tolerance']:.0%} of the step's rate, and the producers kept up. "
-        "The sustained rate is the highest sustained step; the first step that is not sustained ends the run. "
+        "The sustained rate is the highest sustained step. A step that is not sustained ends the run, unless it "
+        "finished more events/s than each step before it (up to 2026-12-07, the first such step ended it): "
+        "bigger batches spread a batch's fixed costs over more rows, so a higher step can be sustained. "
         f"A verdict over fewer than {NOISY_BELOW} micro-batches per query is marked noisy: each commit moves the "
         "backlog by a whole batch at once, so a slope over a few batches says little.",
         f"* **Freshness**: a separate run at each of {fractions} of the sustained rate (when no step is sustained: "
@@ -344,9 +346,12 @@ def stream_section(entry: dict[str, Any] | None, run_line: Callable[[dict[str, A
             f"{b['batches']} | {_n(b['rows_per_batch'])} | {_pair(b, 'processing_p50_s', 'processing_p95_s')} | "
             f"{_step_verdict(step)} |"
         )
-    lines += [
-        f"| {rate:,} | | | | | | | | not run: the step before was not sustained |" for rate in sustained["not_run"]
-    ]
+    not_run = (
+        "not run: the step before was not sustained, and finished no more than a step below it"
+        if sustained.get("stop_rule") == "gaining"
+        else "not run: the step before was not sustained"  # runs before 2026-12-07 stopped at the first
+    )
+    lines += [f"| {rate:,} | | | | | | | | {not_run} |" for rate in sustained["not_run"]]
     rate = sustained["sustained_rate"]
     lines += [
         "",

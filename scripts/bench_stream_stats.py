@@ -95,6 +95,17 @@ def sustained_rate(verdicts: Iterable[StepVerdict]) -> float | None:
     return max(rates) if rates else None
 
 
+def next_step_worth_running(verdicts: Sequence[StepVerdict]) -> bool:
+    """Whether the steps go on after ``verdicts``: after a sustained step, or after one that finished more than every
+    step before it. A stream's batches grow with the rate and its costs per batch are spread over more rows, so a
+    step can be sustained above one that was not; once a step not sustained finishes no more than the steps below
+    it, the stream has stopped gaining."""
+    if not verdicts:
+        return True
+    last, before = verdicts[-1], verdicts[:-1]
+    return last.sustained or all(last.processed_rate > v.processed_rate for v in before)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q`` quantile (0..1) by linear interpolation between the closest ranks (numpy's default)."""
     if not values:

@@ -245,3 +245,16 @@ def test_the_dedup_state_renders_both_operators_side_by_side(docs: Path) -> None
     assert "The eviction's cost per key held was not measurable above the noise." in report
     assert "Writing a new key (the first batch of each larger run" in report and "spark 3.0 us, timers 9.5 us" in report
     assert "measured Spark's own operator only" not in report
+
+
+def test_steps_not_run_say_which_rule_ended_the_run(docs: Path) -> None:
+    result = _stream_result()
+    result["sustained"]["not_run"] = [4000]
+    bench_report.write_report({"stream": result}, RUN)
+    old_rule = "| 4,000 | | | | | | | | not run: the step before was not sustained |"
+    assert old_rule in (docs / "benchmarks.md").read_text()
+
+    result["sustained"]["stop_rule"] = "gaining"
+    bench_report.write_report({"stream": result}, RUN)
+    new_rule = "| 4,000 | | | | | | | | not run: the step before was not sustained, and finished no more than a step"
+    assert new_rule in (docs / "benchmarks.md").read_text()

@@ -18,6 +18,7 @@ from lakehouse.scripts.bench_stream_stats import (
     commit_times,
     cpu_times,
     judge_step,
+    next_step_worth_running,
     percentile,
     slope,
     steal_share,
@@ -223,3 +224,18 @@ def test_the_producers_results_say_how_many_processes_sent_each_phase() -> None:
     ]
     assert combined["labels"] == {"clean": 1940, "duplicate": 49, "late": 10}
     assert (combined["processes"], combined["undelivered"], combined["failed"]) == (2, 1, 0)
+
+
+def test_the_steps_go_on_while_the_stream_still_gains() -> None:
+    first_lost = judge_step(_samples(1000, 900, lag=0), rate=1000, start=0, end=100)
+    kept = judge_step(_samples(2000, 2000, lag=0), rate=2000, start=0, end=100)
+    gaining = judge_step(_samples(4000, 3000, lag=0), rate=4000, start=0, end=100)
+    saturated = judge_step(_samples(8000, 1500, lag=0), rate=8000, start=0, end=100)
+
+    assert not first_lost.sustained and not gaining.sustained and not saturated.sustained
+    assert next_step_worth_running([])
+    assert next_step_worth_running([first_lost])  # nothing below it to compare with
+    assert next_step_worth_running([first_lost, kept])
+    assert next_step_worth_running([first_lost, kept, gaining])  # 3,000 > 2,000 and 900
+    assert not next_step_worth_running([first_lost, kept, gaining, saturated])  # 1,500 < 3,000
+    assert sustained_rate([first_lost, kept, gaining, saturated]) == 2000
