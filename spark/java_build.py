@@ -58,6 +58,18 @@ def build_jar(target: Path, java_sources: list[Path], class_path: str) -> str | 
     return None
 
 
+def built_or_warned(
+    target: Path, java_sources: list[Path], class_path: str, logger: logging.Logger, otherwise: str
+) -> Path | None:
+    """``target``, compiled by ``build_jar`` unless it exists; None after one warning on ``logger`` (the reason,
+    then ``otherwise``: what runs without it) when it could not be built."""
+    failure = build_jar(target, java_sources, class_path)
+    if failure is not None:
+        warn_once(logger, f"{failure}; {otherwise}")
+        return None
+    return target
+
+
 @functools.cache
 def warn_once(logger: logging.Logger, message: str) -> None:
     """Log ``message`` as a warning on ``logger`` the first time only."""

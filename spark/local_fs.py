@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from lakehouse.config.errors import PrerequisiteError
-from lakehouse.spark.java_build import build_jar, cached_jar, sources, warn_once
+from lakehouse.spark.java_build import built_or_warned, cached_jar, sources
 
 log = logging.getLogger(__name__)
 SOURCES = Path(__file__).resolve().parent / "java"
@@ -55,12 +55,13 @@ def ensure_jar() -> Path | None:
     """Compile the jar unless it is in the cache; None (after one warning) without ``javac`` or when turned off."""
     if not enabled():
         return None
-    target = jar_path()
-    failure = build_jar(target, sources(SOURCES), str(_hadoop_api_jar()))
-    if failure is not None:
-        warn_once(log, f"{failure}; Spark's local file system then starts a process per permission it sets (slower)")
-        return None
-    return target
+    return built_or_warned(
+        jar_path(),
+        sources(SOURCES),
+        str(_hadoop_api_jar()),
+        log,
+        "Spark's local file system then starts a process per permission it sets (slower)",
+    )
 
 
 def with_local_fs(conf: dict[str, str], *, local_executors: bool) -> dict[str, str]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from lakehouse.spark.java_build import build_jar, cached_jar, sources, warn_once
+from lakehouse.spark.java_build import built_or_warned, cached_jar, sources
 
 log = logging.getLogger(__name__)
 SOURCES = Path(__file__).resolve().parent / "extension"
@@ -58,12 +58,13 @@ def ensure_jar() -> Path | None:
     """Compile the jar unless it is in the cache; None (after one warning) without ``javac`` or when turned off."""
     if not enabled():
         return None
-    target = jar_path()
-    failure = build_jar(target, sources(SOURCES), str(_spark_jars() / "*"))
-    if failure is not None:
-        warn_once(log, f"{failure}; streaming dedup then uses Spark's own operator, which reads every key it holds")
-        return None
-    return target
+    return built_or_warned(
+        jar_path(),
+        sources(SOURCES),
+        str(_spark_jars() / "*"),
+        log,
+        "streaming dedup then uses Spark's own operator, which reads every key it holds",
+    )
 
 
 def with_timer_dedup(conf: dict[str, str]) -> dict[str, str]:

@@ -233,6 +233,13 @@ def spark(lakehouse_settings: Settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
+def without_javac(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine with a JRE only: no ``javac`` on PATH, and an empty jar cache (nothing this project compiles)."""
+    monkeypatch.setenv("LAKEHOUSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(tmp_path / "no-jdk"))
+
+
+@pytest.fixture
 def isolated_lake(tmp_path: Path, unique: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """A private copy of config/ (topics renamed ``<name>_<unique>``) and a private lake and checkpoints, on the
     shared test stack. Child processes (spark-submit) see the same through the environment."""

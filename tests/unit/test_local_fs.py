@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import pytest
 
@@ -51,11 +50,8 @@ def test_it_can_be_turned_off_and_never_replaces_the_environments_own(monkeypatc
     assert not set(HADOOP_CONF) & set(conf)
 
 
-def test_without_javac_it_is_one_warning_and_hadoops_own(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setenv("LAKEHOUSE_CACHE", str(tmp_path / "cache"))  # no jar built there yet
-    monkeypatch.setenv("PATH", str(tmp_path / "no-jdk"))
+@pytest.mark.usefixtures("without_javac")
+def test_without_javac_it_is_one_warning_and_hadoops_own(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="lakehouse.spark.local_fs"):
         assert ensure_jar() is None
         assert with_local_fs({}, local_executors=False) == {}

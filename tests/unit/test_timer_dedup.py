@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -54,11 +53,8 @@ def test_it_can_be_turned_off_and_is_added_once(monkeypatch: pytest.MonkeyPatch)
     assert with_timer_dedup({"spark.sql.extensions": DELTA}) == {"spark.sql.extensions": DELTA}
 
 
-def test_without_javac_it_is_one_warning_and_sparks_operator(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setenv("LAKEHOUSE_CACHE", str(tmp_path / "cache"))  # no jar built there yet
-    monkeypatch.setenv("PATH", str(tmp_path / "no-jdk"))
+@pytest.mark.usefixtures("without_javac")
+def test_without_javac_it_is_one_warning_and_sparks_operator(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="lakehouse.spark.timer_dedup"):
         assert ensure_jar() is None
         assert with_timer_dedup({}) == {}
