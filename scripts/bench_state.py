@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse.spark.jobs.common import STATE_STORE_CONF
-from lakehouse.spark.timer_dedup import EXTENSION, session_setting
+from lakehouse.spark.timer_dedup import EXTENSION, session_setting, temporary_conf
 
 # new keys in each of the measured micro-batches (after the one that fills the state), and how many are measured
 KEYS_PER_BATCH = 2_000
@@ -33,6 +33,7 @@ MEASURED_BATCHES = 6
 EVENT_EPOCH_S = 1_796_000_000
 STATE_SPAN_S = 3_600
 WATERMARK = "2 days"
+SNAPSHOT_EVERY = "spark.sql.streaming.stateStore.minDeltasForSnapshot"
 
 
 def _keys(spark: SparkSession, first: int, count: int, epoch_s: int, span_s: int) -> DataFrame:
@@ -109,12 +110,39 @@ def eviction_run(spark: SparkSession, work: Path, keys: int, batches: int) -> di
     }
 
 
+def state_bytes(spark: SparkSession, work: Path, keys: int) -> dict[str, Any]:
+    """The state's size per key held: the bytes of RocksDB's SST files after a micro-batch of ``KEYS_PER_BATCH``
+    keys and after one of ``keys`` more (later in event time, none expiring), summed over the state's partitions,
+    with a snapshot at every commit. With changelog checkpointing a commit otherwise writes only its changelog and
+    the keys of the last few batches are in no SST file yet."""
+    shutil.rmtree(work, ignore_errors=True)
+    source = work / "input"
+    _keys(spark, 0, KEYS_PER_BATCH, EVENT_EPOCH_S, STATE_SPAN_S).coalesce(1).write.parquet(str(source / "b0000"))
+    time.sleep(0.01)  # the file source takes files in modification-time order
+    later = EVENT_EPOCH_S + STATE_SPAN_S
+    _keys(spark, KEYS_PER_BATCH, keys, later, STATE_SPAN_S).coalesce(1).write.parquet(str(source / "b0001"))
+    with temporary_conf(spark, SNAPSHOT_EVERY, "1"):
+        query = run_dedup(spark, source, work / "checkpoint", WATERMARK)
+    shutil.rmtree(work, ignore_errors=True)
+    sizes = {
+        p.batchId: int(p.stateOperators[0].customMetrics["rocksdbSstFileSize"])
+        for p in query.recentProgress
+        if p.stateOperators and p.batchId in (0, 1)
+    }
+    small, large = sizes.get(0), sizes.get(1)
+    return {
+        "sst_bytes": [small, large],
+        "bytes_per_key": (large - small) / keys if small is not None and large is not None else None,
+    }
+
+
 def state_eviction(spark: SparkSession, work: Path, keys: int, batches: int = MEASURED_BATCHES) -> dict[str, Any]:
     """The eviction's cost per key held, for Spark's own dedup operator and, when the session loads it, the timer
     dedup (``lakehouse.spark.timer_dedup``, what the stream runs then), side by side: per operator, a run over a
     state of one batch's keys (``KEYS_PER_BATCH``) and one over ``keys`` keys, each with ``batches`` measured
     micro-batches; the difference of their median eviction times (and of their median batch times), per key of
-    difference; and the first batch of the larger run (which wrote its ``keys`` keys into an empty state), per key."""
+    difference; the first batch of the larger run (which wrote its ``keys`` keys into an empty state), per key; and
+    the state's size on disk per key held (``state_bytes``)."""
     loaded = EXTENSION in (spark.conf.get("spark.sql.extensions", "") or "").split(",")
     operators: dict[str, Any] = {}
     for operator in ("spark", "timers") if loaded else ("spark",):
@@ -126,6 +154,8 @@ def state_eviction(spark: SparkSession, work: Path, keys: int, batches: int = ME
             "batch_us_per_key": _per_key_us(runs, "batch_ms_p50"),
             "fill_us_per_key": runs[1]["fill_ms"] * 1000 / keys if runs[1]["fill_ms"] is not None else None,
         }
+        with session_setting(spark, operator):
+            operators[operator]["size"] = state_bytes(spark, work / f"{operator}-size", keys)
     # the top-level figures are Spark's operator's, as runs recorded before the timer dedup have them
     return {**operators["spark"], "keys_per_batch": KEYS_PER_BATCH, "operators": operators}
 

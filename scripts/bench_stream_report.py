@@ -276,6 +276,10 @@ def _per_key_text(measured: dict[str, Any], rate: float) -> str:
     text = f"Eviction: {per_key:.2f} us of CPU per key held, in every micro-batch."
     if measured.get("batch_us_per_key") is not None:
         text += f" Batch time: {measured['batch_us_per_key']:.2f} us per key held."
+    size = (measured.get("size") or {}).get("bytes_per_key")
+    if size is not None:
+        text += f" On disk: {size:,.0f} bytes per key held (RocksDB's SST files, with a snapshot at every commit)"
+        text += f", {steady['keys'] * size / 1e9:,.0f} GB at steady state." if steady is not None else "."
     if steady is None:
         return text + " (No batch interval was measured to work out the steady state.)"
     text += (

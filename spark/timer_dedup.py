@@ -104,12 +104,19 @@ def operator_of_checkpoint(spark: SparkSession, operator: str | None, query: str
 def session_setting(spark: SparkSession, operator: str) -> Iterator[None]:
     """Plan queries inside this block with ``operator`` (``spark`` or ``timers``), then put the session's own
     setting back."""
-    previous = spark.conf.get(SESSION_SETTING, None)
-    spark.conf.set(SESSION_SETTING, operator)
+    with temporary_conf(spark, SESSION_SETTING, operator):
+        yield
+
+
+@contextmanager
+def temporary_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """The session's ``key`` set to ``value`` inside this block, then put back as it was (or unset)."""
+    previous = spark.conf.get(key, None)
+    spark.conf.set(key, value)
     try:
         yield
     finally:
         if previous is None:
-            spark.conf.unset(SESSION_SETTING)
+            spark.conf.unset(key)
         else:
-            spark.conf.set(SESSION_SETTING, previous)
+            spark.conf.set(key, previous)

@@ -225,6 +225,7 @@ def test_the_dedup_state_renders_both_operators_side_by_side(docs: Path) -> None
         "eviction_us_per_key": 0.0,
         "batch_us_per_key": -0.01,
         "fill_us_per_key": 9.5,
+        "size": {"sst_bytes": [300_000, 280_300_000], "bytes_per_key": 140.0},
         "steady": {
             "keys": 2_000_000_000.0,
             "eviction_s_per_batch": 0.0,
@@ -243,6 +244,8 @@ def test_the_dedup_state_renders_both_operators_side_by_side(docs: Path) -> None
     assert "Spark's own operator: Eviction: 0.70 us of CPU per key held, in every micro-batch." in report
     assert "The timer dedup (what the stream runs; `lakehouse.spark.timer_dedup`): Eviction: 0.00 us" in report
     assert "The eviction's cost per key held was not measurable above the noise." in report
+    # 2,000,000,000 keys of 140 bytes
+    assert "On disk: 140 bytes per key held (RocksDB's SST files, with a snapshot at every commit), 280 GB" in report
     assert "Writing a new key (the first batch of each larger run" in report and "spark 3.0 us, timers 9.5 us" in report
     assert "measured Spark's own operator only" not in report
 

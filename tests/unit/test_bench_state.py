@@ -34,6 +34,14 @@ def test_the_eviction_is_measured_over_states_of_both_sizes(spark: SparkSession,
     assert [run["keys"] for run in timers["runs"]] == [KEYS_PER_BATCH, 40_000]
     fill_ms = timers["runs"][1]["fill_ms"]
     assert fill_ms > 0 and timers["fill_us_per_key"] == pytest.approx(fill_ms * 1000 / 40_000)
+    # a key row's key alone is 35 random hexadecimal characters, which LZ4 cannot shrink much; the timers hold a
+    # value and two timer entries per key, Spark's operator one entry
+    sizes = {name: operator["size"] for name, operator in measured["operators"].items()}
+    assert all(size["sst_bytes"][0] > 0 for size in sizes.values())
+    assert 30 <= sizes["spark"]["bytes_per_key"] < sizes["timers"]["bytes_per_key"]
+    for size in sizes.values():
+        large_minus_small = size["sst_bytes"][1] - size["sst_bytes"][0]
+        assert size["bytes_per_key"] == pytest.approx(large_minus_small / 40_000)
     assert list(tmp_path.iterdir()) == []  # each run removes its input and checkpoint
 
 
