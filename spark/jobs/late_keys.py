@@ -21,7 +21,7 @@ task) walks each of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 from functools import reduce
 
@@ -55,13 +55,23 @@ class LateKeyIndex:
         """The event dates whose keys the index holds."""
         return set(self._last_used)
 
-    def keys(self, spark: SparkSession, dates: list[date], batch_id: int, batch_tag: str) -> DataFrame | None:
+    def keys(
+        self,
+        spark: SparkSession,
+        dates: list[date],
+        batch_id: int,
+        batch_tag: str,
+        among: Sequence[str] | None = None,
+    ) -> DataFrame | None:
         """Silver's keys on ``dates``, without the rows of ``batch_tag`` (an earlier attempt of this batch), or None
-        when Silver has no table yet. Dates the index does not hold yet are read from Silver now."""
+        when Silver has no table yet. Dates the index does not hold yet are read from Silver now.
+
+        With ``among`` (a batch's late keys, few), only those of Silver's keys, marked to be broadcast: the lookup
+        then reads the index once and builds no hash table of every key it holds."""
         if not dates:
             return None
         if self.max_dates == 0:
-            return self._from_silver(spark, dates, batch_tag)
+            return _among(self._from_silver(spark, dates, batch_tag), self.key, among)
         missing = [day for day in dates if day not in self._last_used]
         if missing:
             loaded = self._from_silver(spark, missing, batch_tag)
@@ -73,7 +83,7 @@ class LateKeyIndex:
         parts = self._read + self._learnt
         if not parts:
             return None
-        return _union(parts).where(F.col("event_date").isin(dates))
+        return _among(_union(parts).where(F.col("event_date").isin(dates)), self.key, among)
 
     def new_keys(self, accepted: DataFrame, dates: Iterable[date]) -> DataFrame | None:
         """The keys of a batch's ``accepted`` events on those of ``dates`` the index holds, read now (a job), to
@@ -114,6 +124,12 @@ def _merged(parts: list[DataFrame], dates: Iterable[date], partitions: int) -> l
     if not parts:
         return []
     return [_union(parts).where(F.col("event_date").isin(sorted(dates))).coalesce(partitions).localCheckpoint()]
+
+
+def _among(keys: DataFrame | None, key: str, among: Sequence[str] | None) -> DataFrame | None:
+    if keys is None or among is None:
+        return keys
+    return F.broadcast(keys.where(F.col(key).isin(list(among))))
 
 
 def _key_columns(rows: DataFrame, key: str) -> DataFrame:

@@ -70,6 +70,8 @@ QUARANTINE_TABLE = "_quarantine"
 APPEND_ONLY_PROPERTIES = (("delta.checkpointInterval", "100"),)
 # up to this many dead letters (or quarantined events) in a batch are written by one task
 ONE_TASK_ROWS = 50_000
+# a batch with at most this many late events looks up only their keys in the late-event index
+FEW_LATE_KEYS = 10_000
 
 
 def query_name(spec: EventTypeSpec) -> str:
@@ -197,7 +199,7 @@ class TopicBatchWriter:
         # the late flag is a column, computed once per row in generated code: the observed aggregates that use it
         # are evaluated by the interpreter
         flagged = rows.withColumn("_late", late_time(audit.watermark))
-        landed = _Counted("bronze", _batch_counts())
+        landed = _Counted("bronze", _batch_counts(spec.dedup_key))
         # the batch's first job: it also reads Kafka, parses, and runs the dedup state
         with audit.timed("bronze"):
             append_once(
@@ -210,7 +212,7 @@ class TopicBatchWriter:
             )
         # a replay whose Bronze append was committed before observes nothing: count with a job of its own
         with audit.timed("counts"):
-            counts = landed.values() or _count(flagged, _batch_counts())
+            counts = landed.values() or _count(flagged, _batch_counts(spec.dedup_key))
         audit.input_rows = int(str(counts["rows"]))
         if audit.input_rows == 0:
             return
@@ -223,7 +225,9 @@ class TopicBatchWriter:
         if audit.late_rows:
             with audit.timed("late_keys"):
                 late_dates = sorted(cast(list[date], counts["late_dates"]))
-                existing = self.late_keys.keys(spark, late_dates, batch_id, f"{self.app_id}:{batch_id}")
+                late_keys = cast(list[str], counts["late_keys"])
+                among = late_keys if len(late_keys) <= FEW_LATE_KEYS else None
+                existing = self.late_keys.keys(spark, late_dates, batch_id, f"{self.app_id}:{batch_id}", among)
         # the other writes depend on nothing but the cached batch: run them at once, each an idempotent commit
         writes: dict[str, Callable[[], object]] = {
             "silver": functools.partial(self._write_silver, spark, batch, batch_id, audit, existing)
@@ -313,7 +317,8 @@ def first_new_per_key(
     event date, the first copy (``silver.first_per_key``'s order), when the dedup state let the key through in this
     batch (a key row), or when the event is late (the state may have forgotten its key) and ``silver_keys`` (Silver's
     keys on the late events' dates, as ``key`` and ``event_date``) does not hold it. ``silver_keys`` is read by one
-    task and joined as it is (broadcast when it is small, as Spark decides by its size): a key held twice only
+    task and joined as it is (broadcast when the index narrowed it to the batch's late keys, else as Spark decides by
+    its size): a key held twice only
     repeats rows of which the rank keeps the same one, and a ``distinct`` would cost a task per partition and a
     shuffle in every batch (docs/timings.md).
 
@@ -357,8 +362,9 @@ def _in_few_files(frame: DataFrame, rows: int) -> DataFrame:
     return frame.coalesce(1) if rows <= ONE_TASK_ROWS else frame
 
 
-def _batch_counts() -> dict[str, Column]:
-    """What the audit needs of a batch's message rows (with their ``_late`` flag), as aggregates."""
+def _batch_counts(key: str) -> dict[str, Column]:
+    """What the audit needs of a batch's message rows (with their ``_late`` flag), as aggregates, and the keys of
+    its late events (``key``, as strings), which the duplicate lookup in Silver is narrowed to."""
     accepted = silver.is_accepted_row()
     late = accepted & F.col("_late")
     return {
@@ -367,6 +373,7 @@ def _batch_counts() -> dict[str, Column]:
         "bad": F.count(F.when(F.col(f"{silver.BRONZE}.error_class").isNull() & ~accepted, 1)),
         "late": F.count(F.when(late, 1)),
         "late_dates": F.collect_set(F.when(late, F.col("event_date"))),
+        "late_keys": F.collect_set(F.when(late, F.col(key).cast("string"))),
         "dates": F.collect_set(F.when(accepted, F.col("event_date"))),
         "min_ts": F.min(F.when(accepted, F.col("event_timestamp"))),
         "max_ts": F.max(F.when(accepted, F.col("event_timestamp"))),

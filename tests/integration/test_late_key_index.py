@@ -71,12 +71,15 @@ def exercise(session: Any, table: str) -> None:
     silver_d1 = {("a1", D1), ("a2", D1), ("c1", D1), ("z9", D1)}
     expected = silver_d1 | {(f"n{n}", D1) for n in range(late_keys.MAX_PARTS + 1)}
     assert _keys(index.keys(session, [D1], 13, "app:13")) == expected
+    # narrowed to a batch's late keys: those of them the index holds
+    assert _keys(index.keys(session, [D1], 13, "app:13", among=["a1", "n0", "x0"])) == {("a1", D1), ("n0", D1)}
 
     # no dates held: Silver is read in every batch
     direct = LateKeyIndex(table, "event_id", max_dates=0)
     assert _keys(direct.keys(session, [D1], 14, "app:14")) == {("a1", D1), ("a2", D1), ("c1", D1), ("z9", D1)}
     _append(session, table, [("z8", D1, "other:2")])
     assert ("z8", D1) in _keys(direct.keys(session, [D1], 15, "app:15"))
+    assert _keys(direct.keys(session, [D1], 16, "app:16", among=["z8", "x0"])) == {("z8", D1)}
     assert direct.dates == set()
 
 
