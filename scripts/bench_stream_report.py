@@ -30,8 +30,8 @@ def _pair(batches: dict[str, Any], first: str, second: str, third: str | None = 
     return " / ".join(_s(batches.get(k), 2) for k in keys)
 
 
-# the steps a stream batch times (spark/jobs/stream.py), in the order they run; Silver, dead letters, quarantine and
-# the late-event index's learning run at once, and Silver's own lookups are part of its time
+# the steps a stream batch times (spark/jobs/stream.py), in the order they run; Silver, dead letters and quarantine
+# run at once, and Silver's own lookups and the late-event index's learning (after its commit) are part of its time
 PHASES = {
     "offsets": "offsets (checkpoint read)",
     "bronze": "Bronze (Kafka read, parse, rules, dedup state, write)",

@@ -6,14 +6,17 @@ rebuild the table's state for the version the batch before committed: seconds of
 more as Silver's file list grows (docs/timings.md).
 
 The index reads a date's keys from Silver once, the first time a batch has a late event on it, and then adds the
-keys of every event a batch accepts on an indexed date, once that batch's Silver commit is done: after it, each of
-them is in Silver (written by the batch, or left out as a copy of a row Silver held). So the index holds Silver's
+keys of the rows a batch writes to Silver on an indexed date, once that batch's Silver commit is done (an event it
+accepts there and leaves out is a copy of a row Silver, and so the index, held already). So the index holds Silver's
 keys on its dates as long as the query is the only writer that adds or removes Silver keys while it runs, which its
 dedup state assumes too: the rebuild job runs with the stream stopped, and rescoring or compaction rewrite rows
 without changing their keys. A restarted query reads the dates again.
 
-Its frames are local checkpoints: held by the executors' block managers, without lineage, so a batch reads them
-from memory and never runs the micro-batch that produced them again. Each is kept in few partitions: a checkpoint keeps
+The keys a batch adds are gathered by its Silver write (observed aggregates, so no job of their own) and held by the
+driver as a small frame; when a batch adds many, or its write was skipped as already committed, they are read from
+its rows instead. The frames read from Silver, and merges, are local checkpoints: held by the executors' block
+managers, without lineage, so a batch reads them from memory and never runs the micro-batch that produced them
+again. Each is kept in few partitions: a checkpoint keeps
 the partitions of what it was made from (a batch's keys came in a partition per dedup-state partition, and a merge of
 frames would add up their partitions), and every job over the index (a merge; the lookup, which reads them all in one
 task) walks each of them.
@@ -24,9 +27,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date
 from functools import reduce
+from typing import cast
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import DateType, StringType, StructField, StructType
 
 from lakehouse.spark.io.delta import Table, read_table
 
@@ -35,6 +40,8 @@ from lakehouse.spark.io.delta import Table, read_table
 MAX_PARTS = 8
 # partitions of a frame of keys read from Silver (a batch's learnt keys, a few late events, are kept in one)
 READ_PARTITIONS = 4
+# at most this many keys of a batch (its late events', or those it adds on the held dates) go through the driver
+FEW_KEYS = 10_000
 
 
 class LateKeyIndex:
@@ -92,6 +99,21 @@ class LateKeyIndex:
         if not held:
             return None
         return _key_columns(accepted.where(F.col("event_date").isin(held)), self.key).coalesce(1).localCheckpoint()
+
+    def observed(self, dates: Sequence[date]) -> dict[str, Column]:
+        """Aggregates that gather the keys of a batch's Silver rows on ``dates`` (the held ones among the batch's) as
+        they are written; ``from_observed`` turns their values into the frame ``new_keys`` would read."""
+        on_dates = F.col("event_date").isin(list(dates))
+        key = F.struct(F.col(self.key).cast("string").alias(self.key), F.col("event_date"))
+        return {"rows": F.count(F.when(on_dates, 1)), "keys": F.collect_set(F.when(on_dates, key))}
+
+    def from_observed(self, spark: SparkSession, values: dict[str, object]) -> DataFrame | None:
+        """The keys ``observed`` gathered, as a frame held by the driver (no job), or None when none were observed
+        (a write skipped as already committed) or too many (then read them with ``new_keys``)."""
+        if not values or int(str(values["rows"])) > FEW_KEYS:
+            return None
+        schema = StructType([StructField(self.key, StringType()), StructField("event_date", DateType())])
+        return spark.createDataFrame([tuple(row) for row in cast(list[Row], values["keys"])], schema)
 
     def add(self, keys: DataFrame | None) -> None:
         """Hold ``keys`` (from ``new_keys``), now that they are in Silver."""

@@ -55,7 +55,7 @@ from lakehouse.spark.jobs.common import (
     start_query,
     streaming_arguments,
 )
-from lakehouse.spark.jobs.late_keys import LateKeyIndex
+from lakehouse.spark.jobs.late_keys import FEW_KEYS, LateKeyIndex
 from lakehouse.spark.session import get_spark
 from lakehouse.spark.timer_dedup import operator_of_checkpoint
 from lakehouse.spark.transforms import bronze, silver
@@ -70,8 +70,6 @@ QUARANTINE_TABLE = "_quarantine"
 APPEND_ONLY_PROPERTIES = (("delta.checkpointInterval", "100"),)
 # up to this many dead letters (or quarantined events) in a batch are written by one task
 ONE_TASK_ROWS = 50_000
-# a batch with at most this many late events looks up only their keys in the late-event index
-FEW_LATE_KEYS = 10_000
 
 
 def query_name(spec: EventTypeSpec) -> str:
@@ -226,21 +224,17 @@ class TopicBatchWriter:
             with audit.timed("late_keys"):
                 late_dates = sorted(cast(list[date], counts["late_dates"]))
                 late_keys = cast(list[str], counts["late_keys"])
-                among = late_keys if len(late_keys) <= FEW_LATE_KEYS else None
+                among = late_keys if len(late_keys) <= FEW_KEYS else None
                 existing = self.late_keys.keys(spark, late_dates, batch_id, f"{self.app_id}:{batch_id}", among)
+        # the keys this batch adds to Silver on the dates the late-event index holds, gathered by Silver's write
+        held = sorted(self.late_keys.dates & set(cast(list[date], counts["dates"])))
+        new_keys: list[DataFrame | None] = []
         # the other writes depend on nothing but the cached batch: run them at once, each an idempotent commit
         writes: dict[str, Callable[[], object]] = {
-            "silver": functools.partial(self._write_silver, spark, batch, batch_id, audit, existing)
+            "silver": functools.partial(self._write_silver, spark, batch, batch_id, audit, existing, held, new_keys)
         }
-        # the keys this batch adds to Silver on the dates the late-event index holds, read beside the writes
-        batch_dates = cast(list[date], counts["dates"])
-        new_keys: list[DataFrame | None] = []
         # each write builds its frame in its own thread: building is a JVM round trip per call, and Silver's write
         # (the batch's critical path) should not wait for the others' plans
-        if self.late_keys.dates & set(batch_dates):
-            writes["late_keys_new"] = lambda: new_keys.append(
-                self.late_keys.new_keys(rows.where(silver.is_accepted_row()), batch_dates)
-            )
         if audit.dead_letter_rows:
             writes["dead_letters"] = lambda: append_once(
                 _in_few_files(
@@ -284,7 +278,10 @@ class TopicBatchWriter:
         batch_id: int,
         audit: BatchAudit,
         existing: DataFrame | None,
+        held: list[date],
+        new_keys: list[DataFrame | None],
     ) -> None:
+        """Silver's append; with ``held`` dates, the keys it adds on them go to ``new_keys``."""
         spec = self.spec
         batch_tag = f"{self.app_id}:{batch_id}"
         with audit.timed("silver_lookups"):
@@ -299,9 +296,20 @@ class TopicBatchWriter:
             self.silver_ensured = True
         # the commit names its batch, so the time rows became visible can be read from the table's history
         commit_tag = {"query": self.query, "app_id": self.app_id, "batch_id": batch_id}
+        learnt = _Counted("learnt", self.late_keys.observed(held)) if held else None
         appended = append_once(
-            enriched, self.silver_table, self.app_id, batch_id, spec.partition_by, commit_tag, self.ledger
+            learnt.on(enriched) if learnt else enriched,
+            self.silver_table,
+            self.app_id,
+            batch_id,
+            spec.partition_by,
+            commit_tag,
+            self.ledger,
         )
+        if learnt is not None:
+            with audit.timed("late_keys_new"):
+                keys = self.late_keys.from_observed(spark, learnt.values())
+                new_keys.append(keys if keys is not None else self.late_keys.new_keys(enriched, held))
         # a replayed batch computes the rows its first attempt appended (see the class docstring)
         audit.output_rows = appended if appended is not None else enriched.count()
         scoring = observed(timing) if timing is not None else {}

@@ -107,7 +107,7 @@ def test_state_catches_recent_duplicates_and_silver_the_late_ones_across_a_resta
             " WHERE query = 'stream_orders' AND input_rows > 0 ORDER BY finished_at"
         ).fetchall()
     assert [r[:4] for r in rows] == [(2, 2, 0, 0), (3, 1, 2, 2), (1, 0, 1, 1), (1, 1, 0, 1), (1, 0, 1, 1)]
-    # every batch with late events read its accepted keys on the index's dates beside its writes
+    # every batch with late events learnt the keys it added on the index's dates, as Silver's write observed them
     assert ["late_keys_new" in r[5] for r in rows] == [False, True, True, True, True]
     first_watermark, second_watermark = rows[0][4], rows[1][4]
     assert first_watermark is None
