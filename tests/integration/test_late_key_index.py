@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyspark.sql import Observation
 
 from lakehouse.config.settings import Settings
 from lakehouse.spark.jobs import late_keys
@@ -71,6 +72,17 @@ def exercise(session: Any, table: str) -> None:
     silver_d1 = {("a1", D1), ("a2", D1), ("c1", D1), ("z9", D1)}
     expected = silver_d1 | {(f"n{n}", D1) for n in range(late_keys.MAX_PARTS + 1)}
     assert _keys(index.keys(session, [D1], 13, "app:13")) == expected
+
+    # the keys a Silver write adds on a held date, observed as it runs, held by the driver; none observed (a write
+    # skipped as already committed) or too many: None, and the stream reads them from the batch's rows instead
+    seen = Observation("learnt")
+    written = session.createDataFrame([("o1", D1, "app:14"), ("o2", D2, "app:14")], SCHEMA)
+    observed = [aggregate.alias(name) for name, aggregate in index.observed([D1]).items()]
+    written.observe(seen, *observed).write.format("noop").mode("overwrite").save()
+    index.add(index.from_observed(session, seen.get))
+    assert _keys(index.keys(session, [D1], 14, "app:14")) == expected | {("o1", D1)}
+    assert index.from_observed(session, {}) is None
+    assert index.from_observed(session, {"rows": late_keys.FEW_KEYS + 1, "keys": []}) is None
     # narrowed to a batch's late keys: those of them the index holds
     assert _keys(index.keys(session, [D1], 13, "app:13", among=["a1", "n0", "x0"])) == {("a1", D1), ("n0", D1)}
 
