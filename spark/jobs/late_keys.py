@@ -113,7 +113,8 @@ class LateKeyIndex:
         if not values or int(str(values["rows"])) > FEW_KEYS:
             return None
         schema = StructType([StructField(self.key, StringType()), StructField("event_date", DateType())])
-        return spark.createDataFrame([tuple(row) for row in cast(list[Row], values["keys"])], schema)
+        # one partition, as a frame new_keys reads (a classic session spreads a local list over its default parallelism)
+        return spark.createDataFrame([tuple(row) for row in cast(list[Row], values["keys"])], schema).coalesce(1)
 
     def add(self, keys: DataFrame | None) -> None:
         """Hold ``keys`` (from ``new_keys``), now that they are in Silver."""
