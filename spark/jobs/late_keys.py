@@ -73,8 +73,8 @@ class LateKeyIndex:
         """Silver's keys on ``dates``, without the rows of ``batch_tag`` (an earlier attempt of this batch), or None
         when Silver has no table yet. Dates the index does not hold yet are read from Silver now.
 
-        With ``among`` (a batch's late keys, few), only those of Silver's keys, marked to be broadcast: the lookup
-        then reads the index once and builds no hash table of every key it holds."""
+        With ``among`` (a batch's late keys) of at most ``FEW_KEYS``, only those of Silver's keys, marked to be
+        broadcast: the lookup then reads the index once and builds no hash table of every key it holds."""
         if not dates:
             return None
         if self.max_dates == 0:
@@ -150,7 +150,7 @@ def _merged(parts: list[DataFrame], dates: Iterable[date], partitions: int) -> l
 
 
 def _among(keys: DataFrame | None, key: str, among: Sequence[str] | None) -> DataFrame | None:
-    if keys is None or among is None:
+    if keys is None or among is None or len(among) > FEW_KEYS:
         return keys
     return F.broadcast(keys.where(F.col(key).isin(list(among))))
 

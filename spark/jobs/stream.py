@@ -55,7 +55,7 @@ from lakehouse.spark.jobs.common import (
     start_query,
     streaming_arguments,
 )
-from lakehouse.spark.jobs.late_keys import FEW_KEYS, LateKeyIndex
+from lakehouse.spark.jobs.late_keys import LateKeyIndex
 from lakehouse.spark.session import get_spark
 from lakehouse.spark.timer_dedup import operator_of_checkpoint
 from lakehouse.spark.transforms import bronze, silver
@@ -224,8 +224,7 @@ class TopicBatchWriter:
             with audit.timed("late_keys"):
                 late_dates = sorted(cast(list[date], counts["late_dates"]))
                 late_keys = cast(list[str], counts["late_keys"])
-                among = late_keys if len(late_keys) <= FEW_KEYS else None
-                existing = self.late_keys.keys(spark, late_dates, batch_id, f"{self.app_id}:{batch_id}", among)
+                existing = self.late_keys.keys(spark, late_dates, batch_id, f"{self.app_id}:{batch_id}", late_keys)
         # the keys this batch adds to Silver on the dates the late-event index holds, gathered by Silver's write
         held = sorted(self.late_keys.dates & set(cast(list[date], counts["dates"])))
         new_keys: list[DataFrame | None] = []
