@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -121,9 +122,13 @@ def state_bytes(spark: SparkSession, work: Path, keys: int) -> dict[str, Any]:
     time.sleep(0.01)  # the file source takes files in modification-time order
     later = EVENT_EPOCH_S + STATE_SPAN_S
     _keys(spark, KEYS_PER_BATCH, keys, later, STATE_SPAN_S).coalesce(1).write.parquet(str(source / "b0001"))
+    # the checkpoint lives outside ``work``: the state store's maintenance thread may still upload the last
+    # snapshot into it after the query has ended, re-creating what a removal had just removed
+    checkpoint = Path(tempfile.mkdtemp(prefix="state-bytes-"))
     with temporary_conf(spark, SNAPSHOT_EVERY, "1"):
-        query = run_dedup(spark, source, work / "checkpoint", WATERMARK)
+        query = run_dedup(spark, source, checkpoint / "checkpoint", WATERMARK)
     shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(checkpoint, ignore_errors=True)
     sizes = {
         p.batchId: int(p.stateOperators[0].customMetrics["rocksdbSstFileSize"])
         for p in query.recentProgress
